@@ -1,0 +1,10 @@
+"""Exception types for bad user input.
+
+Every error a user can cause (a bad file, a bad argument, a bad checkpoint) is a :class:`SpeechkitError` whose
+message names the file or argument, the rule that was broken and the value found. The CLI prints these messages
+without a traceback.
+"""
+
+
+class SpeechkitError(Exception):
+    """Base class of the errors speechkit raises for bad user input."""
