@@ -1,0 +1,225 @@
+"""Audio input and output — the only module of speechkit that reads or writes audio files.
+
+Everything goes through `soundfile` (libsndfile): WAV, FLAC, OGG/Vorbis, MP3 (libsndfile ≥ 1.1) and more, with
+no FFmpeg. Resampling and channel handling happen here, at the boundary, so the rest of the toolkit sees
+float32 tensors at the sample rate it asked for.
+
+Bad files raise :class:`AudioError`, whose message names the file and the problem: missing file, not audio or
+corrupt, zero samples, NaN or infinite samples, a channel that the file does not have.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from speechkit.errors import SpeechkitError
+from speechkit.utils.files import atomic_path
+
+__all__ = ["AudioError", "AudioInfo", "info", "load", "save", "resample"]
+
+
+class AudioError(SpeechkitError, ValueError):
+    """An audio file cannot be used; ``path`` names it and ``problem`` says why."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the header of an audio file says.
+
+    Attributes:
+        sample_rate: samples per second per channel.
+        num_frames: samples per channel.
+        num_channels: 1 for mono, 2 for stereo, ...
+        subtype: the sample encoding, e.g. ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``.
+        format: the container, e.g. ``"WAV"``, ``"FLAC"``.
+    """
+
+    sample_rate: int
+    num_frames: int
+    num_channels: int
+    subtype: str
+    format: str
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.num_frames / self.sample_rate
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(p, "no such file")
+    if p.is_dir():
+        raise AudioError(p, "is a directory, expected an audio file")
+    return p
+
+
+def info(path: str | os.PathLike) -> AudioInfo:
+    """Reads the header of an audio file without decoding its samples.
+
+    Args:
+        path: the audio file.
+
+    Returns:
+        An :class:`AudioInfo`.
+
+    Raises:
+        AudioError: the file is missing or is not a readable audio file.
+
+    Example:
+        >>> info("a.wav").duration
+        2.5
+    """
+    p = _check_path(path)
+    try:
+        i = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(p, f"not a readable audio file or corrupt ({e})") from None
+    return AudioInfo(int(i.samplerate), int(i.frames), int(i.channels), str(i.subtype), str(i.format))
+
+
+def resample(wav: torch.Tensor, orig_sample_rate: int, new_sample_rate: int) -> torch.Tensor:
+    """Band-limited sinc resampling (torchaudio's windowed-sinc filter) along the last dimension.
+
+    Args:
+        wav: ``(..., samples)`` float tensor.
+        orig_sample_rate: the rate of ``wav``.
+        new_sample_rate: the rate wanted.
+
+    Returns:
+        ``(..., ceil(samples * new / orig))`` float tensor; ``wav`` itself when the rates are equal.
+    """
+    for name, value in (("orig_sample_rate", orig_sample_rate), ("new_sample_rate", new_sample_rate)):
+        if int(value) != value or value <= 0:
+            raise ValueError(f"{name} must be a positive integer. Found {value!r}")
+    if orig_sample_rate == new_sample_rate:
+        return wav
+    import torchaudio.functional as AF  # heavy import, only when resampling is needed
+
+    return AF.resample(wav, int(orig_sample_rate), int(new_sample_rate))
+
+
+def load(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    mono: bool = True,
+    *,
+    channel: int | None = None,
+    frame_offset: int = 0,
+    num_frames: int = -1,
+) -> tuple[torch.Tensor, int]:
+    """Reads an audio file into a float32 tensor in [-1, 1].
+
+    Args:
+        path: the audio file (any format libsndfile reads).
+        sample_rate: resample to this rate; ``None`` keeps the file's rate.
+        mono: ``True`` averages all channels into one; ``False`` keeps them, returning ``(channels, samples)``.
+        channel: select this channel (0-based) instead of averaging; the result is ``(samples,)``.
+        frame_offset: first sample to read, at the file's own rate.
+        num_frames: how many samples to read at the file's own rate; ``-1`` reads to the end.
+
+    Returns:
+        ``(wav, sample_rate)``: ``wav`` is ``(samples,)`` (mono or one channel) or ``(channels, samples)``.
+
+    Raises:
+        AudioError: the file is missing, unreadable or corrupt, has zero samples (in the requested range),
+            contains NaN or infinite samples, or has no channel ``channel``.
+
+    Example:
+        >>> wav, sr = load("speech_48k.wav", sample_rate=16000)
+        >>> wav.shape, sr
+        (torch.Size([40000]), 16000)
+        >>> left, _ = load("dialogue.wav", channel=0)
+    """
+    p = _check_path(path)
+    if frame_offset < 0:
+        raise ValueError(f"frame_offset must be >= 0. Found {frame_offset}")
+    stop = None if num_frames is None or num_frames < 0 else frame_offset + num_frames
+    try:
+        data, file_rate = sf.read(str(p), start=frame_offset, stop=stop, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(p, f"not a readable audio file or corrupt ({e})") from None
+    except (ValueError, TypeError) as e:  # soundfile's own argument checks (e.g. offset past the end)
+        raise AudioError(p, f"cannot read samples {frame_offset}..{stop}: {e}") from None
+    num_channels = data.shape[1]
+    if data.shape[0] == 0:
+        what = "has zero samples" if frame_offset == 0 else f"has no samples from frame {frame_offset} on"
+        raise AudioError(p, what)
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise AudioError(p, f"contains {bad} NaN or infinite samples; audio must be finite")
+    if channel is not None:
+        if not 0 <= channel < num_channels:
+            raise AudioError(p, f"has {num_channels} channel(s) (0..{num_channels - 1}); channel {channel} requested")
+        wav = torch.from_numpy(np.ascontiguousarray(data[:, channel]))
+    elif mono:
+        wav = torch.from_numpy(data.mean(axis=1) if num_channels > 1 else np.ascontiguousarray(data[:, 0]))
+    else:
+        wav = torch.from_numpy(np.ascontiguousarray(data.T))
+    if sample_rate is not None and sample_rate != file_rate:
+        wav = resample(wav, file_rate, sample_rate)
+        file_rate = sample_rate
+    return wav, int(file_rate)
+
+
+def save(
+    path: str | os.PathLike,
+    wav: torch.Tensor | np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str | None = None,
+) -> Path:
+    """Writes audio atomically (a temporary file renamed into place).
+
+    Args:
+        path: output file; the format follows the extension (``.wav``, ``.flac``, ``.ogg``, ...).
+        wav: ``(samples,)`` or ``(channels, samples)`` float audio in [-1, 1] (values outside are clipped by
+            integer subtypes).
+        sample_rate: samples per second.
+        subtype: sample encoding, e.g. ``"PCM_16"`` (the WAV default), ``"PCM_24"``, ``"FLOAT"``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        AudioError: ``wav`` is empty, not 1-D/2-D, or has NaN or infinite values (nothing is written).
+
+    Example:
+        >>> save("out.wav", torch.zeros(16000), 16000)
+    """
+    p = Path(path)
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer. Found {sample_rate!r}")
+    array = wav.detach().cpu().float().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, np.float32)
+    if array.ndim == 2:
+        array = array.T  # (channels, samples) -> soundfile's (samples, channels)
+    elif array.ndim != 1:
+        shape = tuple(array.shape)
+        raise AudioError(p, f"cannot write audio of shape {shape}; expected (samples,) or (channels, samples)")
+    if array.shape[0] == 0:
+        raise AudioError(p, "refusing to write zero samples")
+    if not np.isfinite(array).all():
+        raise AudioError(p, "refusing to write NaN or infinite samples")
+    with atomic_path(p) as tmp:
+        sf.write(str(tmp), array, int(sample_rate), subtype=subtype, format=_format_for(p))
+    return p
+
+
+def _format_for(path: Path) -> str:
+    ext = path.suffix.lower().lstrip(".")
+    formats = sf.available_formats()
+    if ext.upper() not in formats:
+        raise AudioError(path, f"unknown audio extension '.{ext}'; use one of {sorted(f.lower() for f in formats)}")
+    return ext.upper()
