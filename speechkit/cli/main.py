@@ -1,0 +1,60 @@
+"""Entry point of the ``speechkit`` command.
+
+Subcommands register themselves from their own modules (``add_parser(subparsers)``); this module only builds
+the parser, sets up logging and turns :class:`~speechkit.errors.SpeechkitError` into a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from speechkit import __version__
+from speechkit.errors import SpeechkitError
+
+EPILOG = """examples:
+  speechkit prepare mini-expresso data/mini_expresso --minutes 10 --jobs 2
+  speechkit prepare manifest data/mini_expresso/audio_48khz/read -o data/read.tsv
+
+Run `speechkit COMMAND --help` for the options and examples of each command."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps example blocks as written and shows defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from speechkit.cli import prepare
+
+    parser = argparse.ArgumentParser(
+        prog="speechkit",
+        description="speechkit: textless speech generation — units, unit LMs, vocoders, evaluation.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"speechkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    prepare.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except SpeechkitError as e:
+        print(f"speechkit: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("speechkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

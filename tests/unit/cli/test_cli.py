@@ -1,0 +1,58 @@
+"""The `speechkit` console script as users (and outside checks) call it: .venv/bin/speechkit."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from speechkit.audio import io
+from speechkit.data.manifest import read_tsv
+
+SPEECHKIT = str(Path(sys.executable).parent / "speechkit")
+
+
+def run(*args):
+    return subprocess.run([SPEECHKIT, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_subcommands_with_examples():
+    out = run("--help")
+    assert out.returncode == 0
+    assert "prepare" in out.stdout and "examples:" in out.stdout
+    for sub in (["prepare", "--help"], ["prepare", "manifest", "--help"], ["prepare", "mini-expresso", "--help"]):
+        r = run(*sub)
+        assert r.returncode == 0 and "examples:" in r.stdout and "speechkit prepare" in r.stdout
+
+
+def test_prepare_manifest_writes_tsv_and_errors_file(tmp_path):
+    audio = tmp_path / "audio"
+    io.save(audio / "x.wav", np.zeros(1600, np.float32), 16000)
+    io.save(audio / "sub" / "y.flac", np.zeros(800, np.float32), 8000)
+    (audio / "z.wav").write_bytes(b"garbage" * 10)
+    out = run("prepare", "manifest", str(audio), "-o", str(tmp_path / "m.tsv"))
+    assert out.returncode == 0, out.stderr
+    root, entries = read_tsv(tmp_path / "m.tsv")
+    assert root == audio.resolve()
+    assert [(e.path, e.num_samples) for e in entries] == [("sub/y.flac", 800), ("x.wav", 1600)]
+    errors = (tmp_path / "m.errors.tsv").read_text()
+    assert errors.startswith("z.wav\t") and "not a readable audio file" in errors
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    out = run("prepare", "manifest", str(tmp_path / "missing"), "-o", str(tmp_path / "m.tsv"))
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"speechkit: error: {tmp_path / 'missing'}: not a directory"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = run("prepare", "manifest", str(empty), "-o", str(tmp_path / "m.tsv"))
+    assert out.returncode == 1 and "no readable audio files" in out.stderr and "Traceback" not in out.stderr
+    assert run("no-such-command").returncode == 2
+
+
+def test_prepare_mini_expresso_cli(tmp_path):
+    out = run("prepare", "mini-expresso", str(tmp_path / "c"), "--minutes", "0.1", "--speakers", "us3",
+              "--styles", "slow", "--conversations", "0")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "c" / "read_transcriptions.txt").read_text().startswith("us3_slow_00001\t")
+    assert list((tmp_path / "c" / "audio_48khz" / "read" / "us3" / "slow" / "base").glob("*.wav"))
