@@ -25,7 +25,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import prepare
+    from speechkit.cli import prepare, train
 
     parser = argparse.ArgumentParser(
         prog="speechkit",
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     prepare.add_parser(sub)
+    if train.TASKS:  # only commands that exist are listed
+        train.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,57 @@
+"""``speechkit train TASK [hydra overrides]``: compose the task's Hydra config and run its solver.
+
+Each task has a config folder ``speechkit/conf/<task>/`` with ``config.yaml`` (every field documented) and a
+``preset/`` group (``preset=debug`` is the tiny CPU run used in CI). Under ``torchrun`` every process runs the
+same command and the solver joins the process group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+# task name -> (module with `run(cfg: omegaconf.DictConfig) -> int`, one example command line)
+TASKS: dict[str, tuple[str, str]] = {}
+
+EXAMPLES = """examples:
+{lines}
+
+Overrides are Hydra syntax (key=value, +new_key=value); `preset=debug` selects the tiny CPU preset.
+Multi-process: torchrun --nproc_per_node=2 -m speechkit.cli.main train TASK ..."""
+
+
+def conf_dir(task: str) -> Path:
+    return Path(__file__).resolve().parent.parent / "conf" / task
+
+
+def compose(task: str, overrides: list[str]):
+    """The resolved config of ``task`` with ``overrides`` applied (an OmegaConf DictConfig)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from speechkit.errors import SpeechkitError
+
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir(task)), job_name=task):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise SpeechkitError(f"train {task}: bad config override ({e})") from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from speechkit.cli.main import HelpFormatter
+
+    p = sub.add_parser("train", help="train a model with a Hydra config", formatter_class=HelpFormatter,
+                       description="Train a model. Tasks: " + ", ".join(sorted(TASKS)),
+                       epilog=EXAMPLES.format(lines="\n".join(f"  {ex}" for _, ex in TASKS.values())))
+    p.add_argument("task", choices=sorted(TASKS), help="what to train")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. preset=debug optim.lr=1e-4")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = compose(args.task, args.overrides)
+    return int(importlib.import_module(TASKS[args.task][0]).run(cfg) or 0)

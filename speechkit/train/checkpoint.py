@@ -1,0 +1,151 @@
+"""Checkpoints that describe themselves and load without executing foreign code.
+
+Two kinds:
+
+- **training state** (``checkpoint_last.pt``): model, optimizer and scheduler state, step, config and RNG states
+  in one ``torch.save`` file of tensors and plain Python values, loaded with ``torch.load(weights_only=True)``;
+  written atomically so a job killed at any moment resumes from the last complete checkpoint;
+- **released model** (a folder): ``model.safetensors`` + ``config.json`` (+ any small text files such as speaker
+  lists), loaded with safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from speechkit.errors import SpeechkitError
+from speechkit.utils.files import atomic_open, atomic_path
+
+__all__ = ["CheckpointError", "save_training_state", "load_training_state", "save_pretrained", "load_pretrained"]
+
+LAST = "checkpoint_last.pt"
+
+
+class CheckpointError(SpeechkitError, ValueError):
+    """A checkpoint is missing, unreadable, or not the kind expected; the message names the file."""
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DDP / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def save_training_state(
+    folder: str | os.PathLike,
+    *,
+    step: int,
+    model: torch.nn.Module,
+    config: dict,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    schedulers: dict[str, Any] | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Writes ``folder/checkpoint_last.pt`` atomically.
+
+    Args:
+        folder: run folder.
+        step: optimisation steps done.
+        model: the model (DDP/compile wrappers are removed).
+        config: the run's resolved config as plain values.
+        optimizers: name -> optimizer.
+        schedulers: name -> LR scheduler.
+        extra: other plain values to keep (data position, best loss, ...).
+
+    Returns:
+        The checkpoint path.
+    """
+    state = {
+        "version": 1,
+        "step": int(step),
+        "config": json.loads(json.dumps(config)),
+        "model": unwrap(model).state_dict(),
+        "optimizers": {k: v.state_dict() for k, v in (optimizers or {}).items()},
+        "schedulers": {k: v.state_dict() for k, v in (schedulers or {}).items()},
+        "extra": extra or {},
+        "rng": {"torch": torch.get_rng_state()},
+    }
+    path = Path(folder) / LAST
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_training_state(path: str | os.PathLike) -> dict:
+    """Loads a training state written by :func:`save_training_state` (``weights_only=True``).
+
+    Args:
+        path: the ``.pt`` file or its run folder.
+
+    Raises:
+        CheckpointError: missing, unreadable, or not a speechkit training state.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / LAST
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad checkpoint for the user
+        raise CheckpointError(f"{p}: not a loadable checkpoint ({type(e).__name__}: {str(e)[:300]})") from None
+    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        raise CheckpointError(f"{p}: not a speechkit training checkpoint (keys 'model' and 'step' expected)")
+    return state
+
+
+def save_pretrained(
+    folder: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: dict, files: dict[str, str] | None = None
+) -> Path:
+    """Writes a released model folder: ``model.safetensors``, ``config.json`` and small text ``files``.
+
+    Args:
+        folder: output folder (created).
+        state_dict: weights (contiguous copies are made as needed).
+        config: plain JSON-able config that the model's factory reads back.
+        files: file name -> text content (e.g. ``{"speakers.txt": "us1\\nus2\\n"}``).
+    """
+    from safetensors.torch import save_file
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    with atomic_open(out / "config.json") as f:
+        json.dump(config, f, indent=2)
+    for name, text in (files or {}).items():
+        with atomic_open(out / name) as f:
+            f.write(text)
+    return out
+
+
+def load_pretrained(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Reads a folder written by :func:`save_pretrained`: ``(state_dict, config)``.
+
+    Raises:
+        CheckpointError: a file is missing or unreadable.
+    """
+    from safetensors.torch import load_file
+
+    d = Path(folder)
+    for name in ("model.safetensors", "config.json"):
+        if not (d / name).is_file():
+            raise CheckpointError(f"{d}: missing {name} (a speechkit model folder holds model.safetensors and "
+                                  "config.json)")
+    try:
+        state = load_file(str(d / "model.safetensors"))
+        config = json.loads((d / "config.json").read_text())
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{d}: unreadable model folder ({type(e).__name__}: {e})") from None
+    return state, config
