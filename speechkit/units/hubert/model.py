@@ -1,0 +1,266 @@
+"""HuBERT / wav2vec 2.0 encoder: a convolutional waveform front end, then a transformer.
+
+Building blocks take plain typed arguments; :mod:`.factory` builds them from a :class:`~.config.HubertConfig`.
+Every block accepts padded batches with frame lengths and gives the same numbers for an utterance as when it is
+processed alone (the group norm of base models is computed over valid frames only; padded frames are zeroed before
+the positional convolution), so batching never changes features beyond float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ConvFeatureExtractor", "ConvPositionalEmbedding", "EncoderLayer", "TransformerEncoder", "HubertModel",
+           "lengths_to_padding_mask"]
+
+
+def lengths_to_padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``(B,)`` lengths -> ``(B, max_len)`` bool mask, True on padding."""
+    return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+def _activation(name: str):
+    if name == "gelu":
+        return F.gelu
+    if name in ("gelu_accurate", "gelu_fast"):
+        return lambda x: F.gelu(x, approximate="tanh")
+    if name == "relu":
+        return F.relu
+    raise ValueError(f"activation must be gelu, gelu_accurate, gelu_fast or relu. Found {name!r}")
+
+
+class ConvBlock(nn.Module):
+    """Conv1d -> optional norm (``"group"``: per-channel over time; ``"layer"``: over channels) -> GELU."""
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, *, norm: str | None, bias: bool,
+                 eps: float = 1e-5):
+        super().__init__()
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, bias=bias)
+        self.kernel, self.stride, self.norm_kind, self.eps = kernel, stride, norm, eps
+        if norm == "group":
+            self.norm = nn.GroupNorm(out_dim, out_dim, eps=eps, affine=True)
+        elif norm == "layer":
+            self.norm = nn.LayerNorm(out_dim, eps=eps, elementwise_affine=True)
+        elif norm is None:
+            self.norm = None
+        else:
+            raise ValueError(f"norm must be 'group', 'layer' or None. Found {norm!r}")
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` ``(B, C_in, T)`` -> ``(B, C_out, T')`` and the new valid lengths."""
+        x = self.conv(x)
+        if lengths is not None:
+            lengths = torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
+        if self.norm_kind == "group":
+            x = self._group_norm(x, lengths)
+        elif self.norm_kind == "layer":
+            x = F.layer_norm(x.transpose(1, 2).float(), (x.shape[1],), self.norm.weight.float(),
+                             self.norm.bias.float(), self.eps).type_as(x).transpose(1, 2)
+        return F.gelu(x), lengths
+
+    def _group_norm(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        xf = x.float()
+        if lengths is None or bool((lengths == x.shape[-1]).all()):
+            y = F.group_norm(xf, x.shape[1], self.norm.weight.float(), self.norm.bias.float(), self.eps)
+            return y.type_as(x)
+        # statistics over the valid frames of each utterance only: identical to normalising it alone
+        valid = (~lengths_to_padding_mask(lengths, x.shape[-1]))[:, None, :].float()  # (B, 1, T)
+        n = lengths.clamp(min=1)[:, None, None].float()
+        mean = (xf * valid).sum(-1, keepdim=True) / n
+        var = (((xf - mean) ** 2) * valid).sum(-1, keepdim=True) / n
+        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        y = y * self.norm.weight.float()[None, :, None] + self.norm.bias.float()[None, :, None]
+        return (y * valid).type_as(x)
+
+
+class ConvFeatureExtractor(nn.Module):
+    """The waveform front end: a stack of strided 1-D convolutions.
+
+    Args:
+        conv_layers: ``(channels, kernel, stride)`` per layer.
+        mode: ``"default"`` (group norm after the first convolution) or ``"layer_norm"`` (after every one).
+        bias: convolutions have biases.
+    """
+
+    def __init__(self, conv_layers: list[tuple[int, int, int]], *, mode: str = "default", bias: bool = False):
+        super().__init__()
+        blocks, in_dim = [], 1
+        for i, (dim, kernel, stride) in enumerate(conv_layers):
+            norm = "layer" if mode == "layer_norm" else ("group" if i == 0 else None)
+            blocks.append(ConvBlock(in_dim, dim, kernel, stride, norm=norm, bias=bias))
+            in_dim = dim
+        self.layers = nn.ModuleList(blocks)
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None):
+        """``wav`` ``(B, samples)`` -> ``(B, channels, frames)`` and frame lengths (``None`` if not given)."""
+        x = wav.unsqueeze(1)
+        for block in self.layers:
+            x, lengths = block(x, lengths)
+        return x, lengths
+
+
+class ConvPositionalEmbedding(nn.Module):
+    """Grouped convolution over time added to the input ("relative" positions), GELU, same length out.
+
+    Args:
+        dim: model width.
+        kernel: kernel size (an even kernel drops the last output frame, fairseq's ``SamePad``).
+        groups: convolution groups.
+        batch_norm: batch norm before the convolution (mHuBERT-25Hz); otherwise the convolution's weight is the
+            folded weight norm of the released checkpoints.
+    """
+
+    def __init__(self, dim: int, kernel: int, groups: int, *, batch_norm: bool = False):
+        super().__init__()
+        self.batch_norm = nn.BatchNorm1d(dim) if batch_norm else None
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
+        self.remove = 1 if kernel % 2 == 0 else 0
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, T, C)`` -> ``(B, T, C)``; padded frames are zero when they enter the convolution."""
+        y = x.transpose(1, 2)
+        if self.batch_norm is not None:
+            y = self.batch_norm(y)
+            if padding_mask is not None:
+                y = y.masked_fill(padding_mask[:, None, :], 0.0)
+        y = self.conv(y)
+        if self.remove:
+            y = y[:, :, : -self.remove]
+        return F.gelu(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with separate q/k/v/out projections (fairseq's layout)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.num_heads, self.dropout = num_heads, dropout
+        self.q_proj, self.k_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.v_proj, self.out_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        h = self.num_heads
+        q, k, v = (proj(x).view(B, T, h, C // h).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        mask = None if padding_mask is None else ~padding_mask[:, None, None, :]  # (B, 1, 1, T), True = attend
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+class EncoderLayer(nn.Module):
+    """Transformer layer: attention and feed-forward blocks with residuals, layer norm before (pre-LN) or after."""
+
+    def __init__(self, dim: int, ffn_dim: int, num_heads: int, *, layer_norm_first: bool, activation: str = "gelu",
+                 dropout: float = 0.0, attention_dropout: float = 0.0, eps: float = 1e-5):
+        super().__init__()
+        self.attention = SelfAttention(dim, num_heads, attention_dropout)
+        self.attention_norm = nn.LayerNorm(dim, eps=eps)
+        self.fc1, self.fc2 = nn.Linear(dim, ffn_dim), nn.Linear(ffn_dim, dim)
+        self.ffn_norm = nn.LayerNorm(dim, eps=eps)
+        self.layer_norm_first, self.act, self.dropout = layer_norm_first, _activation(activation), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.layer_norm_first:
+            x = x + self.dropout(self.attention(self.attention_norm(x), padding_mask))
+            return x + self.dropout(self.fc2(self.dropout(self.act(self.fc1(self.ffn_norm(x))))))
+        x = self.attention_norm(x + self.dropout(self.attention(x, padding_mask)))
+        return self.ffn_norm(x + self.dropout(self.fc2(self.dropout(self.act(self.fc1(x))))))
+
+
+class TransformerEncoder(nn.Module):
+    """Positional convolution, then transformer layers.
+
+    Post-LN models (base) normalise right after the positional convolution; pre-LN models (large) normalise after
+    the last layer, and only when every layer runs (``num_layers=None``), like fairseq's ``output_layer``.
+    """
+
+    def __init__(self, dim: int, ffn_dim: int, num_layers: int, num_heads: int, *, layer_norm_first: bool,
+                 conv_pos: int, conv_pos_groups: int, conv_pos_batch_norm: bool = False, activation: str = "gelu",
+                 dropout: float = 0.0, attention_dropout: float = 0.0, eps: float = 1e-5):
+        super().__init__()
+        self.pos_conv = ConvPositionalEmbedding(dim, conv_pos, conv_pos_groups, batch_norm=conv_pos_batch_norm)
+        self.layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.layers = nn.ModuleList(
+            EncoderLayer(dim, ffn_dim, num_heads, layer_norm_first=layer_norm_first, activation=activation,
+                         dropout=dropout, attention_dropout=attention_dropout, eps=eps)
+            for _ in range(num_layers))
+        self.layer_norm_first = layer_norm_first
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                num_layers: int | None = None) -> torch.Tensor:
+        """``x`` ``(B, T, C)`` -> the output of layer ``num_layers`` (1-based; ``None`` = all + final norm)."""
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask[..., None], 0.0)
+        x = x + self.pos_conv(x, padding_mask)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+        for layer in self.layers[: len(self.layers) if num_layers is None else num_layers]:
+            x = layer(x, padding_mask)
+        if self.layer_norm_first and num_layers is None:
+            x = self.layer_norm(x)
+        return x
+
+
+class HubertModel(nn.Module):
+    """HuBERT encoder: waveform -> frame features.
+
+    Args:
+        conv_layers: front-end ``(channels, kernel, stride)`` per layer.
+        extractor_mode: ``"default"`` or ``"layer_norm"``.
+        conv_bias: front-end convolutions have biases.
+        embed_dim: transformer width.
+        ffn_dim: feed-forward width.
+        num_layers: transformer layers.
+        num_heads: attention heads.
+        layer_norm_first: pre-LN transformer.
+        conv_pos: positional convolution kernel.
+        conv_pos_groups: its groups.
+        conv_pos_batch_norm: batch norm in the positional convolution block.
+        activation: feed-forward activation.
+        dropout: residual / feature dropout (training only).
+        attention_dropout: attention-probability dropout (training only).
+        eps: layer-norm epsilon.
+    """
+
+    def __init__(self, *, conv_layers: list[tuple[int, int, int]], extractor_mode: str, conv_bias: bool,
+                 embed_dim: int, ffn_dim: int, num_layers: int, num_heads: int, layer_norm_first: bool,
+                 conv_pos: int, conv_pos_groups: int, conv_pos_batch_norm: bool = False, activation: str = "gelu",
+                 dropout: float = 0.0, attention_dropout: float = 0.0, eps: float = 1e-5):
+        super().__init__()
+        conv_dim = conv_layers[-1][0]
+        self.feature_extractor = ConvFeatureExtractor(conv_layers, mode=extractor_mode, bias=conv_bias)
+        self.feature_norm = nn.LayerNorm(conv_dim, eps=eps)
+        self.feature_projection = nn.Linear(conv_dim, embed_dim) if conv_dim != embed_dim else None
+        self.mask_emb = nn.Parameter(torch.zeros(embed_dim).uniform_())
+        self.encoder = TransformerEncoder(
+            embed_dim, ffn_dim, num_layers, num_heads, layer_norm_first=layer_norm_first, conv_pos=conv_pos,
+            conv_pos_groups=conv_pos_groups, conv_pos_batch_norm=conv_pos_batch_norm, activation=activation,
+            dropout=dropout, attention_dropout=attention_dropout, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None, *, output_layer: int | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encodes a (padded) batch of waveforms.
+
+        Args:
+            wav: ``(B, samples)``.
+            lengths: ``(B,)`` valid samples per row, or ``None`` when no row is padded.
+            output_layer: return this layer's output (1-based, raw: no final norm); ``None`` = the full encoder.
+            mask: ``(B, frames)`` bool, frames replaced by the learned mask embedding (pretraining).
+
+        Returns:
+            ``(features (B, frames, embed_dim), frame_lengths (B,) or None)``.
+        """
+        x, frame_lengths = self.feature_extractor(wav, lengths)
+        x = self.feature_norm(x.transpose(1, 2))
+        padding_mask = None if frame_lengths is None else lengths_to_padding_mask(frame_lengths, x.shape[1])
+        if self.feature_projection is not None:
+            x = self.feature_projection(x)
+        x = self.dropout(x)
+        if mask is not None:
+            x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
+        return self.encoder(x, padding_mask, num_layers=output_layer), frame_lengths
