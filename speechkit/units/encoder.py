@@ -1,0 +1,149 @@
+"""``SpeechEncoder``: waveform -> units, durations, dense features and (optionally) F0, as textlesslib does it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from speechkit.units.hubert.reader import HubertFeatureReader
+from speechkit.units.kmeans import KMeansQuantizer
+
+__all__ = ["SpeechEncoder", "deduplicate"]
+
+
+def deduplicate(units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run-length encoding: ``[5, 5, 2, 2, 2, 5]`` -> ``([5, 2, 5], [2, 3, 1])`` (textlesslib's dedup).
+
+    Args:
+        units: ``(frames,)`` int unit ids.
+
+    Returns:
+        ``(units, durations)``: consecutive repeats merged, and how many frames each lasted.
+    """
+    units = torch.as_tensor(units)
+    if units.dim() != 1:
+        raise ValueError(f"units must be 1-D (frames,). Found shape {tuple(units.shape)}")
+    return torch.unique_consecutive(units, return_counts=True)
+
+
+class SpeechEncoder(nn.Module):
+    """Dense model + quantiser (+ deduplication, + F0): textlesslib's ``SpeechEncoder`` contract.
+
+    Args:
+        reader: dense feature reader (``expected_sample_rate``, ``code_hop_size``).
+        quantizer: k-means over the reader's features.
+        deduplicate: merge repeated units, returning their durations (else every duration is 1).
+        need_f0: also return F0 per unit (Hz, pYIN, 0 = unvoiced), aligned with ``units``.
+
+    Example:
+        >>> enc = SpeechEncoder(HubertFeatureReader.from_checkpoint("hubert.pt", 6), KMeansQuantizer.load("km.bin"))
+        >>> out = enc(wav, sample_rate=48000)   # resampled to enc.expected_sample_rate first
+        >>> out["units"], out["durations"], out["dense"].shape
+    """
+
+    def __init__(self, reader: HubertFeatureReader, quantizer: KMeansQuantizer, deduplicate: bool = True,
+                 need_f0: bool = False):
+        super().__init__()
+        if reader.dim != quantizer.dim:
+            raise ValueError(f"quantizer dim {quantizer.dim} does not match the reader's feature dim {reader.dim}")
+        self.reader, self.quantizer = reader, quantizer
+        self.deduplicate, self.need_f0 = deduplicate, need_f0
+
+    @property
+    def expected_sample_rate(self) -> int:
+        return self.reader.expected_sample_rate
+
+    @property
+    def code_hop_size(self) -> int:
+        return self.reader.code_hop_size
+
+    @property
+    def frame_rate(self) -> float:
+        return self.reader.frame_rate
+
+    @property
+    def vocab_size(self) -> int:
+        return self.quantizer.vocab_size
+
+    def _prepare(self, wav: torch.Tensor, sample_rate: int | None) -> torch.Tensor:
+        wav = torch.as_tensor(wav, dtype=torch.float32)
+        if wav.dim() == 2:  # (channels, samples): mixed down, as textlesslib does
+            wav = wav.mean(0)
+        if sample_rate is not None and sample_rate != self.expected_sample_rate:
+            from speechkit.audio.io import resample
+
+            wav = resample(wav, sample_rate, self.expected_sample_rate)
+        return wav
+
+    def _streams(self, wav: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+        frames = self.quantizer(dense)
+        if self.deduplicate:
+            units, durations = deduplicate(frames)
+        else:
+            units, durations = frames, torch.ones_like(frames)
+        out = {"units": units, "durations": durations, "dense": dense}
+        if self.need_f0:
+            from speechkit.units.f0 import frame_f0, unit_f0
+
+            f0 = frame_f0(wav, self.expected_sample_rate, self.code_hop_size, len(frames))
+            out["f0"] = unit_f0(f0, durations)
+        return out
+
+    def forward(self, wav: torch.Tensor, sample_rate: int | None = None) -> dict[str, torch.Tensor]:
+        """Encodes one utterance.
+
+        Args:
+            wav: ``(samples,)`` or ``(channels, samples)``.
+            sample_rate: rate of ``wav``; ``None`` means it is already :attr:`expected_sample_rate`.
+
+        Returns:
+            ``{"units": (N,) int64, "durations": (N,) int64, "dense": (frames, dim), "f0": (N,) if need_f0}``.
+        """
+        wav = self._prepare(wav, sample_rate)
+        return self._streams(wav, self.reader(wav))
+
+    def encode_batch(self, wavs: list[torch.Tensor], sample_rates: list[int | None] | None = None):
+        """Encodes several utterances in one padded batch; each result equals :meth:`forward`'s."""
+        rates = sample_rates or [None] * len(wavs)
+        wavs = [self._prepare(w, r) for w, r in zip(wavs, rates, strict=True)]
+        return [self._streams(w, d) for w, d in zip(wavs, self.reader.forward_batch(wavs), strict=True)]
+
+    # ---------------------------------------------------------------- our bundle format
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Writes ``hubert/`` (model), ``kmeans.safetensors`` and ``encoder.json`` (layer, dedup, f0)."""
+        from speechkit.units.hubert.factory import save_hubert
+        from speechkit.utils.files import atomic_open
+
+        out = Path(folder)
+        save_hubert(out / "hubert", self.reader.model, self.reader.config)
+        self.quantizer.save(out / "kmeans.safetensors")
+        with atomic_open(out / "encoder.json") as f:
+            json.dump({"kind": "speechkit-speech-encoder", "hubert": "hubert", "layer": self.reader.layer,
+                       "kmeans": "kmeans.safetensors", "deduplicate": self.deduplicate, "need_f0": self.need_f0},
+                      f, indent=2)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides) -> SpeechEncoder:
+        """Loads a folder written by :meth:`save_pretrained`; keyword ``overrides`` (``deduplicate``,
+        ``need_f0``) replace the saved choices.
+
+        Raises:
+            CheckpointError: a file is missing or unreadable.
+        """
+        from speechkit.train.checkpoint import CheckpointError
+
+        d = Path(folder)
+        meta_path = d / "encoder.json"
+        if not meta_path.is_file():
+            raise CheckpointError(f"{d}: no encoder.json (a speechkit speech-encoder folder holds encoder.json, "
+                                  "hubert/ and kmeans.safetensors)")
+        meta = json.loads(meta_path.read_text())
+        reader = HubertFeatureReader.from_checkpoint(d / meta["hubert"], layer=int(meta["layer"]))
+        quantizer = KMeansQuantizer.load(d / meta["kmeans"])
+        options = {"deduplicate": meta.get("deduplicate", True), "need_f0": meta.get("need_f0", False), **overrides}
+        return cls(reader, quantizer, **options)
