@@ -1,0 +1,413 @@
+"""The HiFi-GAN vocoders users call: :class:`CodeHiFiGANVocoder` (units → speech) and :class:`HiFiGANVocoder`
+(log-mel → speech).
+
+Both load the official formats (``from_checkpoint``) and ours (``from_pretrained``: ``model.safetensors`` +
+``config.json`` + ``speakers.txt`` / ``styles.txt``), save ours (``save_pretrained``) and export the official one
+(``export_official``) so textlesslib / fairseq users can run vocoders trained here. Weight norm is folded at load;
+synthesis runs under ``torch.inference_mode``, in chunks with overlap for long inputs, optionally in bf16.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from speechkit.vocoders.errors import VocoderError
+from speechkit.vocoders.hifigan import interop
+from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig, MelHiFiGANConfig
+from speechkit.vocoders.hifigan.factory import build_code_hifigan, build_mel_hifigan
+from speechkit.vocoders.hifigan.inference import PRECISIONS, read_names, synthesize_chunked
+from speechkit.vocoders.hifigan.model import CodeHiFiGANGenerator, HiFiGANGenerator
+
+__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "DEFAULT_CHUNK_FRAMES"]
+
+FORMAT_VERSION = 1
+#: default chunk length in input frames (10 s of 50 Hz units); longer inputs are synthesised in overlapping chunks
+DEFAULT_CHUNK_FRAMES = 500
+
+
+def _load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise VocoderError(f"{source}: weights do not fit the config: missing {result.missing_keys[:6]}, "
+                           f"unexpected {result.unexpected_keys[:6]}")
+
+
+def _load_strict_shapes(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    own = model.state_dict()
+    for k, v in state.items():
+        if k in own and own[k].shape != v.shape:
+            raise VocoderError(f"{source}: {k} has shape {tuple(v.shape)}, the config implies {tuple(own[k].shape)}")
+    _load_into(model, state, source)
+
+
+def _latest_official(folder: Path) -> Path:
+    steps = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := re.fullmatch(r"g_(\d+)", p.name)))
+    if not steps:
+        raise VocoderError(f"{folder}: neither a speechkit model folder (model.safetensors + config.json) nor an "
+                           "official one (g_XXXXXXXX + config.json)")
+    return steps[-1][1]
+
+
+def _read_our_folder(folder: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from speechkit.train.checkpoint import CheckpointError, load_pretrained
+
+    try:
+        state, config = load_pretrained(folder)
+    except CheckpointError as e:
+        raise VocoderError(str(e)) from None
+    if config.get("kind") != kind:
+        raise VocoderError(f"{folder}/config.json: not a {kind} model (kind {config.get('kind')!r})")
+    if int(config.get("format_version", 0)) > FORMAT_VERSION:
+        raise VocoderError(f"{folder}/config.json: format_version {config['format_version']} is newer than this "
+                           f"speechkit reads ({FORMAT_VERSION}); upgrade speechkit")
+    return state, config
+
+
+class _Base(nn.Module):
+    generator: HiFiGANGenerator
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunk_frames: int | None = DEFAULT_CHUNK_FRAMES
+        self.dtype = torch.float32
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def set_precision(self, precision: str) -> _Base:
+        """Computes the generator body in ``"fp32"`` (exact), ``"bf16"`` or ``"fp16"`` (fast paths on hardware
+        that supports them). Embeddings, conditioning and the duration predictor stay fp32."""
+        if precision not in PRECISIONS:
+            raise VocoderError(f"precision must be one of {sorted(PRECISIONS)}. Found {precision!r}")
+        self.dtype = PRECISIONS[precision]
+        self.generator.to(self.dtype)
+        return self
+
+    def _synthesize(self, features: torch.Tensor) -> torch.Tensor:
+        return synthesize_chunked(self.generator, features, self.chunk_frames, dtype=self.dtype)
+
+
+class CodeHiFiGANVocoder(_Base):
+    """Unit HiFi-GAN vocoder (speech-resynthesis / fairseq / textlesslib CodeHiFiGAN).
+
+    Args:
+        model: the unit generator (weight norm is folded here; the module is put in eval mode).
+        config: its config.
+        speakers: speaker names, the line index being the id (``speakers.txt``).
+        styles: style names, likewise (``styles.txt``).
+
+    Example:
+        >>> voc = CodeHiFiGANVocoder.from_checkpoint("g_00400000", "config.json")   # speakers.txt found beside
+        >>> wav = voc([12, 12, 7, 7, 7, 99], speaker="ex01", style="read-happy")    # (samples,) float32
+        >>> voc.output_sample_rate, voc.code_hop_size
+        (16000, 320)
+    """
+
+    def __init__(self, model: CodeHiFiGANGenerator, config: CodeHiFiGANConfig, speakers: list[str] | None = None,
+                 styles: list[str] | None = None):
+        super().__init__()
+        config.validate()
+        self.model = model.eval()
+        self.model.generator.remove_weight_norm()
+        self.config = config
+        self.speakers = speakers
+        self.styles = styles
+
+    @property
+    def generator(self) -> HiFiGANGenerator:  # type: ignore[override]
+        return self.model.generator
+
+    @property
+    def output_sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def code_hop_size(self) -> int:
+        """Output samples per unit frame."""
+        return self.config.code_hop_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.num_units
+
+    # ---------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None,
+                        speakers_path: str | os.PathLike | None = None, styles_path: str | os.PathLike | None = None,
+                        ) -> CodeHiFiGANVocoder:
+        """Loads an official checkpoint (``g_XXXXXXXX`` / ``model.pt`` holding ``{"generator": state_dict}``) with
+        its ``config.json``, or a speechkit model folder.
+
+        Args:
+            ckpt: the checkpoint file; a folder holding ``g_*`` files (the latest is used) or a speechkit folder.
+            config_path: the official ``config.json``; ``None`` = the one beside ``ckpt``.
+            speakers_path: ``speakers.txt`` (line index = speaker id); ``None`` = the one beside ``ckpt`` if any.
+            styles_path: ``styles.txt``; ``None`` = the one beside ``ckpt`` if any.
+
+        Raises:
+            VocoderError: missing or corrupt files, an unsupported variant, or config and weights that disagree.
+        """
+        p = Path(ckpt)
+        if p.is_dir():
+            if (p / "model.safetensors").is_file():
+                return cls.from_pretrained(p)
+            p = _latest_official(p)
+        beside = p.parent
+        config_path = Path(config_path) if config_path is not None else beside / "config.json"
+        if speakers_path is None and (beside / "speakers.txt").is_file():
+            speakers_path = beside / "speakers.txt"
+        if styles_path is None and (beside / "styles.txt").is_file():
+            styles_path = beside / "styles.txt"
+        official = interop.load_official_checkpoint(p)
+        cfg = interop.code_config_from_official(interop.read_official_config(config_path), official,
+                                                source=str(config_path))
+        model = build_code_hifigan(cfg)
+        _load_strict_shapes(model, interop.state_dict_from_official(official), str(p))
+        return cls(model, cfg, read_names(speakers_path, "speaker"), read_names(styles_path, "style"))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
+        """Loads a speechkit model folder written by :meth:`save_pretrained`."""
+        d = Path(folder)
+        state, config = _read_our_folder(d, "code_hifigan")
+        cfg = CodeHiFiGANConfig.from_dict(config["model"])
+        model = build_code_hifigan(cfg)
+        _load_strict_shapes(model, state, str(d / "model.safetensors"))
+        speakers = read_names(d / "speakers.txt", "speaker") if (d / "speakers.txt").is_file() else None
+        styles = read_names(d / "styles.txt", "style") if (d / "styles.txt").is_file() else None
+        return cls(model, cfg, speakers, styles)
+
+    def _name_files(self) -> dict[str, str]:
+        files = {}
+        if self.speakers:
+            files["speakers.txt"] = "".join(f"{s}\n" for s in self.speakers)
+        if self.styles:
+            files["styles.txt"] = "".join(f"{s}\n" for s in self.styles)
+        return files
+
+    def save_pretrained(self, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+        """Writes ``model.safetensors`` (fp32, weight norm folded), ``config.json`` and the name lists."""
+        from speechkit.train.checkpoint import save_pretrained
+
+        state = {k: v.float() for k, v in self.model.state_dict().items()}
+        config = {"kind": "code_hifigan", "format_version": FORMAT_VERSION, "model": self.config.to_dict(),
+                  **(extra or {})}
+        return save_pretrained(folder, state, config, files=self._name_files())
+
+    def export_official(self, folder: str | os.PathLike, step: int = 0) -> Path:
+        """Writes ``g_{step:08d}`` (``{"generator": state_dict}`` with legacy weight-norm keys), an official
+        ``config.json`` and the name lists: loadable by textlesslib's / fairseq's ``CodeHiFiGANVocoder``."""
+        from speechkit.utils.files import atomic_open, atomic_path
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        state = interop.state_dict_to_official({k: v.float() for k, v in self.model.state_dict().items()})
+        ckpt = out / f"g_{step:08d}"
+        with atomic_path(ckpt) as tmp:
+            torch.save({"generator": state}, tmp)
+        with atomic_open(out / "config.json") as f:
+            json.dump(interop.code_config_to_official(self.config), f, indent=2)
+        for name, text in self._name_files().items():
+            with atomic_open(out / name) as f:
+                f.write(text)
+        return ckpt
+
+    # ---------------------------------------------------------------- synthesis
+    def _index(self, what: str, value: Any, names: list[str] | None, size: int) -> torch.Tensor | None:
+        if size == 0:
+            if value is not None:
+                raise VocoderError(f"{what}={value!r}: this vocoder has no {what} input")
+            return None
+        if value is None:
+            value = 0  # the official vocoders' default id
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+            value = int(value)
+        if isinstance(value, str):
+            if not names:
+                raise VocoderError(f"{what}={value!r}: this vocoder has no {what}s.txt list, give an id in "
+                                   f"0..{size - 1}")
+            if value not in names:
+                shown = names if len(names) <= 12 else names[:12] + ["..."]
+                raise VocoderError(f"{what}={value!r}: unknown {what}; known: {shown}")
+            value = names.index(value)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise VocoderError(f"{what} must be a name or an integer id. Found {type(value).__name__} {value!r}")
+        if not 0 <= int(value) < size:
+            raise VocoderError(f"{what} id must be in 0..{size - 1}. Found {int(value)}")
+        return torch.tensor([int(value)], device=self.device)
+
+    def _speaker(self, speaker: Any) -> torch.Tensor | None:
+        dim = self.config.speaker_embedding_dim
+        if not dim:
+            return self._index("speaker", speaker, self.speakers, self.config.num_speakers)
+        v = torch.as_tensor(np.asarray(speaker, dtype=np.float32) if speaker is not None else np.zeros(0))
+        if v.numel() != dim:
+            raise VocoderError(f"speaker: this vocoder takes a speaker vector of {dim} values. Found "
+                               f"{'None' if speaker is None else tuple(v.shape)}")
+        return v.reshape(1, dim).to(self.device)
+
+    @staticmethod
+    def _as_1d(x: Any, what: str, integer: bool) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+        if t.dim() == 2 and t.shape[0] == 1:
+            t = t[0]
+        if t.dim() != 1:
+            raise VocoderError(f"{what} must be 1-D (frames,) or (1, frames). Found shape {tuple(t.shape)}")
+        if integer and (t.is_floating_point() or t.dtype == torch.bool):
+            if t.numel() and not torch.equal(t, t.round()):
+                raise VocoderError(f"{what} must be integers. Found dtype {t.dtype}")
+        return t.long() if integer else t.float()
+
+    @torch.inference_mode()
+    def forward(self, units: Any, speaker: Any = None, style: Any = None, dur_prediction: bool = False,
+                f0: Any = None, *, durations: Any = None) -> torch.Tensor:
+        """Synthesises one utterance.
+
+        Args:
+            units: ``(frames,)`` or ``(1, frames)`` unit ids (list, array or tensor); negative ids are dropped.
+                Deduplicated units with ``dur_prediction=True`` or ``durations``.
+            speaker: a name from ``speakers`` or an id (default id 0 when the vocoder has speakers); a vector of
+                ``speaker_embedding_dim`` values for vocoders with an external speaker embedder.
+            style: a name from ``styles`` or an id (default 0 when the vocoder has styles).
+            dur_prediction: predict each unit's frames with the duration predictor,
+                ``clamp(round(exp(log_d) - 1), min=1)``.
+            f0: F0 for F0-conditioned vocoders: ``(f0_frames,)`` speaker-normalised F0 (0 = unvoiced) or F0 bins,
+                ``f0_frames`` a whole multiple or divisor of the unit frames.
+            durations: frames per unit (instead of ``dur_prediction``), e.g. a ``SpeechEncoder``'s ``durations``.
+
+        Returns:
+            ``(samples,)`` float32 waveform at :attr:`output_sample_rate` (``frames * code_hop_size`` samples).
+
+        Raises:
+            VocoderError: empty or out-of-range units, unknown speaker/style, missing or misaligned F0, ...
+        """
+        return self._synthesize(self.features(units, speaker, style, dur_prediction, f0, durations=durations))
+
+    @torch.inference_mode()
+    def features(self, units: Any, speaker: Any = None, style: Any = None, dur_prediction: bool = False,
+                 f0: Any = None, *, durations: Any = None) -> torch.Tensor:
+        """The generator input of :meth:`forward` (same arguments): ``(1, conditioning_dim, frames)``."""
+        u = self._as_1d(units, "units", integer=True).to(self.device)
+        if u.numel() == 0:
+            raise VocoderError("units: empty unit sequence")
+        keep = u >= 0
+        if not bool(keep.any()):
+            raise VocoderError(f"units: all {u.numel()} ids are negative (negative ids are dropped as padding)")
+        if int(u.max()) >= self.config.num_units:
+            raise VocoderError(f"units must be < {self.config.num_units} (the vocoder's vocabulary). "
+                               f"Found {int(u.max())}")
+        f = self._f0(f0, u, keep)
+        if durations is not None:
+            if dur_prediction:
+                raise VocoderError("give either durations or dur_prediction=True, not both")
+            d = self._as_1d(durations, "durations", integer=True).to(self.device)
+            if d.numel() != u.numel() or bool((d < 1).any()):
+                raise VocoderError(f"durations must be {u.numel()} positive integers (one per unit). Found "
+                                   f"{d.numel()} values, min {int(d.min()) if d.numel() else None}")
+            d = d[keep]
+        u = u[keep]
+        if dur_prediction:
+            if self.model.duration_predictor is None:
+                raise VocoderError("dur_prediction=True: this vocoder has no duration predictor")
+            d = self.model.predict_durations(u[None])[0]
+        if dur_prediction or durations is not None:
+            u = torch.repeat_interleave(u, d)
+        return self.model.conditioning(u[None], None if f is None else f[None], self._speaker(speaker),
+                                       self._index("style", style, self.styles, self.config.num_styles))
+
+    def _f0(self, f0: Any, units: torch.Tensor, keep: torch.Tensor) -> torch.Tensor | None:
+        if self.config.f0 == "none":
+            if f0 is not None:
+                raise VocoderError("f0: this vocoder is not conditioned on F0")
+            return None
+        if f0 is None:
+            raise VocoderError(f"f0 is required: this vocoder is conditioned on {self.config.f0} F0")
+        f = self._as_1d(f0, "f0", integer=self.config.f0 == "quantized").to(self.device)
+        if f.numel() == 0:
+            raise VocoderError("f0: empty")
+        if self.config.f0 == "quantized" and (int(f.min()) < 0 or int(f.max()) >= self.config.f0_bins):
+            raise VocoderError(f"f0 bins must be in 0..{self.config.f0_bins - 1}. Found {int(f.min())}..{int(f.max())}")
+        if bool(keep.all()):
+            return f
+        n = units.numel()
+        if f.numel() % n:
+            raise VocoderError(f"f0: with negative units to drop, f0 must have a whole number of frames per unit. "
+                               f"Found {f.numel()} F0 frames for {n} units")
+        return f[torch.repeat_interleave(keep, f.numel() // n)]
+
+
+class HiFiGANVocoder(_Base):
+    """Mel-spectrogram HiFi-GAN vocoder (jik876/hifi-gan format; the VDTTS model's vocoder).
+
+    Example:
+        >>> voc = HiFiGANVocoder.from_checkpoint("g_02500000", "config.json")
+        >>> wav = voc(mel)   # mel: (num_mels, frames) log-mel → (frames * hop_length,)
+    """
+
+    def __init__(self, generator: HiFiGANGenerator, config: MelHiFiGANConfig):
+        super().__init__()
+        config.validate()
+        self.body = generator.eval().remove_weight_norm()
+        self.config = config
+
+    @property
+    def generator(self) -> HiFiGANGenerator:  # type: ignore[override]
+        return self.body
+
+    @property
+    def output_sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.generator.hop_length
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None) -> HiFiGANVocoder:
+        """Loads a jik876/hifi-gan ``g_XXXXXXXX`` + ``config.json`` (or a speechkit folder)."""
+        p = Path(ckpt)
+        if p.is_dir():
+            if (p / "model.safetensors").is_file():
+                return cls.from_pretrained(p)
+            p = _latest_official(p)
+        config_path = Path(config_path) if config_path is not None else p.parent / "config.json"
+        cfg = interop.mel_config_from_official(interop.read_official_config(config_path), source=str(config_path))
+        gen = build_mel_hifigan(cfg)
+        _load_strict_shapes(gen, interop.state_dict_from_official(interop.load_official_checkpoint(p), kind="mel"),
+                            str(p))
+        return cls(gen, cfg)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> HiFiGANVocoder:
+        d = Path(folder)
+        state, config = _read_our_folder(d, "mel_hifigan")
+        cfg = MelHiFiGANConfig.from_dict(config["model"])
+        gen = build_mel_hifigan(cfg)
+        _load_strict_shapes(gen, state, str(d / "model.safetensors"))
+        return cls(gen, cfg)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        from speechkit.train.checkpoint import save_pretrained
+
+        config = {"kind": "mel_hifigan", "format_version": FORMAT_VERSION, "model": self.config.to_dict()}
+        return save_pretrained(folder, {k: v.float() for k, v in self.body.state_dict().items()}, config)
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """``(num_mels, frames)`` or ``(1, num_mels, frames)`` log-mel → ``(frames * hop_length,)`` float32."""
+        m = torch.as_tensor(mel, dtype=torch.float32)
+        if m.dim() == 2:
+            m = m[None]
+        if m.dim() != 3 or m.shape[0] != 1 or m.shape[1] != self.config.num_mels or m.shape[2] == 0:
+            raise VocoderError(f"mel must be ({self.config.num_mels}, frames) with frames > 0. "
+                               f"Found shape {tuple(m.shape)}")
+        return self._synthesize(m.to(self.device))

@@ -1,0 +1,120 @@
+"""Parity with the official CodeHiFiGAN / HiFi-GAN code: waveforms it produced (tests/data/vocoders) at 1e-4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechkit.vocoders import CodeHiFiGANVocoder, HiFiGANVocoder
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "vocoders"
+TOL = 1e-4
+
+
+def ref(case: str) -> dict[str, np.ndarray]:
+    return dict(np.load(DATA / case / "reference.npz"))
+
+
+def close(a: torch.Tensor, b: np.ndarray) -> None:
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert float(np.abs(b).max()) > 0.1  # a real signal, not numerical silence
+    np.testing.assert_allclose(a.numpy(), b, atol=TOL, rtol=0)
+
+
+def test_base_unit_vocoder_drops_negative_codes():
+    r = ref("base")
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "base" / "g_00000000", DATA / "base" / "config.json")
+    assert (r["units"] < 0).sum() == 2
+    wav = voc(r["units"])
+    close(wav, r["wav"])
+    assert len(wav) == (r["units"] >= 0).sum() * 320 == len(r["wav"])
+    assert voc.output_sample_rate == 16000 and voc.code_hop_size == 320 and voc.vocab_size == 100
+
+
+def test_duration_predictor():
+    r = ref("dur")
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "dur" / "g_00000000", DATA / "dur" / "config.json")
+    units = torch.from_numpy(r["units"])
+    np.testing.assert_array_equal(voc.model.predict_durations(units[None])[0].numpy(), r["durations"])
+    close(voc(units, dur_prediction=True), r["wav_dur"])
+    close(voc(units), r["wav"])
+    # given durations = the same frames as predicted ones
+    close(voc(units, durations=r["durations"]), r["wav_dur"])
+
+
+@pytest.mark.parametrize("spk,sty", [(0, 0), (1, 3), (6, 4), (2, 1)])
+def test_expresso_speaker_and_style_by_id_and_name(spk, sty):
+    r = ref("expresso")
+    # paths left out: config.json, speakers.txt and styles.txt are found beside the checkpoint
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso" / "g_00000000")
+    assert voc.speakers[:3] == ["ex03", "ex01", "lj"]  # line order, not sorted
+    close(voc(r["units"], speaker=spk, style=sty), r[f"wav_spk{spk}_sty{sty}"])
+    close(voc(r["units"], speaker=voc.speakers[spk], style=voc.styles[sty], dur_prediction=True),
+          r[f"wav_dur_spk{spk}_sty{sty}"])
+
+
+def test_expresso_defaults_to_id_zero_like_textlesslib():
+    r = ref("expresso")
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso")  # a folder of g_* files: the latest is used
+    close(voc(r["units"]), r["wav_spk0_sty0"])
+
+
+def test_continuous_f0_with_speaker_table_of_200():
+    r = ref("f0")
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "f0" / "g_00000000", DATA / "f0" / "config.json")
+    assert voc.config.f0 == "continuous" and voc.config.num_speakers == 200
+    close(voc(r["units"], speaker=7, f0=r["f0"]), r["wav_spk7"])
+    close(voc(r["units"], speaker=0, f0=r["f0"]), r["wav_spk0"])
+    close(voc(r["units"], speaker=3, f0=r["f0_half"]), r["wav_half_spk3"])  # F0 at half the unit rate
+
+
+def test_quantized_f0_at_twice_the_unit_rate():
+    r = ref("f0_quant")
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "f0_quant" / "g_00000000")
+    assert voc.config.f0 == "quantized" and voc.config.f0_bins == 32
+    wav = voc(r["units"], f0=r["f0"])
+    close(wav, r["wav"])
+    assert len(wav) == 2 * len(r["units"]) * 320
+
+
+@pytest.mark.parametrize("case", ["mel_v1", "mel_v3"])
+def test_mel_hifigan(case):
+    r = ref(case)
+    voc = HiFiGANVocoder.from_checkpoint(DATA / case / "g_00000000")
+    close(voc(torch.from_numpy(r["mel"])), r["wav"])
+
+
+def test_training_mel_spectrogram():
+    from speechkit.vocoders.hifigan.losses import MelSpectrogram
+
+    r = np.load(DATA / "mel_loss.npz")
+    mel = MelSpectrogram(sample_rate=16000)(torch.from_numpy(r["wav"])[None])[0]
+    np.testing.assert_allclose(mel.numpy(), r["mel"], atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("case", ["base", "expresso", "f0", "f0_quant"])
+def test_chunked_synthesis_equals_one_pass(case):
+    from speechkit.vocoders.hifigan.inference import synthesize_chunked
+
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / case / "g_00000000")
+    g = torch.Generator().manual_seed(0)
+    units = torch.randint(0, 100, (150,), generator=g)
+    kwargs = {}
+    if voc.config.f0 == "continuous":
+        kwargs["f0"] = torch.randn(150, generator=g)
+    elif voc.config.f0 == "quantized":
+        kwargs["f0"] = torch.randint(0, 32, (300,), generator=g)
+    voc.chunk_frames = None
+    whole = voc(units, **kwargs)
+    voc.chunk_frames = 40
+    chunked = voc(units, **kwargs)
+    assert len(chunked) == len(whole)
+    np.testing.assert_allclose(chunked.numpy(), whole.numpy(), atol=1e-5, rtol=0)
+    # the test can fail: too little context changes the output near chunk borders
+    features = voc.features(units, **kwargs)
+    with torch.inference_mode():
+        short = synthesize_chunked(voc.generator, features, 40, context_frames=1)
+    assert float((short - whole).abs().max()) > 1e-3
