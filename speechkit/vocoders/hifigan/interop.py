@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def load_official_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
     if not p.is_file():
         raise VocoderError(f"{p}: no such checkpoint file")
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols of files it then refuses
+            state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every unpickling failure is a bad file for the user
         raise VocoderError(f"{p}: not a loadable checkpoint; official vocoder checkpoints are torch.save files of "
                            f"plain tensors ({type(e).__name__}: {str(e)[:200]})") from None
@@ -225,7 +228,8 @@ def state_dict_from_official(state: dict[str, torch.Tensor], *, kind: str = "cod
 
 def state_dict_to_official(state: dict[str, torch.Tensor], *, kind: str = "code") -> dict[str, torch.Tensor]:
     """speechkit generator keys (plain weights) → the official keys with legacy weight norm
-    (``weight_v = w``, ``weight_g = ||w||`` over all dims but 0), loadable by the official generators."""
+    (``weight_v = w``, ``weight_g = ||w||`` over all dims but 0), loadable by the official generators, which
+    re-compute exactly ``w`` from them."""
     inverse = [(r"^unit_embedding\.", "dict."), (r"^speaker_embedding\.", "spkr."), (r"^style_embedding\.", "style."),
                (r"^f0_embedding\.", "f0_quant_embed."),
                (r"^duration_predictor\.conv([12])\.", r"dur_predictor.conv\1.0."),
@@ -241,7 +245,10 @@ def state_dict_to_official(state: dict[str, torch.Tensor], *, kind: str = "code"
         body = kind == "mel" or k.startswith("generator.")
         if body and name.endswith(".weight") and v.dim() == 3:
             base = name[: -len(".weight")]
-            out[base + ".weight_g"] = torch.norm_except_dim(v, 2, 0).clone()
+            # g = the norm exactly as torch's weight-norm kernel computes it, so g / ||v|| is exactly 1 and the
+            # official code re-computes bit-identical weights
+            _, norm = torch._weight_norm_interface(v, torch.ones_like(v[:, :1, :1]), 0)
+            out[base + ".weight_g"] = norm.reshape(v.shape[0], 1, 1).clone()
             out[base + ".weight_v"] = v.clone()
         else:
             out[name] = v.clone()
