@@ -223,3 +223,86 @@ def _format_for(path: Path) -> str:
     if ext.upper() not in formats:
         raise AudioError(path, f"unknown audio extension '.{ext}'; use one of {sorted(f.lower() for f in formats)}")
     return ext.upper()
+
+
+# ---------------------------------------------------------------------------------------------- streaming a corpus
+def _finish(item: dict, data: np.ndarray | torch.Tensor, file_rate: int, sample_rate: int | None) -> dict:
+    """Shared tail of both loaders: checks, mixdown, resampling; problems become ``item["error"]``."""
+    x = torch.as_tensor(data, dtype=torch.float32)
+    if x.dim() == 2:  # (samples, channels) -> mono
+        x = x.mean(dim=1) if x.shape[1] > 1 else x[:, 0]
+    if x.numel() == 0:
+        return {**item, "error": "has zero samples"}
+    if not torch.isfinite(x).all():
+        return {**item, "error": f"contains {int((~torch.isfinite(x)).sum())} NaN or infinite samples"}
+    if sample_rate is not None and sample_rate != file_rate:
+        x = resample(x, file_rate, sample_rate)
+    return {**item, "wav": x.contiguous(), "sample_rate": sample_rate or file_rate}
+
+
+def _load_item(item: dict, sample_rate: int | None) -> dict:
+    try:
+        wav, sr = load(item["path"])
+    except AudioError as e:
+        return {**item, "error": e.problem}
+    return _finish(item, wav, sr, sample_rate)
+
+
+class _TorchAudioDataset(torch.utils.data.Dataset):
+    def __init__(self, items: list[dict], sample_rate: int | None):
+        self.items, self.sample_rate = items, sample_rate
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return _load_item(self.items[i], self.sample_rate)
+
+
+def iter_audio(items: list[dict], sample_rate: int | None = None, *, loader: str = "fairseq2", workers: int = 2,
+               prefetch: int = 8):
+    """Decodes many files in the background, in order, for corpus jobs.
+
+    Each item is a dict with at least ``"path"``; it comes back with ``"wav"`` (``(samples,)`` float32, mono,
+    resampled to ``sample_rate``) and ``"sample_rate"``, or with ``"error"`` (the reason, e.g. ``"has zero
+    samples"``) so a bad file never stops the job.
+
+    Args:
+        items: what to read, in the order wanted.
+        sample_rate: target rate (``None`` keeps each file's rate).
+        loader: ``"fairseq2"`` (fairseq2's native pipeline: ``read_sequence`` -> parallel ``FileMapper`` +
+            ``AudioDecoder`` -> ``prefetch``) or ``"torch"`` (a ``DataLoader`` with worker processes calling
+            :func:`load`). ``benchmarks/tokenize.py`` measures both.
+        workers: parallel decoders (threads for fairseq2, processes for torch).
+        prefetch: decoded items kept ready ahead of the consumer.
+
+    Yields:
+        The items, in input order.
+    """
+    if loader == "torch":
+        ds = _TorchAudioDataset(items, sample_rate)
+        dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
+                                         prefetch_factor=max(1, prefetch // max(workers, 1)) if workers else None,
+                                         multiprocessing_context="spawn" if workers else None,
+                                         persistent_workers=False)
+        yield from dl
+        return
+    if loader != "fairseq2":
+        raise ValueError(f"loader must be 'fairseq2' or 'torch'. Found {loader!r}")
+    from fairseq2.data.audio import AudioDecoder
+    from fairseq2.data.data_pipeline import FileMapper, read_sequence
+
+    mapper, decoder = FileMapper(), AudioDecoder(dtype=torch.float32)
+
+    def decode(item: dict) -> dict:
+        path = Path(item["path"])
+        if not path.is_file():
+            return {**item, "error": "no such file" if not path.exists() else "is a directory, expected an audio file"}
+        try:
+            out = decoder(mapper(str(path))["data"])
+        except Exception as e:  # noqa: BLE001 - fairseq2n raises ValueError/ByteStreamError for bad files
+            return {**item, "error": f"not a readable audio file or corrupt ({str(e).splitlines()[0][:200]})"}
+        return _finish(item, out["waveform"], int(out["sample_rate"]), sample_rate)
+
+    pipeline = read_sequence(items).map(decode, num_parallel_calls=max(1, workers)).prefetch(prefetch).and_return()
+    yield from pipeline

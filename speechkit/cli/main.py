@@ -16,6 +16,7 @@ from speechkit.errors import SpeechkitError
 EPILOG = """examples:
   speechkit prepare mini-expresso data/mini_expresso --minutes 10 --jobs 2
   speechkit prepare manifest data/mini_expresso/audio_48khz/read -o data/read.tsv
+  speechkit encode data/read.tsv -o data/units.jsonl --hubert hubert_base_ls960.pt --layer 6 --kmeans km.bin
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""
 
@@ -25,7 +26,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import prepare, train
+    from speechkit.cli import encode, prepare, train
 
     parser = argparse.ArgumentParser(
         prog="speechkit",
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     prepare.add_parser(sub)
+    encode.add_parser(sub)
     if train.TASKS:  # only commands that exist are listed
         train.add_parser(sub)
     return parser

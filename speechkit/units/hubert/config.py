@@ -78,6 +78,14 @@ class HubertConfig:
         """Output frames per second."""
         return self.sample_rate / self.hop_size
 
+    @property
+    def min_samples(self) -> int:
+        """Shortest input that gives one frame (400 samples for base models)."""
+        n = 1
+        for _, k, s in reversed(self.conv_layers):
+            n = (n - 1) * s + k
+        return n
+
     def num_frames(self, num_samples: int) -> int:
         """Frames the front end produces for ``num_samples`` input samples (0 if too short)."""
         n = num_samples

@@ -90,7 +90,7 @@ class HubertFeatureReader(nn.Module):
                              f"Found shape {tuple(wav.shape)}")
         if self.config.num_frames(wav.numel()) == 0:
             raise ValueError(f"wav is too short: {wav.numel()} samples give no frame (minimum "
-                             f"{self.config.conv_layers[0][1]} samples)")
+                             f"{self.config.min_samples} samples)")
         if not torch.isfinite(wav).all():
             raise ValueError("wav contains NaN or infinite samples")
         return wav.float()
