@@ -12,7 +12,10 @@ import importlib
 from pathlib import Path
 
 # task name -> (module with `run(cfg: omegaconf.DictConfig) -> int`, one example command line)
-TASKS: dict[str, tuple[str, str]] = {}
+TASKS: dict[str, tuple[str, str]] = {
+    "vocoder": ("speechkit.train.vocoder", "speechkit train vocoder preset=debug data.units=units.jsonl "
+                "data.speaker=expresso data.style=expresso model.num_units=100 out=runs/vocoder"),
+}
 
 EXAMPLES = """examples:
 {lines}

@@ -32,7 +32,8 @@ from speechkit.vocoders.hifigan.config import (
     MelHiFiGANConfig,
 )
 
-__all__ = ["load_official_checkpoint", "read_official_config", "code_config_from_official", "mel_config_from_official",
+__all__ = ["fold_weight_norm", "load_official_checkpoint", "read_official_config",
+           "code_config_from_official", "mel_config_from_official",
            "state_dict_from_official", "state_dict_to_official", "code_config_to_official",
            "mel_config_to_official"]
 
@@ -186,7 +187,7 @@ def mel_config_from_official(cfg: dict[str, Any], source: str = "config") -> Mel
     return out
 
 
-def _fold(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Legacy (``weight_g``/``weight_v``) and parametrization weight-norm keys → plain ``weight``."""
     out: dict[str, torch.Tensor] = {}
     for k, v in state.items():
@@ -211,7 +212,7 @@ def state_dict_from_official(state: dict[str, torch.Tensor], *, kind: str = "cod
         kind: ``"code"`` (CodeHiFiGAN → :class:`~speechkit.vocoders.hifigan.model.CodeHiFiGANGenerator`) or
             ``"mel"`` (HiFi-GAN → :class:`~speechkit.vocoders.hifigan.model.HiFiGANGenerator`).
     """
-    folded = _fold(state)
+    folded = fold_weight_norm(state)
     if kind == "mel":
         return folded
     out = {}
@@ -235,7 +236,7 @@ def state_dict_to_official(state: dict[str, torch.Tensor], *, kind: str = "code"
                (r"^duration_predictor\.conv([12])\.", r"dur_predictor.conv\1.0."),
                (r"^duration_predictor\.", "dur_predictor."), (r"^generator\.", "")]
     out = {}
-    for k, v in _fold(state).items():
+    for k, v in fold_weight_norm(state).items():
         name = k
         if kind == "code":
             for pattern, repl in inverse:

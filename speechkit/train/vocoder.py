@@ -1,0 +1,309 @@
+"""``speechkit train vocoder``: train a unit HiFi-GAN (CodeHiFiGAN) on units jsonl + audio.
+
+Read top to bottom: data (records, speaker / style lists, segments), the models (generator with weight norm,
+multi-period and multi-scale discriminators), one training step (discriminator then generator, the released
+HiFi-GAN losses), validation (mel L1 on whole utterances), checkpoints, and :func:`run`.
+
+Outputs in ``out``: ``checkpoint_last.pt`` (generator + discriminators + optimisers + schedulers + step, resumed
+automatically), ``model/`` (:meth:`CodeHiFiGANVocoder.from_pretrained`), ``official/g_XXXXXXXX`` + ``config.json``
+(textlesslib / fairseq format) and ``log.jsonl``. Under ``torchrun`` every process runs the same command; the
+three networks are wrapped in DDP (gloo on CPU, NCCL on GPU) and each process reads its shard of every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechkit.train import distributed
+from speechkit.train.checkpoint import LAST, load_training_state, save_training_state, unwrap
+from speechkit.vocoders.errors import VocoderError
+from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig
+from speechkit.vocoders.hifigan.data import UnitAudioDataset, collate, name_function
+from speechkit.vocoders.hifigan.factory import build_code_hifigan, build_discriminators
+from speechkit.vocoders.hifigan.losses import (
+    MelSpectrogram,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from speechkit.vocoders.hifigan.model import CodeHiFiGANGenerator
+from speechkit.vocoders.hifigan.train_config import VocoderTrainConfig
+
+__all__ = ["run", "train"]
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------------ data
+def _names(records, source: str, what: str) -> tuple[list[str] | None, list[int] | None]:
+    fn = name_function(source, what)
+    if fn is None:
+        return None, None
+    try:
+        per_record = [fn(r.audio) for r in records]
+    except Exception as e:  # noqa: BLE001 - a path the rule cannot read is a data error for the user
+        raise VocoderError(f"data.{what}={source!r} cannot read a {what} from an audio path ({e})") from None
+    names = sorted(set(per_record))
+    return names, [names.index(n) for n in per_record]
+
+
+def _datasets(cfg: VocoderTrainConfig, hop: int):
+    from speechkit.data.manifest import read_units_jsonl
+
+    train = read_units_jsonl(cfg.data.units)
+    if cfg.data.valid_units:
+        valid = read_units_jsonl(cfg.data.valid_units)
+    else:
+        n = min(cfg.data.valid_count, len(train) - 1)
+        train, valid = (train[:-n], train[-n:]) if n > 0 else (train, [])
+    valid = valid[: cfg.data.valid_count]
+    speakers, spk_train = _names(train, cfg.data.speaker, "speaker")
+    styles, sty_train = _names(train, cfg.data.style, "style")
+
+    def ids(records, names, source, what):
+        if names is None:
+            return None
+        fn = name_function(source, what)
+        unknown = sorted({fn(r.audio) for r in records} - set(names))
+        if unknown:
+            raise VocoderError(f"validation {what}s {unknown} do not occur in the training data")
+        return [names.index(fn(r.audio)) for r in records]
+
+    common = dict(sample_rate=cfg.model.sample_rate, hop=hop, audio_root=cfg.data.audio_root, peak=cfg.data.peak)
+    train_set = UnitAudioDataset(train, segment_frames=cfg.data.segment_size // hop, speakers=spk_train,
+                                 styles=sty_train, seed=cfg.train.seed, **common)
+    valid_set = UnitAudioDataset(valid, segment_frames=None, **common,
+                                 speakers=ids(valid, speakers, cfg.data.speaker, "speaker"),
+                                 styles=ids(valid, styles, cfg.data.style, "style")) if valid else None
+    return train_set, valid_set, speakers, styles
+
+
+def _epoch_indices(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]:
+    """This process' batches of one epoch: a seeded permutation, sharded by rank, incomplete batches dropped."""
+    rank, world = distributed.rank(), distributed.world_size()
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    per_rank = batch // world
+    mine = order[rank::world]
+    return [mine[i:i + per_rank] for i in range(0, len(mine) - per_rank + 1, per_rank)]
+
+
+# ------------------------------------------------------------------------------------------------ models
+class GeneratorStep(nn.Module):
+    """The generator with its duration loss in ``forward`` (so DDP sees every parameter used)."""
+
+    def __init__(self, model: CodeHiFiGANGenerator):
+        super().__init__()
+        self.model = model
+
+    def forward(self, units, speaker, style):
+        wav = self.model(units, speaker=speaker if self.model.speaker_embedding is not None else None,
+                         style=style if self.model.style_embedding is not None else None)
+        dur = self.model.duration_loss(units) if self.model.duration_predictor is not None else wav.new_zeros(())
+        return wav, dur
+
+
+def _set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+# ------------------------------------------------------------------------------------------------ one step
+def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg: VocoderTrainConfig) -> dict:
+    """One discriminator update then one generator update (the released order); returns the losses."""
+    y = batch["audio"]
+    y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"])
+    # discriminators on real vs detached fake
+    optim_d.zero_grad(set_to_none=True)
+    r_f, g_f, _, _ = mpd(y, y_hat.detach())
+    r_s, g_s, _, _ = msd(y, y_hat.detach())
+    loss_d = discriminator_loss(r_f, g_f) + discriminator_loss(r_s, g_s)
+    loss_d.backward()
+    optim_d.step()
+    # generator (the discriminators are frozen and run unwrapped: no gradient for them, no DDP reduction)
+    optim_g.zero_grad(set_to_none=True)
+    d_f, d_s = unwrap(mpd), unwrap(msd)
+    _set_requires_grad(d_f, False)
+    _set_requires_grad(d_s, False)
+    mel_l1 = F.l1_loss(mel(y_hat.squeeze(1)), mel(y.squeeze(1)))
+    _, g_f, fr_f, fg_f = d_f(y, y_hat)
+    _, g_s, fr_s, fg_s = d_s(y, y_hat)
+    adv = generator_adversarial_loss(g_f) + generator_adversarial_loss(g_s)
+    fm = feature_matching_loss(fr_f, fg_f) + feature_matching_loss(fr_s, fg_s)
+    w = cfg.loss
+    loss_g = w.adversarial * adv + w.feature_matching * fm + w.mel * mel_l1 + w.duration * dur_loss
+    loss_g.backward()
+    optim_g.step()
+    _set_requires_grad(d_f, True)
+    _set_requires_grad(d_s, True)
+    return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "mel_l1": mel_l1.item(), "adv": adv.item(),
+            "fm": fm.item(), "dur": float(dur_loss.detach())}
+
+
+@torch.no_grad()
+def validate(model: CodeHiFiGANGenerator, valid_set: UnitAudioDataset | None, mel: MelSpectrogram, device) -> dict:
+    """Mel L1 of whole validation utterances (and the duration loss when there is a predictor)."""
+    if valid_set is None or len(valid_set) == 0:
+        return {}
+    model.eval()
+    mel_l1, dur = 0.0, 0.0
+    for i in range(len(valid_set)):
+        item = collate([valid_set[i]])
+        units = item["units"].to(device)
+        spk = item["speaker"].to(device) if model.speaker_embedding is not None else None
+        sty = item["style"].to(device) if model.style_embedding is not None else None
+        y_hat = model(units, speaker=spk, style=sty)
+        mel_l1 += F.l1_loss(mel(y_hat.squeeze(1)), mel(item["audio"].to(device).squeeze(1))).item()
+        if model.duration_predictor is not None:
+            dur += model.duration_loss(units).item()
+    model.train()
+    out = {"valid_mel_l1": mel_l1 / len(valid_set)}
+    if model.duration_predictor is not None:
+        out["valid_dur"] = dur / len(valid_set)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ saving
+def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styles, out: Path, step: int,
+            official: bool) -> None:
+    from speechkit.vocoders.hifigan.interop import fold_weight_norm
+    from speechkit.vocoders.hifigan.vocoder import CodeHiFiGANVocoder
+
+    # a fresh module loaded with folded weights (deep-copying a parametrized module shares its class, and removing
+    # the copy's weight norm would break the original)
+    plain = build_code_hifigan(mcfg)
+    plain.load_state_dict({k: v.detach().cpu().float() for k, v in fold_weight_norm(model.state_dict()).items()})
+    voc = CodeHiFiGANVocoder(plain, mcfg, speakers, styles)
+    voc.save_pretrained(out / "model", extra={"step": step})
+    if official:
+        voc.export_official(out / "official", step=step)
+
+
+# ------------------------------------------------------------------------------------------------ loop
+def train(cfg: VocoderTrainConfig) -> dict:
+    """Trains (or resumes) a unit vocoder; returns the last logged values."""
+    device = distributed.init() if cfg.train.device == "auto" else torch.device(cfg.train.device)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed + distributed.rank())
+    out = Path(cfg.out)
+    hop = cfg.model.generator.hop_length
+    train_set, valid_set, speakers, styles = _datasets(cfg, hop)
+    mcfg = CodeHiFiGANConfig(num_units=cfg.model.num_units, embedding_dim=cfg.model.embedding_dim,
+                             num_speakers=len(speakers or []), num_styles=len(styles or []),
+                             duration_predictor=cfg.model.duration_predictor, generator=cfg.model.generator,
+                             sample_rate=cfg.model.sample_rate)
+    model = build_code_hifigan(mcfg)
+    model.generator.init_weights().apply_weight_norm()
+    mpd, msd = build_discriminators(cfg.model.discriminator_scale)
+    nets = nn.ModuleDict({"generator": model, "mpd": mpd, "msd": msd}).to(device)
+    o = cfg.optim
+    optim_g = torch.optim.AdamW(model.parameters(), o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    optim_d = torch.optim.AdamW([*mpd.parameters(), *msd.parameters()], o.lr, betas=o.betas,
+                                weight_decay=o.weight_decay)
+    sched_g = torch.optim.lr_scheduler.ExponentialLR(optim_g, o.lr_decay)
+    sched_d = torch.optim.lr_scheduler.ExponentialLR(optim_d, o.lr_decay)
+    step, epoch, batch_in_epoch = 0, 0, 0
+    if cfg.train.resume and (out / LAST).is_file():
+        state = load_training_state(out / LAST)
+        try:
+            nets.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise VocoderError(f"{out / LAST}: does not fit this config ({str(e)[:300]})") from None
+        optim_g.load_state_dict(state["optimizers"]["g"])
+        optim_d.load_state_dict(state["optimizers"]["d"])
+        sched_g.load_state_dict(state["schedulers"]["g"])
+        sched_d.load_state_dict(state["schedulers"]["d"])
+        step, epoch, batch_in_epoch = state["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
+        log.info("resumed %s at step %d (epoch %d)", out / LAST, step, epoch)
+    gen: nn.Module = GeneratorStep(model)
+    if distributed.world_size() > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        gen = nn.parallel.DistributedDataParallel(gen, device_ids=ids)
+        mpd = nn.parallel.DistributedDataParallel(mpd, device_ids=ids)
+        msd = nn.parallel.DistributedDataParallel(msd, device_ids=ids)
+    m = cfg.mel
+    mel = MelSpectrogram(cfg.model.sample_rate, m.n_fft, m.num_mels, m.hop_size, m.win_size, m.fmin, m.fmax).to(device)
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.resolved.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    last: dict = {}
+
+    def save() -> None:
+        if distributed.is_main():
+            save_training_state(out, step=step, model=nets, config=cfg.to_dict(),
+                                optimizers={"g": optim_g, "d": optim_d}, schedulers={"g": sched_g, "d": sched_d},
+                                extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch, "speakers": speakers,
+                                       "styles": styles})
+            _export(model, mcfg, speakers, styles, out, step, cfg.train.export_official)
+        distributed.barrier()
+
+    def write_log(values: dict) -> None:
+        if distributed.is_main():
+            with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(values) + "\n")
+            log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+
+    nets.train()
+    t0, sums, count = time.time(), {}, 0
+    while step < o.max_steps:
+        train_set.set_epoch(epoch)
+        batches = _epoch_indices(len(train_set), o.batch_size, epoch, cfg.train.seed)
+        if not batches:
+            raise VocoderError(f"optim.batch_size={o.batch_size} exceeds the {len(train_set)} training records "
+                               f"({distributed.world_size()} processes)")
+        for indices in batches[batch_in_epoch:]:
+            batch = {k: v.to(device) for k, v in collate([train_set[i] for i in indices]).items()}
+            losses = train_step(batch, gen, mpd, msd, mel, optim_g, optim_d, cfg)
+            step += 1
+            batch_in_epoch += 1
+            count += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            done = step >= o.max_steps
+            if step % cfg.train.log_every == 0 or done:
+                values = {k: float(distributed.all_reduce_mean(torch.tensor(v / count, device=device)))
+                          for k, v in sums.items()}
+                last = {"step": step, "epoch": epoch, "lr": optim_g.param_groups[0]["lr"], **values,
+                        "sec_per_step": (time.time() - t0) / count}
+                write_log(last)
+                t0, sums, count = time.time(), {}, 0
+            if step % cfg.train.valid_every == 0 or done:
+                v = validate(model, valid_set, mel, device) if distributed.is_main() else {}
+                if v:
+                    write_log({"step": step, **v})
+                    last.update(v)
+                distributed.barrier()
+            if step % cfg.train.save_every == 0 or done:
+                save()
+            if done:
+                break
+        else:
+            epoch += 1
+            batch_in_epoch = 0
+            sched_g.step()
+            sched_d.step()
+    return last
+
+
+def run(cfg) -> int:
+    """Entry point of ``speechkit train vocoder`` (``cfg``: the composed Hydra config)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as e:
+        raise VocoderError(f"train vocoder: required value {e.full_key} is missing (give {e.full_key}=...)") from None
+    config = VocoderTrainConfig.from_dict(values)
+    try:
+        train(config)
+    finally:
+        distributed.cleanup()
+    return 0
