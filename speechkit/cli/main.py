@@ -17,6 +17,7 @@ EPILOG = """examples:
   speechkit prepare mini-expresso data/mini_expresso --minutes 10 --jobs 2
   speechkit prepare manifest data/mini_expresso/audio_48khz/read -o data/read.tsv
   speechkit encode data/read.tsv -o data/units.jsonl --hubert hubert_base_ls960.pt --layer 6 --kmeans km.bin
+  speechkit resynth in.wav -o out.wav --model checkpoints/default --speaker us2 --style whisper
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""
 
@@ -26,7 +27,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import encode, prepare, train
+    from speechkit.cli import encode, prepare, resynth, train
 
     parser = argparse.ArgumentParser(
         prog="speechkit",
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     prepare.add_parser(sub)
     encode.add_parser(sub)
+    resynth.add_parser(sub)
     if train.TASKS:  # only commands that exist are listed
         train.add_parser(sub)
     return parser
