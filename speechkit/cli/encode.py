@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loader", choices=["fairseq2", "torch"], default="fairseq2", help="audio decoding pipeline")
     p.add_argument("--workers", type=int, default=2, help="parallel audio decoders")
     p.add_argument("--threads", type=int, default=0, help="torch threads for the model (0 = torch's default)")
+    p.add_argument("--fast", action="store_true",
+                   help="opt-in bf16 autocast (several times faster on CPUs with AMX/AVX512-BF16 and on GPUs; "
+                        "a few percent of units differ from the exact fp32 path)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)
 
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     encoder = build_encoder(args).to(args.device)
+    if args.fast:
+        encoder.reader.autocast = torch.bfloat16
     stats = encode_corpus(encoder, args.input, args.output, shard=(index, count), resume=args.resume,
                           batch_seconds=args.batch_seconds, loader=args.loader, workers=args.workers)
     print(f"wrote {args.output}: {stats.encoded} new, {stats.skipped} already done, {stats.failed} failed, "

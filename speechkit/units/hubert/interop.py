@@ -280,3 +280,49 @@ def _read_hf_weights(d: Path) -> dict[str, torch.Tensor]:
 
         return load_torch_checkpoint(d / "pytorch_model.bin")
     raise CheckpointError(f"{d}: no model.safetensors or pytorch_model.bin")
+
+
+def to_fairseq_state_dict(state_dict: dict[str, torch.Tensor], config: HubertConfig) -> dict[str, torch.Tensor]:
+    """speechkit HuBERT weights -> fairseq's names (the inverse of :func:`load_fairseq_hubert`'s key map).
+
+    The positional convolution is stored the fairseq way: ``weight_g`` / ``weight_v`` (weight norm over the
+    kernel dimension) or, for batch-norm models, ``pos_conv.0`` = batch norm and ``pos_conv.1`` = convolution.
+    Useful to hand our models to fairseq-format tooling (torchaudio's importer, textlesslib users).
+    """
+    out = {}
+    for key, value in state_dict.items():
+        m = re.fullmatch(r"feature_extractor\.layers\.(\d+)\.(conv|norm)\.(weight|bias)", key)
+        if m:
+            i, part, name = m.groups()
+            if part == "conv":
+                out[f"feature_extractor.conv_layers.{i}.0.{name}"] = value
+            elif config.extractor_mode == "layer_norm":
+                out[f"feature_extractor.conv_layers.{i}.2.1.{name}"] = value
+            else:
+                out[f"feature_extractor.conv_layers.{i}.2.{name}"] = value
+            continue
+        m = re.fullmatch(r"encoder\.pos_conv\.(conv|batch_norm)\.(\w+)", key)
+        if m:
+            part, name = m.groups()
+            if part == "batch_norm":
+                out[f"encoder.pos_conv.0.{name}"] = value
+            elif config.conv_pos_batch_norm:
+                out[f"encoder.pos_conv.1.{name}"] = value
+            elif name == "weight":
+                out["encoder.pos_conv.0.weight_g"] = value.norm(dim=(0, 1), keepdim=True)
+                out["encoder.pos_conv.0.weight_v"] = value
+            else:
+                out[f"encoder.pos_conv.0.{name}"] = value
+            continue
+        for pattern, target in (
+            (r"feature_norm\.(weight|bias)", r"layer_norm.\1"),
+            (r"feature_projection\.(weight|bias)", r"post_extract_proj.\1"),
+            (r"encoder\.layers\.(\d+)\.attention\.(q|k|v|out)_proj\.(\w+)", r"encoder.layers.\1.self_attn.\2_proj.\3"),
+            (r"encoder\.layers\.(\d+)\.attention_norm\.(\w+)", r"encoder.layers.\1.self_attn_layer_norm.\2"),
+            (r"encoder\.layers\.(\d+)\.ffn_norm\.(\w+)", r"encoder.layers.\1.final_layer_norm.\2"),
+            (r"(.*)", r"\1"),
+        ):
+            if re.fullmatch(pattern, key):
+                out[re.sub(pattern, target, key)] = value
+                break
+    return out

@@ -32,7 +32,13 @@ def _activation(name: str):
 
 
 class ConvBlock(nn.Module):
-    """Conv1d -> optional norm (``"group"``: per-channel over time; ``"layer"``: over channels) -> GELU."""
+    """Strided 1-D convolution -> optional norm (``"group"``: per channel over time; ``"layer"``: over channels)
+    -> GELU, on channels-last tensors.
+
+    The convolution is computed as one matrix product over unfolded windows: the same numbers as ``nn.Conv1d``
+    (whose weight layout, ``conv.weight`` ``(out, in, kernel)``, it keeps) but several times faster on CPUs for
+    the waveform front end, where a 1-channel input and long sequences make direct convolution inefficient.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, *, norm: str | None, bias: bool,
                  eps: float = 1e-5):
@@ -49,30 +55,40 @@ class ConvBlock(nn.Module):
             raise ValueError(f"norm must be 'group', 'layer' or None. Found {norm!r}")
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x`` ``(B, C_in, T)`` -> ``(B, C_out, T')`` and the new valid lengths."""
-        x = self.conv(x)
+        """``x`` ``(B, T, C_in)`` -> ``(B, T', C_out)`` and the new valid lengths."""
+        B, _, C = x.shape
+        windows = x.unfold(1, self.kernel, self.stride)  # (B, T', C_in, kernel)
+        w = self.conv.weight.reshape(self.conv.out_channels, C * self.kernel)
+        x = windows.reshape(B, windows.shape[1], C * self.kernel) @ w.T  # (B, T', C_out)
+        if self.conv.bias is not None:
+            x = x + self.conv.bias
         if lengths is not None:
             lengths = torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
         if self.norm_kind == "group":
             x = self._group_norm(x, lengths)
         elif self.norm_kind == "layer":
-            x = F.layer_norm(x.transpose(1, 2).float(), (x.shape[1],), self.norm.weight.float(),
-                             self.norm.bias.float(), self.eps).type_as(x).transpose(1, 2)
+            x = F.layer_norm(x.float(), (x.shape[-1],), self.norm.weight.float(), self.norm.bias.float(),
+                             self.eps).type_as(x)
         return F.gelu(x), lengths
 
     def _group_norm(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """One group per channel: statistics over time, over the valid frames of each utterance only.
+
+        Two-pass mean and variance, reductions over time done as matrix products (fast on channels-last data).
+        """
         xf = x.float()
-        if lengths is None or bool((lengths == x.shape[-1]).all()):
-            y = F.group_norm(xf, x.shape[1], self.norm.weight.float(), self.norm.bias.float(), self.eps)
-            return y.type_as(x)
-        # statistics over the valid frames of each utterance only: identical to normalising it alone
-        valid = (~lengths_to_padding_mask(lengths, x.shape[-1]))[:, None, :].float()  # (B, 1, T)
-        n = lengths.clamp(min=1)[:, None, None].float()
-        mean = (xf * valid).sum(-1, keepdim=True) / n
-        var = (((xf - mean) ** 2) * valid).sum(-1, keepdim=True) / n
-        y = (xf - mean) * torch.rsqrt(var + self.eps)
-        y = y * self.norm.weight.float()[None, :, None] + self.norm.bias.float()[None, :, None]
-        return (y * valid).type_as(x)
+        B, T, _ = xf.shape
+        masked = lengths is not None and not bool((lengths == T).all())
+        valid = (~lengths_to_padding_mask(lengths, T)).float() if masked else xf.new_ones(B, T)  # (B, T)
+        n = valid.sum(1).clamp(min=1)[:, None, None]  # (B, 1, 1)
+        mean = torch.einsum("bt,btc->bc", valid, xf)[:, None, :] / n  # (B, 1, C)
+        centered = xf - mean
+        var = torch.einsum("bt,btc->bc", valid, centered * centered)[:, None, :] / n
+        scale = self.norm.weight.float() * torch.rsqrt(var + self.eps)
+        y = torch.addcmul(self.norm.bias.float().expand_as(scale), centered, scale)
+        if masked:
+            y = y * valid[..., None]
+        return y.type_as(x)
 
 
 class ConvFeatureExtractor(nn.Module):
@@ -94,8 +110,8 @@ class ConvFeatureExtractor(nn.Module):
         self.layers = nn.ModuleList(blocks)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None):
-        """``wav`` ``(B, samples)`` -> ``(B, channels, frames)`` and frame lengths (``None`` if not given)."""
-        x = wav.unsqueeze(1)
+        """``wav`` ``(B, samples)`` -> ``(B, frames, channels)`` and frame lengths (``None`` if not given)."""
+        x = wav.unsqueeze(-1)
         for block in self.layers:
             x, lengths = block(x, lengths)
         return x, lengths
@@ -256,7 +272,7 @@ class HubertModel(nn.Module):
             ``(features (B, frames, embed_dim), frame_lengths (B,) or None)``.
         """
         x, frame_lengths = self.feature_extractor(wav, lengths)
-        x = self.feature_norm(x.transpose(1, 2))
+        x = self.feature_norm(x)
         padding_mask = None if frame_lengths is None else lengths_to_padding_mask(frame_lengths, x.shape[1])
         if self.feature_projection is not None:
             x = self.feature_projection(x)

@@ -28,6 +28,9 @@ class HubertFeatureReader(nn.Module):
         config: its architecture (gives rates and normalisation).
         layer: transformer layer to read, 1-based.
         max_chunk: longest piece encoded at once, in samples (textlesslib: 1,600,000).
+        autocast: ``None`` (exact fp32, the default) or ``torch.bfloat16`` for the opt-in fast path (matrix
+            products in bf16 under ``torch.autocast``, normalisations in fp32; ~3x faster on CPUs with AMX /
+            AVX512-BF16, features within bf16 rounding so a few percent of units change).
 
     Example:
         >>> reader = HubertFeatureReader.from_checkpoint("hubert_base_ls960.pt", layer=6)
@@ -35,15 +38,17 @@ class HubertFeatureReader(nn.Module):
         >>> feats.shape                    # (frames, 768), frames ~ samples / 320
     """
 
-    def __init__(self, model: HubertModel, config: HubertConfig, layer: int, max_chunk: int = 1_600_000):
+    def __init__(self, model: HubertModel, config: HubertConfig, layer: int, max_chunk: int = 1_600_000,
+                 autocast: torch.dtype | None = None):
         super().__init__()
         if not 1 <= layer <= config.num_layers:
             raise ValueError(f"layer must be between 1 and {config.num_layers} for this model. Found {layer}")
         self.model, self.config, self.layer, self.max_chunk = model.eval(), config, layer, max_chunk
+        self.autocast = autocast
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, layer: int = 6, max_chunk: int = 1_600_000,
-                        device: str | torch.device = "cpu") -> HubertFeatureReader:
+                        device: str | torch.device = "cpu", autocast: torch.dtype | None = None) -> HubertFeatureReader:
         """Loads a fairseq ``.pt`` file, a transformers HuBERT/wav2vec2 folder or a speechkit HuBERT folder.
 
         Raises:
@@ -54,7 +59,7 @@ class HubertFeatureReader(nn.Module):
 
         model, config = load_hubert(path)
         try:
-            return cls(model, config, layer, max_chunk).to(device)
+            return cls(model, config, layer, max_chunk, autocast).to(device)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
 
@@ -105,13 +110,17 @@ class HubertFeatureReader(nn.Module):
         """``wav`` ``(samples,)`` at :attr:`expected_sample_rate` -> ``(frames, dim)`` float32 features."""
         return self._encode_chunked(self._normalize(self._check(wav).to(self.device)))
 
+    def _run(self, batch: torch.Tensor, lengths: torch.Tensor | None):
+        with torch.autocast(self.device.type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
+            return self.model(batch, lengths, output_layer=self.layer)
+
     def _encode_chunked(self, x: torch.Tensor) -> torch.Tensor:
         pieces = []
         for start in range(0, x.numel(), self.max_chunk):
             chunk = x[start : start + self.max_chunk]
             if self.config.num_frames(chunk.numel()) == 0:
                 continue  # a tail too short for one frame (fairseq would fail on it)
-            feats, _ = self.model(chunk[None], output_layer=self.layer)
+            feats, _ = self._run(chunk[None], None)
             pieces.append(feats[0])
         return torch.cat(pieces).float()
 
@@ -131,7 +140,7 @@ class HubertFeatureReader(nn.Module):
             batch = torch.zeros(len(short), int(lengths.max()), device=self.device)
             for row, i in enumerate(short):
                 batch[row, : wavs[i].numel()] = wavs[i]
-            feats, frames = self.model(batch, lengths if len(short) > 1 else None, output_layer=self.layer)
+            feats, frames = self._run(batch, lengths if len(short) > 1 else None)
             for row, i in enumerate(short):
                 n = int(frames[row]) if frames is not None else feats.shape[1]
                 out[i] = feats[row, :n].float()

@@ -119,3 +119,24 @@ def test_our_format_roundtrip(tmp_path):
         expected = model(wav[None], output_layer=2)[0][0]
     assert torch.allclose(reader(wav), expected, atol=1e-6)
     assert reader.code_hop_size == 20 and reader.dim == 32 and reader.expected_sample_rate == 16000
+
+
+@pytest.mark.parametrize("variant", ["base", "large", "25hz"])
+def test_export_to_fairseq_names_roundtrips(tmp_path, variant):
+    from speechkit.units.hubert.factory import load_hubert
+    from speechkit.units.hubert.interop import to_fairseq_state_dict
+
+    original = ff.fairseq_state_dict(variant, seed=3)
+    ff.write_fairseq_checkpoint(tmp_path / "a.pt", variant, sd=original)
+    model, cfg = load_hubert(tmp_path / "a.pt")
+    exported = to_fairseq_state_dict(model.state_dict(), cfg)
+    heads = {k for k in original if k.startswith(("label_embs", "final_proj"))}
+    assert set(exported) == set(original) - heads
+    for k, v in exported.items():
+        if k.endswith(("weight_g", "weight_v")):
+            continue  # weight norm is re-parametrised; the folded weight is what must agree
+        assert torch.allclose(v, original[k], atol=1e-6), k
+    ff.write_fairseq_checkpoint(tmp_path / "b.pt", variant, sd=exported)
+    wav = torch.randn(9000)
+    a = HubertFeatureReader.from_checkpoint(tmp_path / "a.pt", layer=3)(wav)
+    assert torch.allclose(a, HubertFeatureReader.from_checkpoint(tmp_path / "b.pt", layer=3)(wav), atol=1e-5)
