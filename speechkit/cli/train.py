@@ -13,6 +13,8 @@ from pathlib import Path
 
 # task name -> (module with `run(cfg: omegaconf.DictConfig) -> int`, one example command line)
 TASKS: dict[str, tuple[str, str]] = {
+    "ulm": ("speechkit.train.ulm", "speechkit train ulm preset=debug data.train=train.jsonl data.valid=valid.jsonl "
+            "data.num_units=100 model.text_lm=runs/textlm/model train.out_dir=runs/ulm"),
     "vocoder": ("speechkit.train.vocoder", "speechkit train vocoder preset=debug data.units=units.jsonl "
                 "data.speaker=expresso data.style=expresso model.num_units=100 out=runs/vocoder"),
 }
