@@ -9,6 +9,7 @@ EXAMPLES = """examples:
   speechkit resynth in.wav -o out.wav --model checkpoints/default
   speechkit resynth in.wav -o out.wav --model checkpoints/default --speaker us2 --style whisper
   speechkit resynth a.wav b.flac -o outdir/ --encoder runs/encoder --vocoder runs/vocoder/model
+  speechkit resynth data/mini_expresso/audio_48khz/read/us1/default -o outdir/ --model checkpoints/default
   speechkit resynth in.wav -o out.wav --encoder ENC --vocoder g_00500000 --vocoder-config config.json
   speechkit resynth --list-speakers --model checkpoints/default
 
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=HelpFormatter, epilog=EXAMPLES,
                        description="Encode speech into units and decode it with a unit vocoder. Any input rate; "
                                    "output at the vocoder's rate.")
-    p.add_argument("inputs", nargs="*", type=Path, help="audio files")
+    p.add_argument("inputs", nargs="*", type=Path, help="audio files or folders of them")
     p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (several)")
     p.add_argument("--model", type=Path, default=Path("checkpoints/default"),
                    help="folder with encoder/ and vocoder/ (ignored when --encoder and --vocoder are given)")
@@ -57,6 +58,18 @@ def build(args: argparse.Namespace):
     return Resynthesizer(SpeechEncoder.from_pretrained(args.encoder), vocoder, **options)
 
 
+def _expand(inputs: list[Path]) -> list[Path]:
+    from speechkit.data.manifest import AUDIO_EXTENSIONS
+
+    files = []
+    for p in inputs:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)
+        else:
+            files.append(p)
+    return files
+
+
 def run(args: argparse.Namespace) -> int:
     from speechkit.audio import io
     from speechkit.errors import SpeechkitError
@@ -69,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.inputs or args.output is None:
         raise SpeechkitError("give input files and -o OUTPUT (or --list-speakers)")
-    several = len(args.inputs) > 1 or args.output.is_dir()
-    for path in args.inputs:
+    files = _expand(args.inputs)
+    if not files:
+        raise SpeechkitError(f"no audio files in {', '.join(map(str, args.inputs))}")
+    several = len(files) > 1 or args.output.is_dir() or any(p.is_dir() for p in args.inputs)
+    for path in files:
         wav, sr = io.load(path, mono=True)
         out = rs(wav, sample_rate=sr, speaker=_name_or_id(args.speaker), style=_name_or_id(args.style))
         target = args.output / f"{path.stem}.wav" if several else args.output
