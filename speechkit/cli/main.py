@@ -18,6 +18,9 @@ EPILOG = """examples:
   speechkit prepare manifest data/mini_expresso/audio_48khz/read -o data/read.tsv
   speechkit encode data/read.tsv -o data/units.jsonl --hubert hubert_base_ls960.pt --layer 6 --kmeans km.bin
   speechkit resynth in.wav -o out.wav --model checkpoints/default --speaker us2 --style whisper
+  speechkit sequences data/units.jsonl -o data/ulm
+  speechkit train ulm data.train=data/ulm/train.jsonl data.num_units=100 model.text_lm=TEXT_LM train.out_dir=runs/ulm
+  speechkit eval storycloze data/storycloze/sSC data/storycloze/tSC --ulm runs/ulm/model --encoder exp/encoder
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""
 
@@ -27,7 +30,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import encode, prepare, resynth, train
+    from speechkit.cli import encode, prepare, resynth, sequences, train
+    from speechkit.cli import eval as eval_
 
     parser = argparse.ArgumentParser(
         prog="speechkit",
@@ -41,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_parser(sub)
     encode.add_parser(sub)
     resynth.add_parser(sub)
+    sequences.add_parser(sub)
     if train.TASKS:  # only commands that exist are listed
         train.add_parser(sub)
+    eval_.add_parser(sub)
     return parser
 
 

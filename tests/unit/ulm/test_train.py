@@ -175,3 +175,18 @@ def test_torchrun_two_gloo_processes_match_one_process(corpus, tmp_path):
     twos = [json.loads(x) for x in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
     assert len(twos) == len(ones)  # one process writes the log
     assert ones[0]["world_size"] == 1 and twos[0]["world_size"] == 2 and twos[0]["micro_batch"] == 2
+
+
+def test_cli_sequences_builds_train_and_valid(tmp_path, capsys):
+    from speechkit.cli.main import main
+
+    recs = [UnitRecord(f"utt{i}", "", [i % 7, i % 7, 3, 3, 5], [2, 1, 1, 4, 1]) for i in range(40)]
+    write_units_jsonl(tmp_path / "units.0.jsonl", recs[:20])
+    write_units_jsonl(tmp_path / "units.1.jsonl", recs[20:] + [UnitRecord("short", "", [3, 3, 3], [1, 1, 1])])
+    assert main(["sequences", str(tmp_path / "units.0.jsonl"), str(tmp_path / "units.1.jsonl"), "-o",
+                 str(tmp_path / "ulm"), "--valid-fraction", "0.2", "--min-units", "2"]) == 0
+    assert "dropped 1 shorter than 2 units" in capsys.readouterr().out
+    train = read_units_jsonl(tmp_path / "ulm" / "train.jsonl")
+    valid = read_units_jsonl(tmp_path / "ulm" / "valid.jsonl")
+    assert len(train) + len(valid) == 40 and valid
+    assert train[0].units[-2:] == [3, 5] and sum(train[0].duration) == 9
