@@ -26,6 +26,31 @@ def _padding(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
 
 
+def _weight_2d(conv: nn.Conv1d | nn.ConvTranspose1d) -> torch.Tensor:
+    """``conv``'s weight as ``(..., 1, kernel)`` in channels-last layout, cached until the weight changes."""
+    w = conv.weight
+    key = (w.data_ptr(), w._version, w.dtype, w.device)
+    cached = conv.__dict__.get("_weight_2d")
+    if cached is None or cached[0] != key:
+        cached = (key, w.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last))
+        conv.__dict__["_weight_2d"] = cached
+    return cached[1]
+
+
+def conv(module: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
+    """Applies a 1-D (transposed) convolution to ``(batch, channels, time)``, or — for inference — to
+    ``(batch, channels, 1, time)`` channels-last tensors as the equivalent 2-D convolution, which oneDNN runs
+    several times faster on CPUs (same result up to float summation order)."""
+    if x.dim() == 3:
+        return module(x)
+    b = None if module.bias is None else module.bias.detach()
+    if isinstance(module, nn.ConvTranspose1d):
+        return F.conv_transpose2d(x, _weight_2d(module), b, (1, module.stride[0]), (0, module.padding[0]),
+                                  (0, module.output_padding[0]), module.groups, (1, module.dilation[0]))
+    return F.conv2d(x, _weight_2d(module), b, (1, module.stride[0]), (0, module.padding[0]), (1, module.dilation[0]),
+                    module.groups)
+
+
 class ResBlock1(nn.Module):
     """Residual block of HiFi-GAN V1/V2: for each dilation, ``x + conv(lrelu(conv_dilated(lrelu(x))))``.
 
@@ -48,7 +73,7 @@ class ResBlock1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c1, c2 in zip(self.convs1, self.convs2, strict=True):
-            xt = c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+            xt = conv(c2, F.leaky_relu(conv(c1, F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
             x = xt + x
         return x
 
@@ -71,7 +96,7 @@ class ResBlock2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c in self.convs:
-            x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
+            x = conv(c, F.leaky_relu(x, LRELU_SLOPE)) + x
         return x
 
     def reach(self) -> int:
@@ -122,18 +147,27 @@ class HiFiGANGenerator(nn.Module):
             n *= u
         return n
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, in_channels, frames)`` → ``(batch, 1, frames * hop_length)`` in [-1, 1]."""
-        x = self.conv_pre(x)
+    def forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """``(batch, in_channels, frames)`` → ``(batch, 1, frames * hop_length)`` in [-1, 1].
+
+        Args:
+            x: input features.
+            channels_last: compute with channels-last 2-D convolutions (inference speed on CPUs; no autograd
+                through cached weights). ``False`` runs the 1-D convolutions of the released code exactly.
+        """
+        if channels_last:
+            x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        x = conv(self.conv_pre, x)
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            x = conv(up, F.leaky_relu(x, LRELU_SLOPE))
             blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
                 xs += block(x)
             x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))  # default slope 0.01 here, as released
-        return torch.tanh(x)
+        x = conv(self.conv_post, F.leaky_relu(x))  # default slope 0.01 here, as released
+        x = torch.tanh(x)
+        return x.reshape(x.shape[0], 1, x.shape[-1]) if channels_last else x
 
     def receptive_field(self) -> int:
         """Input frames of context, each side, that an output sample can depend on (an upper bound): chunks

@@ -77,6 +77,7 @@ class _Base(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.chunk_frames: int | None = DEFAULT_CHUNK_FRAMES
+        self.channels_last = True  # False: the released 1-D convolutions, bit-identical to the official code
         self.dtype = torch.float32
 
     @property
@@ -93,7 +94,8 @@ class _Base(nn.Module):
         return self
 
     def _synthesize(self, features: torch.Tensor) -> torch.Tensor:
-        return synthesize_chunked(self.generator, features, self.chunk_frames, dtype=self.dtype)
+        return synthesize_chunked(self.generator, features, self.chunk_frames, dtype=self.dtype,
+                                  channels_last=self.channels_last)
 
 
 class CodeHiFiGANVocoder(_Base):

@@ -118,3 +118,23 @@ def test_chunked_synthesis_equals_one_pass(case):
     with torch.inference_mode():
         short = synthesize_chunked(voc.generator, features, 40, context_frames=1)
     assert float((short - whole).abs().max()) > 1e-3
+
+
+def test_released_conv1d_path_is_bit_exact():
+    # the default path computes channels-last 2-D convolutions (faster, within ~1e-6); channels_last=False runs the
+    # released 1-D convolutions with the official folded weights: bit-identical waveforms
+    r = ref("expresso")
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso" / "g_00000000")
+    voc.channels_last = False
+    assert np.array_equal(voc(r["units"], speaker=1, style=3, dur_prediction=True).numpy(), r["wav_dur_spk1_sty3"])
+    voc.channels_last = True
+    fast = voc(r["units"], speaker=1, style=3, dur_prediction=True).numpy()
+    assert 0 < np.abs(fast - r["wav_dur_spk1_sty3"]).max() < 1e-5
+
+
+def test_bf16_path_is_close():
+    r = ref("base")
+    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "base" / "g_00000000").set_precision("bf16")
+    wav = voc(r["units"])
+    assert wav.dtype == torch.float32 and float(np.abs(wav.numpy() - r["wav"]).max()) < 0.05
+    assert voc.model.unit_embedding.weight.dtype == torch.float32  # conditioning stays fp32
