@@ -229,10 +229,12 @@ def _format_for(path: Path) -> str:
 def _finish(item: dict, data: np.ndarray | torch.Tensor, file_rate: int, sample_rate: int | None) -> dict:
     """Shared tail of both loaders: checks, mixdown, resampling; problems become ``item["error"]``."""
     x = torch.as_tensor(data, dtype=torch.float32)
-    if x.dim() == 2:  # (samples, channels) -> mono
-        x = x.mean(dim=1) if x.shape[1] > 1 else x[:, 0]
+    if file_rate <= 0:
+        return {**item, "error": "not a readable audio file or corrupt (no sample rate)"}
     if x.numel() == 0:
         return {**item, "error": "has zero samples"}
+    if x.dim() == 2:  # (samples, channels) -> mono
+        x = x.mean(dim=1) if x.shape[1] > 1 else x[:, 0]
     if not torch.isfinite(x).all():
         return {**item, "error": f"contains {int((~torch.isfinite(x)).sum())} NaN or infinite samples"}
     if sample_rate is not None and sample_rate != file_rate:

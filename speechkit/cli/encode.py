@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="units jsonl to write")
     p.add_argument("--encoder", type=Path, default=None, help="speechkit speech-encoder folder (encoder.json)")
     p.add_argument("--hubert", type=Path, default=None, help="fairseq .pt / HF folder / speechkit HuBERT folder")
+    p.add_argument("--mfcc", action="store_true", help="MFCC(+deltas) features instead of HuBERT (iteration 1)")
     p.add_argument("--layer", type=int, default=6, help="HuBERT layer (with --hubert)")
     p.add_argument("--kmeans", type=Path, default=None, help="km.bin / .npy / .safetensors (with --hubert)")
     p.add_argument("--no-dedup", action="store_true", help="keep repeated units (every duration 1)")
@@ -49,9 +50,14 @@ def build_encoder(args: argparse.Namespace):
     options = {"deduplicate": not args.no_dedup, "need_f0": args.f0}
     if args.encoder is not None:
         return SpeechEncoder.from_pretrained(args.encoder, **options)
-    if args.hubert is None or args.kmeans is None:
-        raise SpeechkitError("give --encoder DIR, or --hubert PATH with --kmeans PATH (and --layer N)")
-    reader = HubertFeatureReader.from_checkpoint(args.hubert, layer=args.layer)
+    if (args.hubert is None) == (not args.mfcc) or args.kmeans is None:
+        raise SpeechkitError("give --encoder DIR, or --hubert PATH (and --layer N) or --mfcc, with --kmeans PATH")
+    if args.mfcc:
+        from speechkit.units.mfcc import MfccFeatureReader
+
+        reader = MfccFeatureReader()
+    else:
+        reader = HubertFeatureReader.from_checkpoint(args.hubert, layer=args.layer)
     return SpeechEncoder(reader, KMeansQuantizer.load(args.kmeans), **options)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 MANIFEST_EXAMPLES = """examples:
   speechkit prepare manifest data/mini_expresso/audio_48khz/read -o data/read.tsv
   speechkit prepare manifest my_wavs/ -o my_wavs.tsv --ext wav flac
+  speechkit prepare manifest data/mini_expresso/audio_48khz/read -o train.tsv \
+      --include data/mini_expresso/splits/train.txt
 
 Unreadable files are skipped and listed with their reason in OUT.errors.tsv."""
 
@@ -34,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("directory", type=Path, help="folder scanned recursively for audio files")
     m.add_argument("-o", "--output", type=Path, required=True, help="tsv file to write")
     m.add_argument("--ext", nargs="+", default=["wav", "flac", "ogg", "mp3"], help="file extensions to include")
+    m.add_argument("--include", type=Path, default=None,
+                   help="keep only files whose stem is listed in this file (first column; e.g. an Expresso "
+                        "splits/train.txt)")
     m.set_defaults(func=_manifest)
 
     s = corpora.add_parser("mini-expresso", help="synthetic corpus in the Expresso layout",
@@ -58,6 +63,13 @@ def _manifest(args: argparse.Namespace) -> int:
     from speechkit.utils.files import atomic_open
 
     entries, errors = scan_audio(args.directory, args.ext)
+    if args.include is not None:
+        if not args.include.is_file():
+            raise SpeechkitError(f"{args.include}: no such file (--include)")
+        keep = {line.split("\t")[0].strip() for line in args.include.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+        entries = [e for e in entries if Path(e.path).stem in keep]
+        errors = [(rel, why) for rel, why in errors if Path(rel).stem in keep]
     errors_path = args.output.with_name(args.output.stem + ".errors.tsv")
     if errors:
         with atomic_open(errors_path) as f:

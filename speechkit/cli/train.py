@@ -13,6 +13,9 @@ from pathlib import Path
 
 # task name -> (module with `run(cfg: omegaconf.DictConfig) -> int`, one example command line)
 TASKS: dict[str, tuple[str, str]] = {
+    "hubert": ("speechkit.train.hubert", "speechkit train hubert preset=debug data.train=train.tsv "
+               "data.train_labels=labels.jsonl out=runs/hubert"),
+    "kmeans": ("speechkit.train.kmeans", "speechkit train kmeans data=train.tsv features=mfcc k=100 out=runs/km"),
     "ulm": ("speechkit.train.ulm", "speechkit train ulm preset=debug data.train=train.jsonl data.valid=valid.jsonl "
             "data.num_units=100 model.text_lm=runs/textlm/model train.out_dir=runs/ulm"),
     "vocoder": ("speechkit.train.vocoder", "speechkit train vocoder preset=debug data.units=units.jsonl "

@@ -179,8 +179,8 @@ def encode_corpus(encoder, source: str | os.PathLike, output: str | os.PathLike,
     stats = EncodeStats(skipped=len(items) - len(todo))
     sr = encoder.expected_sample_rate
     batch_samples = max(1, int(batch_seconds * sr))
-    with open(out, "a", encoding="utf-8") as fout, open(err, "a", encoding="utf-8") as ferr, \
-            tqdm(total=len(items), initial=stats.skipped, desc="encode", unit="utt", disable=not progress) as bar:
+    bar = tqdm(total=len(items), initial=stats.skipped, desc="encode", unit="utt", disable=None if progress else True)
+    with open(out, "a", encoding="utf-8") as fout, open(err, "a", encoding="utf-8") as ferr, bar:
         stream = iter_audio(todo, sr, loader=loader, workers=workers)
         for batch in _batches(stream, batch_samples if batch_seconds > 0 else 1, max_batch):
             good = [b for b in batch if "error" not in b]

@@ -1,0 +1,258 @@
+"""HuBERT masked-prediction pretraining (fairseq's recipe, shrunk to fit a CPU or one GPU).
+
+One iteration: frames of the waveform encoder are masked (spans of ``mask_length`` frames starting at a fraction
+``mask_prob`` of positions, replaced by a learned embedding); the transformer output of every masked frame is
+projected to ``final_dim`` and scored against one embedding per target unit by cosine similarity / ``logit_temp``;
+the loss is the cross-entropy of the frame's k-means label (MFCC k-means for iteration 1, HuBERT-feature k-means
+for iteration 2). Unmasked frames carry no loss (fairseq's ``pred_nomask_weight: 0``). Left out from fairseq: the
+feature penalty and layer drop (small effect at this scale).
+
+Data: a tsv manifest and a labels jsonl (``speechkit encode --no-dedup``; ids = manifest paths without extension),
+random crops of ``crop_seconds`` aligned to frame boundaries. Checkpoint/resume, torchrun DDP, bf16 autocast.
+The trained encoder is exported to ``<out>/model`` (safetensors + config) and loads with
+``HubertFeatureReader.from_checkpoint(out/"model", layer=L)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechkit.errors import SpeechkitError
+from speechkit.train import distributed as dist
+from speechkit.train.checkpoint import load_training_state, save_training_state, unwrap
+from speechkit.units.hubert import HubertConfig, build_hubert, save_hubert
+from speechkit.units.hubert.model import HubertModel
+
+log = logging.getLogger(__name__)
+
+
+class PretrainHead(nn.Module):
+    """Projection of encoder outputs and one embedding per target unit; logits are scaled cosine similarities."""
+
+    def __init__(self, embed_dim: int, final_dim: int, num_classes: int, logit_temp: float):
+        super().__init__()
+        self.proj = nn.Linear(embed_dim, final_dim)
+        self.label_embs = nn.Parameter(torch.empty(num_classes, final_dim).uniform_(-1, 1) / final_dim**0.5)
+        self.logit_temp = logit_temp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, embed_dim)`` -> ``(N, num_classes)`` logits."""
+        proj = F.normalize(self.proj(x).float(), dim=-1)
+        return proj @ F.normalize(self.label_embs.float(), dim=-1).T / self.logit_temp
+
+
+class HubertPretrainModel(nn.Module):
+    """Encoder + prediction head; ``forward`` returns the encoder output for the masked input."""
+
+    def __init__(self, encoder: HubertModel, head: PretrainHead):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor):
+        return self.encoder(wav, lengths, mask=mask)
+
+
+def compute_mask(frame_lengths: list[int], max_frames: int, mask_prob: float, mask_length: int,
+                 rng: np.random.Generator) -> torch.Tensor:
+    """``(B, max_frames)`` bool mask: about ``mask_prob * T / mask_length`` spans of ``mask_length`` frames per
+    utterance, span starts drawn without replacement (spans may overlap), never past the valid frames."""
+    mask = np.zeros((len(frame_lengths), max_frames), dtype=bool)
+    for b, t in enumerate(frame_lengths):
+        if t <= mask_length:
+            continue
+        n = int(mask_prob * t / mask_length + rng.random())
+        n = max(1, min(n, t - mask_length))
+        for s in rng.choice(t - mask_length, n, replace=False):
+            mask[b, s : s + mask_length] = True
+    return torch.from_numpy(mask)
+
+
+class LabeledAudio(torch.utils.data.Dataset):
+    """(audio crop, frame labels) pairs from a tsv manifest and a labels jsonl."""
+
+    def __init__(self, manifest: str, labels: str, config: HubertConfig, crop_seconds: float, seed: int):
+        from speechkit.data.manifest import iter_units_jsonl, read_tsv
+
+        root, entries = read_tsv(manifest)
+        by_id = {r.id: r.units for r in iter_units_jsonl(labels)}
+        self.items = []
+        for e in entries:
+            key = str(Path(e.path).with_suffix("").as_posix())
+            if key in by_id:
+                self.items.append((str(root / e.path), by_id[key]))
+        if not self.items:
+            raise SpeechkitError(f"{labels}: no label record matches an entry of {manifest} (ids are manifest "
+                                 "paths without extension; make labels with `speechkit encode MANIFEST --no-dedup`)")
+        self.config, self.hop = config, config.hop_size
+        self.crop = int(crop_seconds * config.sample_rate) // self.hop * self.hop
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        from speechkit.audio import io as audio_io
+
+        path, labels = self.items[i]
+        wav, _ = audio_io.load(path, sample_rate=self.config.sample_rate)
+        offset = 0
+        if self.crop and len(wav) > self.crop:
+            offset = self.rng.randrange((len(wav) - self.crop) // self.hop + 1) * self.hop
+            wav = wav[offset : offset + self.crop]
+        frames = self.config.num_frames(len(wav))
+        lab = torch.full((frames,), -100, dtype=torch.long)
+        chunk = torch.tensor(labels[offset // self.hop : offset // self.hop + frames], dtype=torch.long)
+        lab[: len(chunk)] = chunk
+        return wav, lab
+
+
+def collate(batch):
+    wavs, labels = zip(*batch, strict=True)
+    lengths = torch.tensor([len(w) for w in wavs])
+    audio = torch.zeros(len(wavs), int(lengths.max()))
+    for i, w in enumerate(wavs):
+        audio[i, : len(w)] = w
+    lab = torch.full((len(labels), max(len(x) for x in labels)), -100, dtype=torch.long)
+    for i, x in enumerate(labels):
+        lab[i, : len(x)] = x
+    return audio, lengths, lab
+
+
+def _loader(ds, batch_size: int, workers: int, seed: int, shuffle: bool):
+    sampler = None
+    if dist.world_size() > 1:
+        sampler = torch.utils.data.DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=shuffle)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                                       sampler=sampler, collate_fn=collate, num_workers=workers,
+                                       drop_last=False, generator=torch.Generator().manual_seed(seed))
+
+
+def _config_from(cfg) -> HubertConfig:
+    m = cfg.model
+    return HubertConfig(
+        conv_layers=[tuple(c) for c in m.conv_layers], extractor_mode=m.extractor_mode, conv_bias=m.conv_bias,
+        embed_dim=m.embed_dim, num_layers=m.num_layers, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
+        activation=m.activation, layer_norm_first=m.layer_norm_first, conv_pos=m.conv_pos,
+        conv_pos_groups=m.conv_pos_groups, normalize=m.normalize, sample_rate=cfg.data.sample_rate)
+
+
+def _step_loss(model, batch, cfg, hcfg: HubertConfig, rng, device):
+    """Masked-prediction loss and accuracy of one batch; also the number of scored frames."""
+    audio, lengths, labels = (t.to(device) for t in batch)
+    frame_lengths = [hcfg.num_frames(int(n)) for n in lengths]
+    mask = compute_mask(frame_lengths, labels.shape[1], cfg.pretrain.mask_prob, cfg.pretrain.mask_length, rng)
+    mask = mask.to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+        x, _ = model(audio, lengths, mask)
+        target = mask & (labels >= 0)
+        logits = unwrap(model).head(x[target])
+    y = labels[target]
+    loss = F.cross_entropy(logits.float(), y)
+    acc = (logits.argmax(-1) == y).float().mean()
+    return loss, acc, int(target.sum())
+
+
+def _lr(step: int, cfg) -> float:
+    o = cfg.optim
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    frac = (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps)
+    return o.lr * max(0.0, 1.0 - frac) + o.final_lr * min(1.0, frac)
+
+
+@torch.no_grad()
+def _validate(model, loader, cfg, hcfg, device) -> dict:
+    model.eval()
+    rng = np.random.default_rng(12345)  # the same masks every validation
+    tot_loss = tot_acc = n = 0.0
+    for batch in loader:
+        loss, acc, count = _step_loss(model, batch, cfg, hcfg, rng, device)
+        tot_loss, tot_acc, n = tot_loss + loss.item() * count, tot_acc + acc.item() * count, n + count
+    model.train()
+    return {"valid_loss": tot_loss / max(n, 1), "valid_acc": tot_acc / max(n, 1)}
+
+
+def run(cfg) -> int:
+    """Trains per ``cfg`` (speechkit/conf/hubert/config.yaml); resumes from ``<out>/checkpoint_last.pt``."""
+    from omegaconf import OmegaConf
+
+    device = dist.init()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.train.seed + dist.rank())
+    hcfg = _config_from(cfg)
+    hcfg.validate()
+    train_ds = LabeledAudio(cfg.data.train, cfg.data.train_labels, hcfg, cfg.data.crop_seconds,
+                            cfg.train.seed + dist.rank())
+    k = cfg.pretrain.num_classes or 1 + max(max(u) for _, u in train_ds.items if u)
+    encoder = build_hubert(hcfg, dropout=cfg.model.dropout, attention_dropout=cfg.model.attention_dropout)
+    model = HubertPretrainModel(encoder, PretrainHead(hcfg.embed_dim, cfg.model.final_dim, k,
+                                                      cfg.pretrain.logit_temp)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
+                            weight_decay=cfg.optim.weight_decay)
+    step, plain_cfg = 0, OmegaConf.to_container(cfg, resolve=True)
+    history: list[dict] = []
+    if (out / "checkpoint_last.pt").exists():
+        state = load_training_state(out)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizers"]["opt"])
+        step, history = state["step"], json.loads(state["extra"].get("history", "[]"))
+        log.info("resumed from %s at step %d", out / "checkpoint_last.pt", step)
+    ddp = model
+    if dist.world_size() > 1:
+        ddp = nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+    valid = None
+    if cfg.data.valid:
+        valid = _loader(LabeledAudio(cfg.data.valid, cfg.data.valid_labels, hcfg, 0.0, 0), cfg.data.batch_size,
+                        0, 0, shuffle=False)
+    rng = np.random.default_rng(cfg.train.seed * 1000 + dist.rank() + step)
+    epoch, t0 = step // max(1, len(train_ds) // cfg.data.batch_size), time.time()
+    model.train()
+    while step < cfg.optim.max_steps:
+        loader = _loader(train_ds, cfg.data.batch_size, cfg.data.num_workers, cfg.train.seed + epoch, shuffle=True)
+        if isinstance(loader.sampler, torch.utils.data.DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, cfg)
+            loss, acc, _ = _step_loss(ddp, batch, cfg, hcfg, rng, device)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)
+            opt.step()
+            step += 1
+            if step % cfg.train.log_every == 0 or step == 1:
+                loss_m, acc_m = dist.all_reduce_mean(loss.detach()), dist.all_reduce_mean(acc)
+                row = {"step": step, "loss": round(loss_m.item(), 4), "acc": round(acc_m.item(), 4),
+                       "gnorm": round(float(gnorm), 3), "lr": _lr(step, cfg), "sec": round(time.time() - t0, 1)}
+                if dist.is_main():
+                    log.info("%s", row)
+                history.append(row)
+            if valid is not None and (step % cfg.train.valid_every == 0 or step == cfg.optim.max_steps):
+                v = _validate(model, valid, cfg, hcfg, device)
+                history.append({"step": step, **{k: round(x, 4) for k, x in v.items()}})
+                if dist.is_main():
+                    log.info("step %d %s", step, v)
+            if dist.is_main() and (step % cfg.train.save_every == 0 or step == cfg.optim.max_steps):
+                save_training_state(out, step=step, model=model, config=plain_cfg, optimizers={"opt": opt},
+                                    extra={"history": json.dumps(history)})
+            if step >= cfg.optim.max_steps:
+                break
+        epoch += 1
+    if dist.is_main():
+        save_hubert(out / "model", model.encoder, hcfg, extra={"trained_steps": step, "num_classes": k})
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        log.info("exported %s (load with HubertFeatureReader.from_checkpoint)", out / "model")
+    dist.barrier()
+    dist.cleanup()
+    return 0
+

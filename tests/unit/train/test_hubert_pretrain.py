@@ -1,0 +1,44 @@
+import numpy as np
+import torch
+
+from speechkit.audio import io
+from speechkit.data.manifest import ManifestEntry, UnitRecord, write_tsv, write_units_jsonl
+from speechkit.train.hubert import LabeledAudio, PretrainHead, collate, compute_mask
+from speechkit.units.hubert import HubertConfig
+
+
+def test_compute_mask_spans_stay_inside_valid_frames():
+    rng = np.random.default_rng(0)
+    mask = compute_mask([100, 40, 5], 100, mask_prob=0.5, mask_length=10, rng=rng)
+    assert mask.shape == (3, 100)
+    assert mask[1, 40:].sum() == 0 and mask[2].sum() == 0  # nothing past the valid frames; too short: no mask
+    assert 0.3 < mask[0].float().mean() < 0.8  # ~ 1 - exp(-0.5) with overlaps
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], mask[0].numpy().astype(int), [0]]))))[::2]
+    assert (runs >= 10).all()  # spans of mask_length frames (merged when they overlap)
+
+
+def test_crops_keep_labels_aligned_with_frames(tmp_path):
+    cfg = HubertConfig(conv_layers=[(8, 10, 5), (8, 4, 4)], embed_dim=8, num_layers=1, num_heads=2, ffn_dim=8,
+                       conv_pos=4, conv_pos_groups=2)  # hop 20 samples
+    n = 2000
+    io.save(tmp_path / "a.wav", (np.arange(n) % 7 / 10).astype(np.float32), 16000, subtype="FLOAT")
+    write_tsv(tmp_path / "m.tsv", tmp_path, [ManifestEntry("a.wav", n)])
+    labels = list(range(cfg.num_frames(n)))  # label = frame index, so any crop shows its offset
+    write_units_jsonl(tmp_path / "l.jsonl", [UnitRecord("a", "a.wav", labels)])
+    ds = LabeledAudio(str(tmp_path / "m.tsv"), str(tmp_path / "l.jsonl"), cfg, crop_seconds=0.025, seed=3)
+    full, _ = io.load(tmp_path / "a.wav")
+    for _ in range(5):
+        wav, lab = ds[0]
+        assert len(lab) == cfg.num_frames(len(wav)) == cfg.num_frames(400)
+        offset = int(lab[0]) * cfg.hop_size  # the crop starts exactly at its first label's frame
+        assert torch.equal(wav, full[offset : offset + len(wav)])
+        assert lab.tolist() == list(range(int(lab[0]), int(lab[0]) + len(lab)))
+    audio, lengths, lab = collate([ds[0], (torch.zeros(100), torch.tensor([1, 2]))])
+    assert audio.shape == (2, 400) and lengths.tolist() == [400, 100] and lab[1, 2:].eq(-100).all()
+
+
+def test_head_logits_are_scaled_cosines():
+    head = PretrainHead(6, 4, 5, logit_temp=0.1)
+    x = torch.randn(3, 6)
+    logits = head(x)
+    assert logits.shape == (3, 5) and logits.abs().max() <= 10.0 + 1e-5
