@@ -170,8 +170,8 @@ class UnitLM:
         every unit but the first. ``reduction="mean"`` divides by that number of tokens (slamkit's default,
         which removes the length bias); ``"sum"`` does not.
 
-        Sequences are sorted by length and scored ``batch_size`` at a time, right-padded with an attention mask;
-        the result does not depend on the batching.
+        Sequences are sorted by length and scored ``batch_size`` at a time, right-padded (causal attention never
+        looks ahead, so pads cannot change a real token's prediction); the result does not depend on the batching.
 
         Args:
             seqs: a list of unit sequences (lists, 1-D tensors or arrays), or a ``(batch, length)`` tensor.
@@ -230,10 +230,12 @@ class UnitLM:
         for row, t in enumerate(batch):
             x[row, :len(t)] = torch.tensor(t)
             mask[row, :len(t)] = 1
+        # Right padding under causal attention: a real token never sees the pads after it, so no attention mask
+        # is needed (and without one, attention takes its fast causal path); pads are only excluded from the sum.
         x, mask = x.to(self.device), mask.to(self.device)
-        logits = self.model(input_ids=x, attention_mask=mask, use_cache=False).logits  # (B, T, V)
-        logp = logits[:, :-1].float().log_softmax(-1)                                    # (B, T-1, V)
-        token_logp = logp.gather(-1, x[:, 1:, None]).squeeze(-1)                         # (B, T-1)
+        logits = self.model(input_ids=x, use_cache=False).logits                        # (B, T, V)
+        logits = logits[:, :-1].float()                                                  # (B, T-1, V)
+        token_logp = logits.gather(-1, x[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)  # (B, T-1)
         scored = mask[:, 1:].to(token_logp.dtype)
         total = (token_logp * scored).sum(-1)
         if reduction == "mean":
