@@ -18,6 +18,8 @@ TASKS: dict[str, tuple[str, str]] = {
     "kmeans": ("speechkit.train.kmeans", "speechkit train kmeans data=train.tsv features=mfcc k=100 out=runs/km"),
     "ulm": ("speechkit.train.ulm", "speechkit train ulm preset=debug data.train=train.jsonl data.valid=valid.jsonl "
             "data.num_units=100 model.text_lm=runs/textlm/model train.out_dir=runs/ulm"),
+    "textlm": ("speechkit.train.textlm", "speechkit train textlm preset=debug data.train=data/text/train.txt "
+               "data.valid=data/text/valid.txt train.out_dir=runs/textlm"),
     "vocoder": ("speechkit.train.vocoder", "speechkit train vocoder preset=debug data.units=units.jsonl "
                 "data.speaker=expresso data.style=expresso model.num_units=100 out=runs/vocoder"),
 }

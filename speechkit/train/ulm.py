@@ -29,8 +29,8 @@ from speechkit.errors import SpeechkitError
 from speechkit.train import distributed
 from speechkit.train.checkpoint import LAST, load_training_state, save_training_state
 
-__all__ = ["OptimConfig", "LoopConfig", "UlmDataConfig", "UlmModelConfig", "UlmConfig", "lr_at",
-           "train_causal_lm", "config_from_dict", "run"]
+__all__ = ["ConfigError", "OptimConfig", "LoopConfig", "UlmDataConfig", "UlmModelConfig", "UlmConfig", "lr_at",
+           "train_causal_lm", "config_from_dict", "load_config", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -172,23 +172,43 @@ class UlmConfig:
 
 
 def config_from_dict(cls, d: dict, where: str = ""):
-    """Builds a (nested) config dataclass from plain values, refusing unknown keys and missing required ones."""
+    """Builds a (nested) config dataclass from plain values, refusing unknown keys and missing required ones.
+
+    A field whose annotation is itself a dataclass is built recursively from its sub-mapping.
+    """
+    import typing
+
     if not isinstance(d, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, found {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(d) - set(fields)
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a mapping, found {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
     if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}; known: {sorted(fields)}")
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
     kwargs = {}
     for name, value in d.items():
-        ftype = fields[name].type
-        sub = {"UlmDataConfig": UlmDataConfig, "UlmModelConfig": UlmModelConfig, "OptimConfig": OptimConfig,
-               "LoopConfig": LoopConfig}.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
-        kwargs[name] = config_from_dict(sub, value, f"{where}{name}.") if sub else value
+        sub = hints.get(name)
+        kwargs[name] = config_from_dict(sub, value, f"{where}{name}.") if dataclasses.is_dataclass(sub) else value
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"{where or 'config'}: {e}") from None
+
+
+def load_config(cls, cfg):
+    """A Hydra/OmegaConf config as a validated ``cls`` dataclass (``preset`` dropped; ``???`` left = error)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"missing required value: {e.full_key} (set it on the command line: "
+                          f"{e.full_key}=...)") from None
+    plain.pop("preset", None)
+    conf = config_from_dict(cls, plain)
+    conf.validate()
+    return conf
 
 
 # ------------------------------------------------------------------------------------------------ schedule
@@ -338,27 +358,12 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
     return metrics
 
 
-def _load_config(cfg) -> UlmConfig:
-    from omegaconf import OmegaConf
-    from omegaconf.errors import MissingMandatoryValue
-
-    try:
-        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except MissingMandatoryValue as e:
-        raise ConfigError(f"missing required value: {e.full_key} (set it on the command line: "
-                          f"{e.full_key}=...)") from None
-    plain.pop("preset", None)
-    conf = config_from_dict(UlmConfig, plain)
-    conf.validate()
-    return conf
-
-
 def run(cfg) -> int:
     """Entry point of ``speechkit train ulm``: builds the unit LM, packs the data, trains."""
     from speechkit.ulm import UnitLM
     from speechkit.ulm.data import PackedBlocks, read_unit_sequences
 
-    conf = _load_config(cfg)
+    conf = load_config(UlmConfig, cfg)
     if conf.model.init == "warm":
         lm = UnitLM.warm_start(conf.model.text_lm, conf.data.num_units, embedding_init=conf.model.embedding_init,
                                seed=conf.train.seed)

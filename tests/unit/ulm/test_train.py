@@ -102,11 +102,11 @@ def test_debug_preset_trains_a_loadable_unit_lm_and_lowers_validation_loss(corpu
 
 def test_resume_after_interruption_equals_an_uninterrupted_run(corpus, tmp_path):
     from speechkit.cli.train import compose
-    from speechkit.train.ulm import _load_config, train_causal_lm
+    from speechkit.train.ulm import UlmConfig, load_config, train_causal_lm
     from speechkit.ulm.data import read_unit_sequences
 
     def setup(out):
-        conf = _load_config(compose("ulm", _overrides(corpus, out, "model.init=cold")))
+        conf = load_config(UlmConfig, compose("ulm", _overrides(corpus, out, "model.init=cold")))
         lm = UnitLM.cold_start(corpus / "textlm", 20, seed=0)
         lm.model.config.attention_dropout = 0.0
         seqs = read_unit_sequences(conf.data.train)

@@ -1,0 +1,308 @@
+"""A synthetic spoken StoryCloze, written for speechkit: seeded five-sentence stories, two kinds of negatives, and
+offline speech in the released folder layout.
+
+**Stories** come from a small grammar of everyday scenarios (a person, a place, a cause and its effect): each
+scenario has four context sentences and, for the fifth sentence, endings that follow from the story and endings
+that contradict it; every sentence has wording variants and slots (names with matching pronouns, places, cities,
+days, objects, relatives). A seed fixes everything.
+
+- **sSC-like negative**: the same four sentences, then an ending that *contradicts* the story (the original
+  StoryCloze negatives are wrong endings of the same story);
+- **tSC-like negative**: the same four sentences, then the (correct) ending of another story from a different
+  scenario (TWIST's topic StoryCloze takes a random other ending).
+
+Stories split into a **test** part (crc32 of the text, ~10 %) and a disjoint **train** part, so a text LM or a
+unit LM can be trained on train stories and evaluated on test stories.
+
+**Layout** written by :func:`prepare_storycloze` (16 kHz mono, one speaker, sentences synthesised once and joined
+with short pauses, so the two files of a pair share their first four sentences exactly)::
+
+    sSC/{i}_correct.wav   sSC/{i}_incorrect.wav
+    tSC/{i}_correct.wav   tSC/{i}_incorrect.wav
+    stories.jsonl         {"id", "scenario", "context": [4], "ending", "ssc_ending", "tsc_ending", "tsc_source"}
+    README.txt, .complete  (settings; a re-run with the same settings returns at once)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Story", "SCENARIOS", "story_stream", "generate_stories", "prepare_storycloze", "prepare_story_speech"]
+
+FEMALE = ["Anna", "Carla", "Emma", "Grace", "Julia", "Laura", "Nina", "Rachel", "Lucy", "Sarah", "Mary", "Helen"]
+MALE = ["Ben", "David", "Frank", "Henry", "Kevin", "Michael", "Oliver", "Paul", "Sam", "Tom", "Peter", "James"]
+SLOTS = {
+    "place": ["market", "library", "office", "park", "station", "museum", "bank", "hospital", "school", "city center"],
+    "city": ["London", "Paris", "Boston", "Chicago", "Dallas", "Denver", "Seattle", "Berlin", "Madrid", "Rome"],
+    "day": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    "time": ["yesterday", "last week", "on Monday", "on Friday", "last summer", "one morning", "after lunch"],
+    "relative": ["mother", "father", "sister", "brother", "aunt", "uncle", "grandmother", "cousin"],
+    "food": ["eggs", "pasta", "rice", "chicken", "fish", "potatoes", "cheese"],
+    "shop": ["bakery", "bookshop", "market", "store", "pharmacy"],
+    "gift": ["book", "watch", "lamp", "camera", "scarf", "radio", "picture"],
+    "furniture": ["sofa", "bed", "table", "desk", "chair", "shelf"],
+    "flowers": ["roses", "tulips", "sunflowers", "daisies"],
+    "pet": ["dog", "puppy"],
+}
+
+# scenario: four context sentences, good endings, contradicting endings (each a list of wording variants).
+SCENARIOS: dict[str, tuple[list[list[str]], list[str], list[str]]] = {
+    "rain": ([["{Name} walked to the {place} {time}.", "{Name} went to the {place} {time}."],
+              ["{He} forgot {his} umbrella at home.", "{He} left {his} umbrella by the door."],
+              ["On the way it started to rain very hard.", "Halfway there, heavy rain began to fall."],
+              ["There was nowhere to hide from the rain.", "{He} had no coat and no place to hide."]],
+             ["{He} arrived at the {place} completely wet.", "{He} was soaking wet when {he} got there."],
+             ["{He} arrived at the {place} completely dry.", "{He} was warm and dry when {he} got there."]),
+    "hungry": ([["{Name} came home very late from work.", "{Name} got home late in the evening."],
+                ["{He} had not eaten anything since breakfast.", "{He} had skipped lunch that day."],
+                ["{He} opened the fridge and found some {food}.", "In the kitchen {he} found some {food}."],
+                ["{He} cooked a big meal with the {food}.", "{He} made a large dinner with the {food}."]],
+               ["{He} ate everything and felt much better.", "{He} ate the whole meal and was happy."],
+               ["{He} was not hungry at all and did not eat.", "{He} had eaten a big lunch, so {he} ate nothing."]),
+    "keys": ([["{Name} planned to drive to {city} on {day}.", "{Name} wanted to visit {city} on {day}."],
+              ["In the morning {he} could not find {his} car keys.", "That morning {his} car keys were missing."],
+              ["{He} looked under the {furniture} and behind the door.", "{He} searched the {furniture} and the hall."],
+              ["At last {he} found them in {his} coat pocket.", "Finally the keys turned up in {his} coat."]],
+             ["{He} got in the car and drove to {city}.", "{He} started the car and left for {city}."],
+             ["{He} never found the keys and stayed at home.", "Without any keys, {he} could not leave the house."]),
+    "gift": ([["{Name}'s {relative} had a birthday on {day}.", "It was the birthday of {Name}'s {relative}."],
+              ["{Name} wanted to buy a nice present.", "{Name} wanted to find a special gift."],
+              ["{He} went to the {shop} and found a lovely {gift}.", "At the {shop}, {he} chose a new {gift}."],
+              ["{He} wrapped the {gift} in colorful paper.", "{He} put the {gift} in a pretty box."]],
+             ["{His} {relative} smiled and said thank you for the {gift}.", "{His} {relative} loved the {gift}."],
+             ["{Name} forgot to buy any present at all.", "{Name} came to the party with empty hands."]),
+    "train": ([["{Name} had an important meeting in {city}.", "{Name} had to be in {city} for a meeting."],
+               ["{He} woke up late because {his} alarm did not ring.", "{His} alarm was broken, so {he} overslept."],
+               ["{He} ran to the station as fast as {he} could.", "{He} hurried to the station without breakfast."],
+               ["The train was leaving just as {he} arrived.", "The doors closed just before {he} got there."]],
+              ["{He} missed the train and was late for the meeting.", "{He} had to wait for the next train."],
+              ["{He} arrived at the meeting an hour early.", "{He} got on the train with plenty of time."]),
+    "garden": ([["{Name} planted {flowers} in {his} garden in the spring.", "{Name} put {flowers} in the garden."],
+                ["{He} watered them every single morning.", "{He} gave them water and care every day."],
+                ["The weather was warm and sunny all summer.", "The summer was long, warm and bright."],
+                ["Soon the garden was full of color.", "By July the {flowers} were tall and bright."]],
+               ["The neighbors stopped to admire the {flowers}.", "Everyone who walked by loved the garden."],
+               ["All of the {flowers} died before they could grow.", "Nothing ever grew in the garden that year."]),
+    "dog": ([["{Name} took {his} {pet} to the park {time}.", "{Name} walked {his} {pet} in the park {time}."],
+             ["The {pet} ran after a ball near the river.", "The {pet} chased a stick down to the river."],
+             ["It jumped into the water and swam around.", "It splashed into the river and swam in circles."],
+             ["Then it came back and shook water all over {Name}.", "Then it shook its wet fur right next to {Name}."]],
+            ["{Name} laughed and dried the {pet} with a towel.", "{Name} was wet but laughed about it."],
+            ["{Name} stayed perfectly dry the whole day.", "Not a single drop of water touched {Name}."]),
+    "exam": ([["{Name} had a big exam at school on {day}.", "On {day} {Name} had a difficult exam."],
+              ["{He} studied every evening for two weeks.", "{He} worked hard on it for many evenings."],
+              ["{He} went to bed early the night before.", "{He} slept well the night before the exam."],
+              ["In the morning {he} felt calm and ready.", "{He} walked into the room feeling ready."]],
+             ["{He} passed the exam with a very good grade.", "{He} got one of the best grades in the class."],
+             ["{He} had never studied for the exam at all.", "{He} failed because {he} did not know anything."]),
+    "cake": ([["{Name} decided to bake a cake for the party.", "{Name} wanted to bake a cake for {his} {relative}."],
+              ["{He} mixed the eggs, butter and sugar in a bowl.", "{He} mixed flour, milk and eggs together."],
+              ["Then {he} put the cake in the oven and sat down to read.", "{He} put it in the oven and watched TV."],
+              ["{He} forgot about the cake for two hours.", "Two hours passed before {he} remembered it."]],
+             ["When {he} came back, the cake was black and burned.", "The kitchen was full of smoke, the cake burned."],
+             ["When {he} came back, the cake was perfect.", "The cake came out soft, golden and perfect."]),
+    "car": ([["{Name} drove to the {place} {time}.", "{Name} took the car to the {place} {time}."],
+             ["On the way home the car made a strange noise.", "On the road back the engine made a loud noise."],
+             ["Then it stopped in the middle of the road.", "Then the car stopped and would not start again."],
+             ["{He} called a mechanic for help.", "{He} phoned the garage and asked for help."]],
+            ["The mechanic came and fixed the car in an hour.", "A mechanic repaired the engine by the road."],
+            ["The car drove home without any problem at all.", "{He} never had any trouble with the car that day."]),
+    "job": ([["{Name} was looking for a new job in {city}.", "{Name} wanted to find work in {city}."],
+             ["{He} sent letters to many companies.", "{He} wrote to every company {he} could find."],
+             ["One company invited {him} for an interview.", "A big company asked {him} to come and talk."],
+             ["{He} answered every question clearly and calmly.", "The interview went very well."]],
+            ["A week later they called and offered {him} the job.", "They phoned {him} the next day with a job offer."],
+            ["No company ever answered any of {his} letters.", "Nobody ever wanted to meet {him}."]),
+    "sick": ([["{Name} walked home in the snow without a coat.", "{Name} forgot {his} coat on a very cold night."],
+              ["The next morning {he} had a fever and a bad cough.", "The next day {he} woke up sick and tired."],
+              ["{He} called the doctor and stayed in bed.", "The doctor told {him} to rest in bed."],
+              ["{His} {relative} brought {him} hot soup and tea.", "{His} {relative} cooked soup for {him}."]],
+             ["After a few days {he} felt healthy again.", "A week later {he} was well again."],
+             ["That morning {he} had never felt better in {his} life.", "{He} was never sick at all that winter."]),
+    "beach": ([["{Name} and {his} friends went to the beach on {day}.", "On {day} {Name} went to the beach."],
+               ["They forgot to bring any sun cream.", "Nobody remembered to pack sun cream."],
+               ["They lay in the hot sun all afternoon.", "They stayed in the bright sun for hours."],
+               ["In the evening their skin was red and hot.", "By evening their arms and faces were red."]],
+              ["They all had a bad sunburn the next day.", "Their sunburn hurt for several days."],
+              ["Their skin was pale because they stayed inside all day.", "They never saw the sun that day."]),
+    "wallet": ([["{Name} was shopping at the {shop} {time}.", "{Name} went to the {shop} {time}."],
+                ["When {he} wanted to pay, {his} wallet was gone.", "At the counter {he} could not find {his} wallet."],
+                ["{He} went back along the street to look for it.", "{He} walked back the way {he} came."],
+                ["A kind woman had found it near the door.", "An old man had picked it up from the ground."]],
+               ["The wallet was given back to {Name} with all the money.", "{Name} thanked them and got it back."],
+               ["{Name} paid with the money in {his} wallet right away.", "{Name} never lost anything that day."]),
+    "fishing": ([["{Name} went fishing at the river {time}.", "{Name} spent a day fishing by the lake {time}."],
+                 ["{He} sat quietly for hours without catching anything.", "For hours nothing pulled on the line."],
+                 ["Just before sunset, something pulled hard on the line.", "At sunset the line suddenly pulled."],
+                 ["{He} pulled it out of the water slowly.", "{He} carefully brought it to the shore."]],
+                ["It was the biggest fish {he} had ever caught.", "It was a huge fish, and {he} was very proud."],
+                ["{He} went home without ever feeling a pull on the line.", "Nothing touched the line all day."]),
+    "party": ([["{Name} wanted to sleep early on {day}.", "{Name} was very tired on {day} night."],
+               ["{His} neighbors were having a loud party.", "Next door, the neighbors had a big party."],
+               ["The music was so loud that the windows shook.", "The music was loud enough to shake the walls."],
+               ["{He} knocked on their door and asked them to be quiet.", "{He} asked them politely to stop."]],
+              ["They turned the music down, and {he} finally fell asleep.", "They said sorry and the house got quiet."],
+              ["The house was perfectly quiet all night long.", "There was no sound at all from next door."]),
+}
+
+
+@dataclass(frozen=True)
+class Story:
+    """A five-sentence story: ``context`` (four sentences), its ``ending`` and the contradicting ``ssc_ending``."""
+
+    scenario: str
+    context: tuple[str, ...]
+    ending: str
+    ssc_ending: str
+
+    @property
+    def text(self) -> str:
+        return " ".join((*self.context, self.ending))
+
+    @property
+    def split(self) -> str:
+        """``"test"`` for about one story in ten (crc32 of the text), else ``"train"``."""
+        return "test" if zlib.crc32(self.text.encode()) % 10 == 0 else "train"
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
+
+
+def _story(rng: random.Random) -> Story:
+    scenario = rng.choice(sorted(SCENARIOS))
+    context, good, bad = SCENARIOS[scenario]
+    female = rng.random() < 0.5
+    values = {k: rng.choice(v) for k, v in SLOTS.items()}
+    values.update(Name=rng.choice(FEMALE if female else MALE), He="She" if female else "He",
+                  he="she" if female else "he", His="Her" if female else "His", his="her" if female else "his",
+                  him="her" if female else "him")
+    sentences = tuple(_fill(rng.choice(variants), values) for variants in context)
+    return Story(scenario, sentences, _fill(rng.choice(good), values), _fill(rng.choice(bad), values))
+
+
+def story_stream(seed: int = 0, split: str | None = None):
+    """Yields distinct stories forever (until the grammar runs dry); ``split`` keeps only ``"train"`` / ``"test"``."""
+    rng = random.Random(f"speechkit-stories-{seed}")
+    seen: set[str] = set()
+    misses = 0
+    while misses < 10_000:
+        s = _story(rng)
+        if s.text in seen or (split is not None and s.split != split):
+            misses += s.text in seen
+            continue
+        misses = 0
+        seen.add(s.text)
+        yield s
+
+
+def generate_stories(n: int, seed: int = 0, split: str | None = None) -> list[Story]:
+    """The first ``n`` stories of :func:`story_stream`."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0. Found {n}")
+    out = []
+    for s in story_stream(seed, split):
+        if len(out) == n:
+            break
+        out.append(s)
+    if len(out) < n:
+        raise ValueError(f"the story grammar yields fewer than {n} distinct {split or ''} stories")
+    return out
+
+
+def _speak(sentences, voice, cache: dict, pause: float = 0.25) -> tuple[np.ndarray, int]:
+    from speechkit.data.corpora.tts import synthesize
+
+    parts, sr = [], 16000
+    for s in sentences:
+        if s not in cache:
+            syn = synthesize(s, voice)
+            cache[s] = (syn.wav, syn.sample_rate)
+        wav, sr = cache[s]
+        parts += [wav, np.zeros(int(pause * sr), np.float32)]
+    return np.concatenate(parts[:-1]), sr
+
+
+def _complete(root: Path, settings: dict) -> bool:
+    marker = root / ".complete"
+    return marker.is_file() and json.loads(marker.read_text()) == settings
+
+
+def prepare_storycloze(root: str | Path, *, pairs: int = 200, seed: int = 0, voice: str = "us2") -> Path:
+    """Writes the synthetic spoken StoryCloze (``sSC/``, ``tSC/``, ``stories.jsonl``) from test stories.
+
+    Args:
+        root: output folder.
+        pairs: stories (one sSC pair and one tSC pair each).
+        seed: story seed.
+        voice: MBROLA voice (``us1``, ``us2``, ``us3``, ``en1``).
+
+    Returns:
+        ``root``. Re-running with the same settings returns at once.
+    """
+    from speechkit.audio import io as audio_io
+    from speechkit.data.corpora.tts import MBROLA_VOICES
+    from speechkit.utils.files import atomic_open
+
+    root = Path(root)
+    settings = {"pairs": pairs, "seed": seed, "voice": voice, "version": 1}
+    if _complete(root, settings):
+        return root
+    stories = generate_stories(pairs, seed, split="test")
+    rng = random.Random(f"speechkit-tsc-{seed}")
+    cache: dict = {}
+    rows = []
+    for i, story in enumerate(stories):
+        j = rng.choice([k for k, o in enumerate(stories) if o.scenario != story.scenario])
+        files = {("sSC", "correct"): story.ending, ("sSC", "incorrect"): story.ssc_ending,
+                 ("tSC", "correct"): story.ending, ("tSC", "incorrect"): stories[j].ending}
+        for (bench, label), ending in files.items():
+            wav, sr = _speak([*story.context, ending], MBROLA_VOICES[voice], cache)
+            audio_io.save(root / bench / f"{i}_{label}.wav", wav, sr)
+        rows.append({"id": i, "scenario": story.scenario, "context": list(story.context), "ending": story.ending,
+                     "ssc_ending": story.ssc_ending, "tsc_ending": stories[j].ending, "tsc_source": j})
+    with atomic_open(root / "stories.jsonl") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    with atomic_open(root / "README.txt") as f:
+        f.write("Synthetic spoken StoryCloze made by speechkit (speechkit.data.corpora.storycloze).\n"
+                f"Settings: {json.dumps(settings)}\nsSC: contradicting fifth sentence; tSC: ending of another "
+                "story. Pairs: {i}_correct.wav / {i}_incorrect.wav. MBROLA voices: non-commercial use only.\n")
+    (root / ".complete").write_text(json.dumps(settings))
+    return root
+
+
+def prepare_story_speech(root: str | Path, *, stories: int = 300, seed: int = 0,
+                         voices: tuple[str, ...] = ("us1", "us2", "us3", "en1")) -> Path:
+    """Speech of train stories (never test ones) for unit-LM training: ``audio/{voice}_{i:05d}.wav`` and
+    ``transcripts.tsv`` (``id<TAB>text``); voices take turns.
+
+    Returns:
+        ``root``. Re-running with the same settings returns at once.
+    """
+    from speechkit.audio import io as audio_io
+    from speechkit.data.corpora.tts import MBROLA_VOICES
+    from speechkit.utils.files import atomic_open
+
+    root = Path(root)
+    settings = {"stories": stories, "seed": seed, "voices": list(voices), "version": 1}
+    if _complete(root, settings):
+        return root
+    caches: dict[str, dict] = {v: {} for v in voices}
+    lines = []
+    for i, story in enumerate(generate_stories(stories, seed, split="train")):
+        voice = voices[i % len(voices)]
+        wav, sr = _speak([*story.context, story.ending], MBROLA_VOICES[voice], caches[voice])
+        utt = f"{voice}_{i:05d}"
+        audio_io.save(root / "audio" / f"{utt}.wav", wav, sr)
+        lines.append(f"{utt}\t{story.text}\n")
+    with atomic_open(root / "transcripts.tsv") as f:
+        f.writelines(lines)
+    (root / ".complete").write_text(json.dumps(settings))
+    return root

@@ -1,0 +1,67 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from speechkit.audio import io
+from speechkit.data.corpora.storycloze import SCENARIOS, generate_stories, prepare_story_speech, prepare_storycloze
+from speechkit.data.corpora.text import prepare_text_corpus, read_documents
+from speechkit.ulm.pairwise import find_pairs
+
+
+def test_stories_are_seeded_five_sentences_with_a_contradicting_ending():
+    a, b = generate_stories(50, seed=3), generate_stories(50, seed=3)
+    assert a == b and generate_stories(50, seed=4) != a
+    assert len({s.text for s in a}) == 50
+    for s in a:
+        assert len(s.context) == 4 and s.ending != s.ssc_ending
+        assert all(x.endswith((".", "?")) and "{" not in x for x in (*s.context, s.ending, s.ssc_ending))
+    assert {s.scenario for s in generate_stories(400)} == set(SCENARIOS)
+
+
+def test_train_and_test_stories_never_overlap():
+    test = {s.text for s in generate_stories(300, split="test")}
+    train = {s.text for s in generate_stories(3000, split="train")}
+    assert not test & train
+    assert all(s.split == "test" for s in generate_stories(20, split="test"))
+
+
+@pytest.fixture(scope="module")
+def mbrola():
+    if shutil.which("espeak-ng") is None or shutil.which("mbrola") is None:
+        pytest.fail("espeak-ng and mbrola are required: run `make install`")
+
+
+def test_prepare_storycloze_writes_the_released_layout(tmp_path, mbrola):
+    root = prepare_storycloze(tmp_path / "sc", pairs=4, seed=0)
+    rows = [json.loads(line) for line in (root / "stories.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    for bench in ("sSC", "tSC"):
+        pairs = find_pairs(root / bench)
+        assert [p.id for p in pairs] == ["0", "1", "2", "3"]
+        for pair in pairs:
+            pos, sr = io.load(pair.positive)
+            neg, _ = io.load(pair.negative)
+            assert sr == 16000
+            n = min(len(pos), len(neg))
+            first_diff = int(np.argmax(pos[:n].numpy() != neg[:n].numpy()))
+            assert first_diff > 2 * sr  # the four context sentences are the same audio
+    for r in rows:
+        assert r["ssc_ending"] != r["ending"] and r["tsc_ending"] == rows[r["tsc_source"]]["ending"]
+        assert rows[r["tsc_source"]]["scenario"] != r["scenario"]
+    mtime = (root / "sSC" / "0_correct.wav").stat().st_mtime_ns
+    prepare_storycloze(tmp_path / "sc", pairs=4, seed=0)  # same settings: nothing rewritten
+    assert (root / "sSC" / "0_correct.wav").stat().st_mtime_ns == mtime
+
+
+def test_story_speech_and_text_corpus_use_train_stories_only(tmp_path, mbrola):
+    root = prepare_story_speech(tmp_path / "speech", stories=3, voices=("us1", "en1"))
+    wavs = sorted((root / "audio").glob("*.wav"))
+    assert [w.stem for w in wavs] == ["en1_00001", "us1_00000", "us1_00002"]
+    texts = [line.split("\t")[1] for line in (root / "transcripts.tsv").read_text().splitlines()]
+    test = {s.text for s in generate_stories(100, split="test")}
+    assert not set(texts) & test
+    corpus = prepare_text_corpus(tmp_path / "text", stories=200, sentences=100, valid_fraction=0.1)
+    train, valid = read_documents(corpus / "train.txt"), read_documents(corpus / "valid.txt")
+    assert len(train) == 270 and len(valid) == 30 and not (set(train) | set(valid)) & test

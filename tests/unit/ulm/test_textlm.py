@@ -1,0 +1,50 @@
+import json
+import math
+
+import pytest
+import torch
+
+from speechkit.cli.train import compose
+from speechkit.data.corpora.text import prepare_text_corpus
+from speechkit.errors import SpeechkitError
+from speechkit.train.textlm import run
+from speechkit.ulm import UnitLM
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return prepare_text_corpus(tmp_path_factory.mktemp("text"), stories=300, sentences=300, valid_fraction=0.05)
+
+
+def test_text_lm_trains_and_is_a_warm_startable_hf_folder(corpus, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "textlm"
+    overrides = ["preset=debug", f"data.train={corpus / 'train.txt'}", f"data.valid={corpus / 'valid.txt'}",
+                 f"train.out_dir={out}", "optim.max_steps=25", "optim.lr=1e-2", "train.eval_every=12"]
+    assert run(compose("textlm", overrides)) == 0
+    history = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    valid = [h["valid_loss"] for h in history if "valid_loss" in h]
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    assert valid[-1] < math.log(len(tok)) - 1.0, valid  # well below a uniform guess over the vocabulary
+    text = "Anna went to the market on Monday."
+    assert tok.decode(tok(text)["input_ids"]) == text and tok.bos_token_id == 1 and tok.eos_token_id == 2
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    assert model.config.vocab_size == len(tok) and model.config.model_type == "llama"
+    lm = UnitLM.warm_start(out / "model", num_units=30)
+    kept = {k: v for k, v in model.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k}
+    assert all(torch.equal(v, lm.model.state_dict()[k]) for k, v in kept.items())
+
+    # resuming at the end changes nothing and keeps the tokenizer
+    assert run(compose("textlm", overrides)) == 0
+    assert AutoTokenizer.from_pretrained(out / "model").get_vocab() == tok.get_vocab()
+
+
+def test_text_lm_config_errors(corpus, tmp_path):
+    base = ["preset=debug", f"data.train={corpus / 'train.txt'}", f"train.out_dir={tmp_path}"]
+    with pytest.raises(SpeechkitError, match=r"train.block_size=256 exceeds model.max_position_embeddings=128"):
+        run(compose("textlm", [*base, "train.block_size=256"]))
+    with pytest.raises(SpeechkitError, match=r"model.vocab_size must be >= 259"):
+        run(compose("textlm", [*base, "model.vocab_size=100"]))
+    with pytest.raises(SpeechkitError, match=r"missing required value: data.train"):
+        run(compose("textlm", ["preset=debug"]))
