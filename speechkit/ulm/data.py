@@ -63,7 +63,8 @@ def split_records(records: Iterable[UnitRecord], out_dir: str | os.PathLike, *, 
     """Writes ``train.jsonl`` and ``valid.jsonl``: deduplicated, short utterances dropped, split by id hash.
 
     The split depends only on each utterance id (crc32 of ``salt:id``), so adding utterances never moves old
-    ones across the split.
+    ones across the split. When no id falls under ``valid_fraction`` (tiny corpora), the utterance with the smallest
+    hash goes to validation, so a non-zero fraction always yields a validation set.
 
     Returns:
         ``{"train": n, "valid": m, "dropped": k}``.
@@ -89,6 +90,10 @@ def split_records(records: Iterable[UnitRecord], out_dir: str | os.PathLike, *, 
             dropped += 1
             continue
         parts["valid" if _valid_bucket(rec.id, salt) < valid_fraction else "train"].append(rec)
+    if valid_fraction > 0 and not parts["valid"] and len(parts["train"]) > 1:  # tiny corpora: keep one for validation
+        first = min(parts["train"], key=lambda r: _valid_bucket(r.id, salt))
+        parts["train"].remove(first)
+        parts["valid"].append(first)
     if not parts["train"]:
         raise DataError(f"no training utterance left (dropped {dropped} shorter than {min_units} units)")
     out = Path(out_dir)

@@ -43,7 +43,7 @@ def test_text_lm_trains_and_is_a_warm_startable_hf_folder(corpus, tmp_path):
 def test_text_lm_config_errors(corpus, tmp_path):
     base = ["preset=debug", f"data.train={corpus / 'train.txt'}", f"train.out_dir={tmp_path}"]
     with pytest.raises(SpeechkitError, match=r"train.block_size=256 exceeds model.max_position_embeddings=128"):
-        run(compose("textlm", [*base, "train.block_size=256"]))
+        run(compose("textlm", [*base, "train.block_size=256", "model.max_position_embeddings=128"]))
     with pytest.raises(SpeechkitError, match=r"model.vocab_size must be >= 259"):
         run(compose("textlm", [*base, "model.vocab_size=100"]))
     with pytest.raises(SpeechkitError, match=r"missing required value: data.train"):

@@ -190,3 +190,10 @@ def test_cli_sequences_builds_train_and_valid(tmp_path, capsys):
     valid = read_units_jsonl(tmp_path / "ulm" / "valid.jsonl")
     assert len(train) + len(valid) == 40 and valid
     assert train[0].units[-2:] == [3, 5] and sum(train[0].duration) == 9
+
+
+def test_split_records_always_keeps_one_validation_utterance(tmp_path):
+    recs = [UnitRecord(f"u{i}", "", [1, 2, 3]) for i in range(3)]
+    counts = split_records(recs, tmp_path, valid_fraction=0.01)
+    assert counts["valid"] == 1 and counts["train"] == 2
+    assert split_records(recs, tmp_path / "none", valid_fraction=0.0)["valid"] == 0

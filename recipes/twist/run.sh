@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# TWIST in miniature: a small text LM, then unit LMs warm-started from it (TWIST) and cold-started, trained on
+# synthetic story speech, compared by validation loss and by a synthetic spoken StoryCloze (sSC / tSC).
+#
+#   recipes/twist/run.sh --preset mini                    # the README experiment (CPU, tens of minutes)
+#   recipes/twist/run.sh --preset debug --exp exp/twist_debug --data data/twist_debug --text-docs 200 \
+#       --train-stories 16 --pairs 4                      # a CI smoke run of every stage (about a minute)
+#   recipes/twist/run.sh --stage train --stop-stage eval --encoder exp/hubert/final/encoder --num-units 100
+#
+# Stages (names or numbers; run a range with --stage / --stop-stage):
+#   0 text        text corpus (train stories + sentences)      data_prep/make_text_corpus.py
+#   1 textlm      small Llama text LM + BPE                     speechkit train textlm
+#   2 speech      speech of train stories, 4 voices             data_prep/make_storycloze.py --train-stories
+#   3 kmeans      MFCC k-means (skipped with --encoder)         speechkit train kmeans features=mfcc
+#   4 units       encode the story speech                       speechkit encode
+#   5 sequences   dedup + train/valid split                     speechkit sequences
+#   6 train       unit LMs, one per --inits (warm, cold)        speechkit train ulm model.init=...
+#   7 storycloze  synthetic sSC / tSC from test stories         data_prep/make_storycloze.py
+#   8 sc_units    encode the sSC / tSC folders                  speechkit encode
+#   9 eval        pairwise accuracy of each unit LM             speechkit eval storycloze
+set -euo pipefail
+
+STAGES=(text textlm speech kmeans units sequences train storycloze sc_units eval)
+stage=text
+stop_stage=eval
+preset=mini
+data=data/twist
+exp=exp/twist
+encoder=""
+num_units=100
+text_docs=20000
+train_stories=1000
+pairs=200
+inits="warm cold"
+ulm_args=""
+textlm_args=""
+SK=${SPEECHKIT:-.venv/bin/speechkit}
+PY=${PYTHON:-.venv/bin/python}
+
+usage() { sed -n '2,23p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --encoder --num-units"\
+  "--text-docs --train-stories --pairs --inits --ulm-args --textlm-args"; exit "${1:-0}"; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --stage) stage=$2; shift 2;;
+    --stop-stage) stop_stage=$2; shift 2;;
+    --preset) preset=$2; shift 2;;
+    --data) data=$2; shift 2;;
+    --exp) exp=$2; shift 2;;
+    --encoder) encoder=$2; shift 2;;
+    --num-units) num_units=$2; shift 2;;
+    --text-docs) text_docs=$2; shift 2;;
+    --train-stories) train_stories=$2; shift 2;;
+    --pairs) pairs=$2; shift 2;;
+    --inits) inits=$2; shift 2;;
+    --ulm-args) ulm_args=$2; shift 2;;
+    --textlm-args) textlm_args=$2; shift 2;;
+    -h|--help) usage 0;;
+    *) echo "unknown option $1" >&2; usage 1;;
+  esac
+done
+
+index() { local i; if [[ $1 =~ ^[0-9]+$ ]]; then echo "$1"; return; fi
+          for i in "${!STAGES[@]}"; do [[ ${STAGES[$i]} == "$1" ]] && { echo "$i"; return; }; done
+          echo "unknown stage '$1' (stages: ${STAGES[*]})" >&2; exit 1; }
+first=$(index "$stage"); last=$(index "$stop_stage")
+run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]] && echo "== $1"; }
+# units come from a speech-encoder folder (--encoder) or from MFCC k-means trained in stage kmeans
+if [[ -n $encoder ]]; then units_args=(--encoder "$encoder"); else
+  units_args=(--mfcc --kmeans "$exp/kmeans/kmeans.safetensors"); fi
+km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
+
+if run_stage text; then
+  $PY data_prep/make_text_corpus.py "$data/text" --stories $((text_docs / 2)) --sentences $((text_docs / 2))
+fi
+if run_stage textlm; then
+  # shellcheck disable=SC2086  # textlm_args holds several Hydra overrides
+  $SK train textlm preset="$preset" data.train="$data/text/train.txt" data.valid="$data/text/valid.txt" \
+    train.out_dir="$exp/textlm" $textlm_args
+fi
+if run_stage speech; then
+  $PY data_prep/make_storycloze.py "$data/story_speech" --train-stories "$train_stories"
+fi
+if run_stage kmeans && [[ -z $encoder ]]; then
+  $SK train kmeans $km_preset data="$data/story_speech/audio" features=mfcc k="$num_units" out="$exp/kmeans"
+fi
+if run_stage units; then
+  $SK encode "$data/story_speech/audio" -o "$exp/units/speech.jsonl" "${units_args[@]}" --resume
+fi
+if run_stage sequences; then
+  $SK sequences "$exp/units/speech.jsonl" -o "$exp/units" --valid-fraction 0.05
+fi
+if run_stage train; then
+  for init in $inits; do
+    # shellcheck disable=SC2086
+    $SK train ulm preset="$preset" model.init="$init" model.text_lm="$exp/textlm/model" \
+      data.train="$exp/units/train.jsonl" data.valid="$exp/units/valid.jsonl" data.num_units="$num_units" \
+      train.out_dir="$exp/ulm_$init" $ulm_args
+  done
+fi
+if run_stage storycloze; then
+  $PY data_prep/make_storycloze.py "$data/storycloze" --pairs "$pairs"
+fi
+if run_stage sc_units; then
+  for bench in sSC tSC; do
+    $SK encode "$data/storycloze/$bench" -o "$exp/units/$bench.jsonl" "${units_args[@]}" --resume
+  done
+fi
+if run_stage eval; then
+  for init in $inits; do
+    $SK eval storycloze "$data/storycloze/sSC" "$data/storycloze/tSC" --ulm "$exp/ulm_$init/model" \
+      --units "$exp/units/sSC.jsonl" "$exp/units/tSC.jsonl" -o "$exp/eval_$init"
+  done
+fi
