@@ -37,7 +37,7 @@ def prepare_text_corpus(root: str | Path, *, stories: int = 20_000, sentences: i
         raise ValueError(f"valid_fraction must be in (0, 1). Found {valid_fraction}")
     root = Path(root)
     settings = {"stories": stories, "sentences": sentences, "seed": seed, "valid_fraction": valid_fraction,
-                "version": 1}
+                "version": 2}
     marker = root / ".complete"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return root

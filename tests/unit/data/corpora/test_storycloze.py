@@ -65,3 +65,14 @@ def test_story_speech_and_text_corpus_use_train_stories_only(tmp_path, mbrola):
     corpus = prepare_text_corpus(tmp_path / "text", stories=200, sentences=100, valid_fraction=0.1)
     train, valid = read_documents(corpus / "train.txt"), read_documents(corpus / "valid.txt")
     assert len(train) == 270 and len(valid) == 30 and not (set(train) | set(valid)) & test
+
+
+def test_ssc_negatives_are_familiar_sentences_that_contradict_the_story():
+    """Every sSC negative is the correct ending of some train story (of the other branch), so only coherence with
+    the context, not novelty, tells it apart."""
+    train_endings = {s.ending for s in generate_stories(8000, split="train")}
+    test = generate_stories(200, split="test")
+    assert sum(s.ssc_ending in train_endings for s in test) >= 0.95 * len(test)
+    for s in test:
+        _, branches = SCENARIOS[s.scenario]
+        assert s.branch in (0, 1) and s.context[1] != s.ending
