@@ -30,7 +30,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import encode, prepare, resynth, sequences, train
+    from speechkit.cli import encode, models, prepare, resynth, sequences, train
     from speechkit.cli import eval as eval_
 
     parser = argparse.ArgumentParser(
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     if train.TASKS:  # only commands that exist are listed
         train.add_parser(sub)
     eval_.add_parser(sub)
+    models.add_parsers(sub)
     return parser
 
 

@@ -128,16 +128,20 @@ class SpeechEncoder(nn.Module):
         return out
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **overrides) -> SpeechEncoder:
-        """Loads a folder written by :meth:`save_pretrained`; keyword ``overrides`` (``deduplicate``,
-        ``need_f0``) replace the saved choices.
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides) -> SpeechEncoder:
+        """Loads a folder written by :meth:`save_pretrained`, or a model card by name (through
+        :mod:`speechkit.hub`: e.g. ``"hubert-base-ls960-kmeans-100"`` = the dense model + its k-means file).
+        Keyword ``overrides`` (``deduplicate``, ``need_f0``) replace the saved choices.
 
         Raises:
             CheckpointError: a file is missing or unreadable.
+            HubError: an unknown name, or files that cannot be fetched (offline: says where to put them).
         """
         from speechkit.train.checkpoint import CheckpointError
 
-        d = Path(folder)
+        d = Path(name_or_path)
+        if not d.exists() and not os.path.isabs(str(name_or_path)):
+            return cls._from_card(str(name_or_path), **overrides)
         meta_path = d / "encoder.json"
         if not meta_path.is_file():
             raise CheckpointError(f"{d}: no encoder.json (a speechkit speech-encoder folder holds encoder.json, "
@@ -147,3 +151,18 @@ class SpeechEncoder(nn.Module):
         quantizer = KMeansQuantizer.load(d / meta["kmeans"])
         options = {"deduplicate": meta.get("deduplicate", True), "need_f0": meta.get("need_f0", False), **overrides}
         return cls(reader, quantizer, **options)
+
+    @classmethod
+    def _from_card(cls, name: str, **overrides) -> SpeechEncoder:
+        from speechkit import hub
+
+        card = hub.load_card(name)
+        if card.path is not None:  # our own bundle: a folder holding an encoder
+            folder = hub.fetch(name)["folder"]
+            return cls.from_pretrained(folder / "encoder" if (folder / "encoder").is_dir() else folder, **overrides)
+        if card.kind != "speech-encoder" or not card.requires:
+            raise hub.HubError(f"card {name!r} is a {card.kind}, not a speech encoder (dense model + k-means)")
+        dense = hub.fetch(card.requires[0])["checkpoint"]
+        reader = HubertFeatureReader.from_checkpoint(dense, layer=int(card.layer))
+        quantizer = KMeansQuantizer.load(hub.fetch(name)["kmeans"])
+        return cls(reader, quantizer, **{"deduplicate": True, "need_f0": False, **overrides})
