@@ -90,7 +90,9 @@ _FAIRSEQ_KEYS: list[tuple[str, str | None]] = [
     (r"encoder\.layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)", r"encoder.layers.\1.attention_norm.\2"),
     (r"encoder\.layers\.(\d+)\.fc(1|2)\.(weight|bias)", r"encoder.layers.\1.fc\2.\3"),
     (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"encoder.layers.\1.ffn_norm.\2"),
-    (r"(label_embs_concat|final_proj\..*|target_glu\..*|label_embs\..*)", None),  # pretraining heads
+    # pretraining heads (HuBERT: label embeddings, projection; wav2vec 2.0: quantizer and its projections)
+    (r"(label_embs_concat|final_proj\..*|target_glu\..*|label_embs\..*|quantizer\..*|project_q\..*|"
+     r"project_inp\..*)", None),
 ]
 
 
