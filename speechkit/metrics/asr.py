@@ -3,6 +3,9 @@
 :class:`PocketSphinxASR` uses the en-us acoustic model, language model and dictionary that the ``pocketsphinx``
 wheel ships, so it works without any download. It is weak on real conversational speech but a stable yardstick
 for comparing synthetic speech before and after a model (the same decoder on both sides).
+
+:class:`HFCTCASR` and :class:`WhisperASR` run a local Hugging Face model folder (a wav2vec2/HuBERT CTC model, or
+Whisper) when a user has one; :func:`load_asr` picks the right class from a name or a folder.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["PocketSphinxASR"]
+__all__ = ["PocketSphinxASR", "HFCTCASR", "WhisperASR", "load_asr"]
 
 
 class PocketSphinxASR:
@@ -54,3 +57,95 @@ class PocketSphinxASR:
 
         wav, _ = audio_io.load(path, sample_rate=self.sample_rate)
         return self.transcribe(wav)
+
+
+def _as_numpy(wav) -> np.ndarray:
+    x = wav.detach().cpu().float().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"wav must be 1-D (samples,) at 16 kHz. Found shape {x.shape}")
+    return x
+
+
+class _FileMixin:
+    sample_rate = 16000
+
+    def transcribe_file(self, path: str | os.PathLike) -> str:
+        """Loads ``path`` (any rate, stereo mixed down) and transcribes it."""
+        from speechkit.audio import io as audio_io
+
+        wav, _ = audio_io.load(path, sample_rate=self.sample_rate)
+        return self.transcribe(wav)
+
+
+class HFCTCASR(_FileMixin):
+    """A local Hugging Face CTC model folder (``Wav2Vec2ForCTC``, ``HubertForCTC``, ... + its processor), greedy
+    decoding, lower-cased output.
+
+    Args:
+        folder: the model folder (``config.json``, weights, tokenizer and feature-extractor files).
+        device: ``"cpu"`` or ``"cuda"``.
+
+    Example:
+        >>> HFCTCASR("models/wav2vec2-base-960h").transcribe_file("utt.wav")
+    """
+
+    def __init__(self, folder: str | os.PathLike, device: str = "cpu"):
+        from transformers import AutoModelForCTC, AutoProcessor
+
+        self.processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+        self.model = AutoModelForCTC.from_pretrained(str(folder), local_files_only=True).eval().to(device)
+        self.sample_rate = int(getattr(self.processor.feature_extractor, "sampling_rate", 16000))
+        self.device = device
+
+    def transcribe(self, wav: torch.Tensor | np.ndarray) -> str:
+        """Transcribes ``(samples,)`` float audio at :attr:`sample_rate`."""
+        inputs = self.processor(_as_numpy(wav), sampling_rate=self.sample_rate, return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(inputs.input_values.to(self.device)).logits
+        return self.processor.batch_decode(logits.argmax(-1))[0].strip().lower()
+
+
+class WhisperASR(_FileMixin):
+    """A local Whisper folder (``WhisperForConditionalGeneration`` + processor), English transcription.
+
+    Example:
+        >>> WhisperASR("models/whisper-small.en").transcribe_file("utt.wav")
+    """
+
+    def __init__(self, folder: str | os.PathLike, device: str = "cpu", max_new_tokens: int = 200):
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        self.processor = WhisperProcessor.from_pretrained(str(folder), local_files_only=True)
+        self.model = WhisperForConditionalGeneration.from_pretrained(str(folder), local_files_only=True)
+        self.model = self.model.eval().to(device)
+        self.device, self.max_new_tokens = device, max_new_tokens
+
+    def transcribe(self, wav: torch.Tensor | np.ndarray) -> str:
+        """Transcribes ``(samples,)`` float audio at 16 kHz (30 s at most, Whisper's window)."""
+        feats = self.processor(_as_numpy(wav), sampling_rate=16000, return_tensors="pt").input_features
+        with torch.inference_mode():
+            ids = self.model.generate(feats.to(self.device), max_new_tokens=self.max_new_tokens)
+        return self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip().lower()
+
+
+def load_asr(spec: str | os.PathLike = "pocketsphinx", device: str = "cpu"):
+    """An ASR by name or folder: ``"pocketsphinx"`` (offline default), or a local Hugging Face folder (Whisper
+    when its ``config.json`` says ``model_type: whisper``, else a CTC model).
+
+    Raises:
+        SpeechkitError: ``spec`` is neither ``pocketsphinx`` nor a folder with a ``config.json``.
+    """
+    import json
+    from pathlib import Path
+
+    from speechkit.errors import SpeechkitError
+
+    if str(spec) == "pocketsphinx":
+        return PocketSphinxASR()
+    cfg = Path(spec) / "config.json"
+    if not cfg.is_file():
+        raise SpeechkitError(f"ASR {str(spec)!r}: expected 'pocketsphinx' or a local Hugging Face model folder "
+                             f"with config.json; {cfg} does not exist")
+    if json.loads(cfg.read_text()).get("model_type") == "whisper":
+        return WhisperASR(spec, device=device)
+    return HFCTCASR(spec, device=device)
