@@ -98,13 +98,14 @@ def _epoch_indices(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]
 class GeneratorStep(nn.Module):
     """The generator with its duration loss in ``forward`` (so DDP sees every parameter used)."""
 
-    def __init__(self, model: CodeHiFiGANGenerator):
+    def __init__(self, model: CodeHiFiGANGenerator, channels_last: bool = True):
         super().__init__()
-        self.model = model
+        self.model, self.channels_last = model, channels_last
 
     def forward(self, units, speaker, style):
         wav = self.model(units, speaker=speaker if self.model.speaker_embedding is not None else None,
-                         style=style if self.model.style_embedding is not None else None)
+                         style=style if self.model.style_embedding is not None else None,
+                         channels_last=self.channels_last)
         dur = self.model.duration_loss(units) if self.model.duration_predictor is not None else wav.new_zeros(())
         return wav, dur
 
@@ -115,10 +116,20 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ one step
-def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg: VocoderTrainConfig) -> dict:
-    """One discriminator update then one generator update (the released order); returns the losses."""
+def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg: VocoderTrainConfig,
+               adversarial: bool = True) -> dict:
+    """One discriminator update then one generator update (the released order); returns the losses. With
+    ``adversarial=False`` (before ``train.discriminator_start``) only the generator's mel and duration losses."""
     y = batch["audio"]
     y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"])
+    w = cfg.loss
+    if not adversarial:
+        optim_g.zero_grad(set_to_none=True)
+        mel_l1 = F.l1_loss(mel(y_hat.squeeze(1)), mel(y.squeeze(1)))
+        loss_g = w.mel * mel_l1 + w.duration * dur_loss
+        loss_g.backward()
+        optim_g.step()
+        return {"loss_g": loss_g.item(), "mel_l1": mel_l1.item(), "dur": float(dur_loss.detach())}
     # discriminators on real vs detached fake
     optim_d.zero_grad(set_to_none=True)
     r_f, g_f, _, _ = mpd(y, y_hat.detach())
@@ -136,7 +147,6 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     _, g_s, fr_s, fg_s = d_s(y, y_hat)
     adv = generator_adversarial_loss(g_f) + generator_adversarial_loss(g_s)
     fm = feature_matching_loss(fr_f, fg_f) + feature_matching_loss(fr_s, fg_s)
-    w = cfg.loss
     loss_g = w.adversarial * adv + w.feature_matching * fm + w.mel * mel_l1 + w.duration * dur_loss
     loss_g.backward()
     optim_g.step()
@@ -222,7 +232,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
         sched_d.load_state_dict(state["schedulers"]["d"])
         step, epoch, batch_in_epoch = state["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
         log.info("resumed %s at step %d (epoch %d)", out / LAST, step, epoch)
-    gen: nn.Module = GeneratorStep(model)
+    gen: nn.Module = GeneratorStep(model, cfg.train.channels_last)
     if distributed.world_size() > 1:
         ids = [device.index] if device.type == "cuda" else None
         gen = nn.parallel.DistributedDataParallel(gen, device_ids=ids)
@@ -260,14 +270,15 @@ def train(cfg: VocoderTrainConfig) -> dict:
                                f"({distributed.world_size()} processes)")
         for indices in batches[batch_in_epoch:]:
             batch = {k: v.to(device) for k, v in collate([train_set[i] for i in indices]).items()}
-            losses = train_step(batch, gen, mpd, msd, mel, optim_g, optim_d, cfg)
+            losses = train_step(batch, gen, mpd, msd, mel, optim_g, optim_d, cfg,
+                                adversarial=step >= cfg.train.discriminator_start)
             step += 1
             batch_in_epoch += 1
             count += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             done = step >= o.max_steps
-            if step % cfg.train.log_every == 0 or done:
+            if step % cfg.train.log_every == 0 or done or step == cfg.train.discriminator_start:
                 values = {k: float(distributed.all_reduce_mean(torch.tensor(v / count, device=device)))
                           for k, v in sums.items()}
                 last = {"step": step, "epoch": epoch, "lr": optim_g.param_groups[0]["lr"], **values,

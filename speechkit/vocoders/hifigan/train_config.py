@@ -115,6 +115,11 @@ class LoopConfig:
     device: str = "auto"
     threads: int = 0
     """torch threads (0 = torch's default)."""
+    discriminator_start: int = 0
+    """Steps of generator-only training (mel L1 + duration) before the discriminators join (0 = from the start,
+    as released; a mel-only warm-up gets intelligible speech sooner on small compute)."""
+    channels_last: bool = True
+    """Run the generator's convolutions as channels-last 2-D ones (faster on CPUs; same model)."""
 
 
 @dataclass(kw_only=True)

@@ -132,10 +132,12 @@ def test_solver_trains_exports_and_resumes(tmp_path):
     assert wav.ndim == 1 and torch.isfinite(wav).all()
     official = CodeHiFiGANVocoder.from_checkpoint(out / "official" / "g_00000004")
     assert torch.equal(official([1, 2, 3], speaker=1, style=1), voc([1, 2, 3], speaker=1, style=1))
-    # resume: 2 more steps continue from step 4
-    assert run(_compose(base + ["optim.max_steps=6"])) == 0
-    steps = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()]
-    assert steps[-1] == 6 and 5 in steps
+    assert all("loss_d" in x for x in lines if "loss_g" in x)
+    # resume: 2 more steps continue from step 4 (the 5th generator-only, as before a discriminator_start)
+    assert run(_compose(base + ["optim.max_steps=6", "train.discriminator_start=5"])) == 0
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    new = {x["step"]: x for x in lines if "loss_g" in x and x["step"] > 4}
+    assert sorted(new) == [5, 6] and "loss_d" not in new[5] and "loss_d" in new[6]
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -167,3 +169,20 @@ def test_torchrun_ddp_two_processes(tmp_path):
     steps = [json.loads(x)["step"] for x in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
     assert steps.count(4) == 2  # one train line + one validation line, written once (rank 0)
     assert CodeHiFiGANVocoder.from_pretrained(tmp_path / "ddp" / "model").speakers == ["ex01", "ex02"]
+
+
+def test_channels_last_training_path_gives_the_same_gradients():
+    from tests.unit.vocoders.test_vocoder import tiny_config
+
+    torch.manual_seed(0)
+    model = build_code_hifigan(tiny_config())
+    model.generator.apply_weight_norm()
+    units = torch.randint(0, 20, (2, 6))
+    grads = []
+    for channels_last in (False, True):
+        model.zero_grad()
+        wav = model(units, channels_last=channels_last)
+        (wav ** 2).sum().backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters()})
+    for k, g in grads[0].items():
+        torch.testing.assert_close(grads[1][k], g, rtol=1e-4, atol=1e-6)
