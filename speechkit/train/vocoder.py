@@ -54,12 +54,30 @@ def _names(records, source: str, what: str) -> tuple[list[str] | None, list[int]
     return names, [names.index(n) for n in per_record]
 
 
+def _only(records, list_path: str | None):
+    """The records whose audio file stem is listed in ``list_path`` (first column, ``#`` comments)."""
+    if list_path is None:
+        return records
+    p = Path(list_path)
+    if not p.is_file():
+        raise VocoderError(f"{p}: no such list file")
+    stems = {line.split()[0] for line in p.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")}
+    kept = [r for r in records if Path(r.audio).stem in stems]
+    if not kept:
+        raise VocoderError(f"{p}: none of its {len(stems)} names is the audio stem of a units record")
+    return kept
+
+
 def _datasets(cfg: VocoderTrainConfig, hop: int):
     from speechkit.data.manifest import read_units_jsonl
 
-    train = read_units_jsonl(cfg.data.units)
+    records = read_units_jsonl(cfg.data.units)
+    train = _only(records, cfg.data.train_list)
     if cfg.data.valid_units:
         valid = read_units_jsonl(cfg.data.valid_units)
+    elif cfg.data.valid_list:
+        valid = _only(records, cfg.data.valid_list)
     else:
         n = min(cfg.data.valid_count, len(train) - 1)
         train, valid = (train[:-n], train[-n:]) if n > 0 else (train, [])
@@ -299,7 +317,8 @@ def train(cfg: VocoderTrainConfig) -> dict:
             epoch += 1
             batch_in_epoch = 0
             sched_g.step()
-            sched_d.step()
+            if step > cfg.train.discriminator_start:  # the discriminators' decay starts with their training
+                sched_d.step()
     return last
 
 

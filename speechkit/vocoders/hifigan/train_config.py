@@ -26,6 +26,12 @@ class DataConfig:
     """Validation units jsonl; ``None`` = the last ``valid_count`` records of ``units`` are held out."""
     valid_count: int = 8
     """Validation utterances (whole utterances, mel L1)."""
+    train_list: str | None = None
+    """Keep only records whose audio file stem is listed (first column of each line, ``#`` comments; an Expresso
+    ``splits/train.txt`` works as is). ``None`` keeps all."""
+    valid_list: str | None = None
+    """With ``valid_units`` unset: validate on the records of ``units`` listed here (e.g. ``splits/dev.txt``)
+    instead of holding out the last ``valid_count``."""
     audio_root: str | None = None
     """Folder that relative ``audio`` paths are under (``None``: as written)."""
     speaker: str = "none"

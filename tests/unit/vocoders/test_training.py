@@ -140,6 +140,28 @@ def test_solver_trains_exports_and_resumes(tmp_path):
     assert sorted(new) == [5, 6] and "loss_d" not in new[5] and "loss_d" in new[6]
 
 
+def test_train_and_valid_lists_select_records(tmp_path):
+    from speechkit.train.vocoder import _datasets
+    from speechkit.vocoders.hifigan.train_config import VocoderTrainConfig
+
+    units = make_corpus(tmp_path, n=8)
+    (tmp_path / "train.txt").write_text("# a comment\nex01_happy_00000\nex02_happy_00001\t(0.5s,)\nex01_sad_00002\n")
+    (tmp_path / "dev.txt").write_text("ex02_sad_00003\n")
+    values = _compose(["preset=debug", f"data.units={units}", f"data.audio_root={tmp_path}", "data.speaker=expresso",
+                       "data.style=expresso", "model.num_units=20", f"out={tmp_path / 'run'}",
+                       f"data.train_list={tmp_path / 'train.txt'}", f"data.valid_list={tmp_path / 'dev.txt'}"])
+    from omegaconf import OmegaConf
+
+    cfg = VocoderTrainConfig.from_dict(OmegaConf.to_container(values, resolve=True))
+    train, valid, speakers, styles = _datasets(cfg, 320)
+    assert [r.id for r in train.records] == ["ex01_happy_00000", "ex02_happy_00001", "ex01_sad_00002"]
+    assert [r.id for r in valid.records] == ["ex02_sad_00003"]
+    assert speakers == ["ex01", "ex02"] and styles == ["happy", "sad"] and valid.speakers == [1]
+    (tmp_path / "dev.txt").write_text("nothing_like_it_00001\n")
+    with pytest.raises(VocoderError, match="none of its 1 names is the audio stem"):
+        _datasets(cfg, 320)
+
+
 def test_config_errors_name_the_key(tmp_path):
     from speechkit.train.vocoder import run
 
