@@ -19,7 +19,7 @@ import torch
 
 from speechkit.errors import SpeechkitError
 
-__all__ = ["Resynthesizer", "PipelineError"]
+__all__ = ["Resynthesizer", "SpeechContinuation", "PipelineError"]
 
 
 class PipelineError(SpeechkitError, ValueError):
@@ -144,3 +144,7 @@ class Resynthesizer:
         if self.dur_prediction:
             return self.vocoder(units, speaker=speaker, style=style, dur_prediction=True)
         return self.vocoder(units, speaker=speaker, style=style, durations=durations)
+
+
+# Prompt -> unit LM continuation -> vocoder; it lives with the unit LMs and is part of this API.
+from speechkit.ulm.continuation import SpeechContinuation  # noqa: E402

@@ -21,6 +21,7 @@ EPILOG = """examples:
   speechkit sequences data/units.jsonl -o data/ulm
   speechkit train ulm data.train=data/ulm/train.jsonl data.num_units=100 model.text_lm=TEXT_LM train.out_dir=runs/ulm
   speechkit eval storycloze data/storycloze/sSC data/storycloze/tSC --ulm runs/ulm/model --encoder exp/encoder
+  speechkit continue prompt.wav -o out.wav --encoder exp/encoder --ulm runs/ulm/model --vocoder runs/vocoder/model
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""
 
@@ -30,7 +31,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import encode, models, prepare, resynth, sequences, train
+    from speechkit.cli import continue_, encode, models, prepare, resynth, sequences, train
     from speechkit.cli import eval as eval_
 
     parser = argparse.ArgumentParser(
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     if train.TASKS:  # only commands that exist are listed
         train.add_parser(sub)
     eval_.add_parser(sub)
+    continue_.add_parser(sub)
     models.add_parsers(sub)
     return parser
 

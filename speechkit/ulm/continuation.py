@@ -1,0 +1,130 @@
+"""``SpeechContinuation``: prompt audio -> units -> unit-LM continuation -> vocoder -> audio (TWIST generation).
+
+As textlesslib's ``examples/twist``: the prompt is encoded to deduplicated units, the unit LM samples a
+continuation (temperature 0.8 by default), and the vocoder synthesises prompt + continuation with its duration
+predictor (generated units have no durations of their own).
+
+Example:
+    >>> sc = SpeechContinuation.from_pretrained("checkpoints/twist")   # encoder/, ulm/, vocoder/
+    >>> out = sc(wav, sample_rate=48000, seconds=5, seed=0)             # (samples,) at sc.output_sample_rate
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["SpeechContinuation"]
+
+
+class SpeechContinuation:
+    """Speech encoder + unit LM + unit vocoder.
+
+    Args:
+        encoder: a :class:`~speechkit.units.SpeechEncoder` (deduplicating).
+        lm: a :class:`~speechkit.ulm.UnitLM` over the encoder's units.
+        vocoder: a :class:`~speechkit.vocoders.CodeHiFiGANVocoder` over the same units.
+        dur_prediction: synthesise with the vocoder's duration predictor (TWIST); ``False`` keeps the prompt's
+            durations and gives every generated unit the prompt's median duration (for vocoders without one).
+
+    Raises:
+        PipelineError: the three parts do not share one unit vocabulary, or a duration predictor is missing.
+    """
+
+    def __init__(self, encoder, lm, vocoder, *, dur_prediction: bool = True):
+        from speechkit.pipeline import PipelineError, Resynthesizer
+
+        if not encoder.vocab_size == lm.num_units == vocoder.vocab_size:
+            raise PipelineError(f"unit vocabularies differ: encoder {encoder.vocab_size}, unit LM {lm.num_units}, "
+                                f"vocoder {vocoder.vocab_size}; they must come from one tokenizer")
+        if dur_prediction and getattr(vocoder.model, "duration_predictor", None) is None:
+            raise PipelineError("the vocoder has no duration predictor; pass dur_prediction=False (generated units "
+                                "then get the prompt's median duration)")
+        self.resynthesizer = Resynthesizer(encoder, vocoder)
+        self.encoder, self.lm, self.vocoder = encoder, lm, vocoder
+        self.dur_prediction = dur_prediction
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike | None = None, *, encoder: str | os.PathLike | None = None,
+                        ulm: str | os.PathLike | None = None, vocoder: str | os.PathLike | None = None,
+                        **options) -> SpeechContinuation:
+        """Loads ``folder/encoder``, ``folder/ulm`` and ``folder/vocoder``; explicit paths override each part."""
+        from speechkit.pipeline import PipelineError
+        from speechkit.ulm import UnitLM
+        from speechkit.units import SpeechEncoder
+        from speechkit.vocoders import CodeHiFiGANVocoder
+
+        parts = {"encoder": encoder, "ulm": ulm, "vocoder": vocoder}
+        for name, path in parts.items():
+            if path is None:
+                if folder is None:
+                    raise PipelineError(f"no {name}: give a model folder or the {name} path")
+                parts[name] = Path(folder) / name
+            if not Path(parts[name]).is_dir():
+                raise PipelineError(f"{parts[name]}: no such {name} folder")
+        return cls(SpeechEncoder.from_pretrained(parts["encoder"]), UnitLM.from_pretrained(parts["ulm"]),
+                   CodeHiFiGANVocoder.from_checkpoint(parts["vocoder"]), **options)
+
+    @property
+    def output_sample_rate(self) -> int:
+        return self.vocoder.output_sample_rate
+
+    def continue_units(self, units: torch.Tensor, num_new: int, *, temperature: float = 0.8,
+                       top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> torch.Tensor:
+        """Samples ``num_new`` units after ``units`` (``(N,)``); only the last units that fit the LM's context
+        (with room for ``num_new``) are used as the prompt. Returns ``(<= num_new,)`` unit ids."""
+        from speechkit.pipeline import PipelineError
+
+        context = self.lm.max_positions
+        if context is not None:
+            room = context - num_new - 2  # BOS and the slot of the first new token
+            if room < 1:
+                raise PipelineError(f"{num_new} new units do not fit the unit LM's context of {context}; ask for "
+                                    "fewer seconds")
+            units = units[-room:]
+        return self.lm.generate(units, max_new_tokens=num_new, temperature=temperature, top_k=top_k, top_p=top_p,
+                                seed=seed)
+
+    def __call__(self, wav: torch.Tensor, sample_rate: int, *, seconds: float = 5.0, temperature: float = 0.8,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None, speaker: Any = None,
+                 style: Any = None, include_prompt: bool = True) -> torch.Tensor:
+        """Continues the speech in ``wav``.
+
+        Args:
+            wav: ``(samples,)`` or ``(channels, samples)`` prompt at any rate.
+            sample_rate: its rate.
+            seconds: about how much speech to add: the prompt's units per second times ``seconds`` new units
+                (fewer if the LM ends the utterance).
+            temperature, top_k, top_p, seed: sampling (see :meth:`UnitLM.generate`).
+            speaker: vocoder speaker (name or id); ``None`` = the one closest to the prompt's voice.
+            style: vocoder style; ``None`` = its default.
+            include_prompt: return prompt + continuation (TWIST), or the continuation alone.
+
+        Returns:
+            ``(samples,)`` float32 at :attr:`output_sample_rate`.
+        """
+        from speechkit.pipeline import PipelineError
+
+        if seconds <= 0:
+            raise PipelineError(f"seconds must be > 0. Found {seconds}")
+        mono = torch.as_tensor(wav, dtype=torch.float32)
+        mono = mono.mean(0) if mono.dim() == 2 else mono
+        enc = self.resynthesizer.encode(mono, sample_rate)
+        units, durations = enc["units"].cpu(), enc["durations"].cpu()
+        units_per_second = len(units) / (mono.numel() / sample_rate)
+        new = self.continue_units(units, max(1, math.ceil(seconds * units_per_second)), temperature=temperature,
+                                  top_k=top_k, top_p=top_p, seed=seed)
+        if speaker is None:
+            speaker = self.resynthesizer.match_speaker(mono, sample_rate, units, durations, style)
+        out_units = torch.cat([units, new]) if include_prompt else new
+        if len(out_units) == 0:
+            return torch.zeros(0)
+        if self.dur_prediction:
+            return self.vocoder(out_units, speaker=speaker, style=style, dur_prediction=True)
+        filler = torch.full((len(new),), max(1, int(durations.float().median())), dtype=torch.long)
+        out_durations = torch.cat([durations, filler]) if include_prompt else filler
+        return self.vocoder(out_units, speaker=speaker, style=style, durations=out_durations)

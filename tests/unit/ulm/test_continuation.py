@@ -1,0 +1,77 @@
+"""SpeechContinuation and ``speechkit continue`` with a tiny random encoder, unit LM and vocoder."""
+
+import pytest
+import torch
+
+from speechkit.audio import io
+from speechkit.cli.main import main
+from speechkit.pipeline import PipelineError, SpeechContinuation
+from speechkit.ulm import UnitLM
+from tests.unit.test_pipeline import K, speech_like, tiny_encoder, tiny_vocoder
+from tests.unit.ulm.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def sc():
+    lm = UnitLM.cold_start(tiny_config("llama", max_position_embeddings=512), num_units=K, seed=0)
+    return SpeechContinuation(tiny_encoder(), lm, tiny_vocoder())
+
+
+def test_continuation_is_prompt_plus_sampled_units_through_the_vocoder(sc):
+    wav = speech_like(2.0)
+    out = sc(wav, 16000, seconds=1.0, seed=3, speaker="a")
+    enc = sc.encoder(wav, sample_rate=16000)
+    n_new = int(torch.tensor(len(enc["units"]) / 2.0).ceil())
+    new = sc.lm.generate(enc["units"], max_new_tokens=n_new, temperature=0.8, seed=3)
+    assert 0 < len(new) <= n_new and int(new.max()) < K
+    expected = sc.vocoder(torch.cat([enc["units"], new]), speaker="a", dur_prediction=True)
+    assert torch.equal(out, expected)
+    assert torch.equal(sc(wav, 16000, seconds=1.0, seed=3, speaker="a"), out)  # seeded
+    alone = sc(wav, 16000, seconds=1.0, seed=3, speaker="a", include_prompt=False)
+    assert torch.equal(alone, sc.vocoder(new, speaker="a", dur_prediction=True))
+
+
+def test_without_duration_prediction_the_prompt_keeps_its_timing(sc):
+    plain = SpeechContinuation(sc.encoder, sc.lm, sc.vocoder, dur_prediction=False)
+    wav = speech_like(1.5, sr=22050)
+    enc = sc.encoder(wav, sample_rate=22050)
+    out = plain(torch.stack([wav, wav]), 22050, seconds=0.5, seed=0, speaker=1)
+    new = plain.continue_units(enc["units"], int(torch.tensor(len(enc["units"]) / 1.5 * 0.5).ceil()), seed=0)
+    median = max(1, int(enc["durations"].float().median()))
+    assert len(out) == (int(enc["durations"].sum()) + median * len(new)) * sc.vocoder.code_hop_size
+
+
+def test_long_prompts_are_cut_to_the_lm_context(sc):
+    small = UnitLM.cold_start(tiny_config("llama", max_position_embeddings=40), num_units=K, seed=0)
+    short = SpeechContinuation(sc.encoder, small, sc.vocoder)
+    units = torch.randint(0, K, (200,))
+    new = short.continue_units(units, 10, seed=1)
+    assert torch.equal(new, small.generate(units[-28:], max_new_tokens=10, temperature=0.8, seed=1))
+    with pytest.raises(PipelineError, match="do not fit the unit LM's context of 40"):
+        short.continue_units(units, 39)
+
+
+def test_errors(sc, tmp_path):
+    other = UnitLM.cold_start(tiny_config("llama"), num_units=K + 1)
+    with pytest.raises(PipelineError, match=rf"unit vocabularies differ: encoder {K}, unit LM {K + 1}"):
+        SpeechContinuation(sc.encoder, other, sc.vocoder)
+    with pytest.raises(PipelineError, match="seconds must be > 0"):
+        sc(speech_like(), 16000, seconds=0)
+    with pytest.raises(PipelineError, match=r"/encoder: no such encoder folder"):
+        SpeechContinuation.from_pretrained(tmp_path)
+
+
+def test_cli_continue(sc, tmp_path, capsys):
+    sc.encoder.save_pretrained(tmp_path / "m" / "encoder")
+    sc.lm.save_pretrained(tmp_path / "m" / "ulm")
+    sc.vocoder.save_pretrained(tmp_path / "m" / "vocoder")
+    io.save(tmp_path / "prompt.wav", speech_like(2.0, sr=24000), 24000)
+    args = ["continue", str(tmp_path / "prompt.wav"), "-o", str(tmp_path / "out.wav"), "--model", str(tmp_path / "m"),
+            "--seconds", "1", "--seed", "0", "--speaker", "b", "--prompt-seconds", "1.5"]
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    first, sr = io.load(tmp_path / "out.wav")
+    assert sr == 16000 and len(first) > 0
+    assert main(args) == 0 and torch.allclose(io.load(tmp_path / "out.wav")[0], first)
+    assert main(["continue", str(tmp_path / "prompt.wav"), "-o", str(tmp_path / "x.wav")]) == 1
+    assert "no encoder: give a model folder" in capsys.readouterr().err
