@@ -128,3 +128,29 @@ def test_cli_eval_storycloze_with_units_writes_csv_and_results(lm, tmp_path, cap
     code = main(["eval", "storycloze", str(tmp_path / "sSC"), "--ulm", str(ulm_dir), "--units",
                  str(tmp_path / "tSC.jsonl"), str(tmp_path / "sSC.jsonl")])
     assert code == 1 and "one units jsonl per folder" in capsys.readouterr().err
+
+
+def test_cli_eval_from_audio_with_an_encoder_matches_speechkit_encode_units(tmp_path, capsys):
+    from speechkit.audio import io
+    from tests.unit.test_pipeline import K, speech_like, tiny_encoder
+
+    enc = tiny_encoder()
+    enc.save_pretrained(tmp_path / "encoder")
+    save_tiny_lm(tmp_path / "text", "llama")
+    UnitLM.warm_start(tmp_path / "text", num_units=K).save_pretrained(tmp_path / "ulm")
+    bench = tmp_path / "sblimp"
+    for i in range(4):  # slamkit's positional layout with '+' (sBLIMP)
+        io.save(bench / f"{i}+s{i}.wav", speech_like(1.0 + 0.2 * i, sr=22050), 22050)
+    assert main(["encode", str(bench), "-o", str(tmp_path / "units.jsonl"), "--encoder", str(tmp_path / "encoder"),
+                 "--batch-seconds", "0"]) == 0
+    common = [str(bench), "--ulm", str(tmp_path / "ulm"), "--reduction", "sum"]
+    assert main(["eval", "sblimp", *common, "--encoder", str(tmp_path / "encoder"), "-o", str(tmp_path / "a")]) == 0
+    assert main(["eval", "sblimp", *common, "--units", str(tmp_path / "units.jsonl"), "-o", str(tmp_path / "b")]) == 0
+    a = list(csv.DictReader(open(tmp_path / "a" / "sblimp.csv")))
+    b = list(csv.DictReader(open(tmp_path / "b" / "sblimp.csv")))
+    assert [r["positive"] for r in a] == ["0+s0.wav", "2+s2.wav"] and a == b
+    capsys.readouterr()
+    UnitLM.warm_start(tmp_path / "text", num_units=K + 1).save_pretrained(tmp_path / "ulm2")
+    assert main(["eval", "sblimp", str(bench), "--ulm", str(tmp_path / "ulm2"), "--encoder",
+                 str(tmp_path / "encoder")]) == 1
+    assert f"makes {K} units but --ulm" in capsys.readouterr().err
