@@ -115,10 +115,111 @@ def _pairwise(args: argparse.Namespace) -> int:
     return 0
 
 
+FOLDER_EXAMPLES = """examples:
+  speechkit eval folder --hyp generated/ --transcripts texts.tsv -o reports/tts          # WER / CER only
+  speechkit eval folder --hyp resynth/ --ref data/test_wavs --transcripts texts.tsv \\
+      --metrics wer,cer,f0,speaker,dnsmos --jobs 2 -o reports/resynth
+  speechkit eval folder --hyp out/ --ref ref/ --metrics f0 --pitch-method pyin --f0-min 60 -o reports/f0
+
+Files pair by name without extension (sub-folders allowed). Transcript lines are 'stem<TAB>text'. Without
+--transcripts, WER is measured against the ASR of the --ref file. Writes OUT/report.json ('summary' keyed by
+metric: wer, cer, gpe, vde, ffe, f0_rmse, f0_corr, speaker_sim, dnsmos_ovrl, ...; 'per_file'), OUT/report.csv
+and OUT/report.html (audio players, F0 contours, spectrograms)."""
+
+RESYNTHESIS_EXAMPLES = """examples:
+  speechkit eval resynthesis --data data/mini_expresso --split test --encoder exp/encoder \\
+      --vocoder exp/vocoder -o reports/resynth
+  speechkit eval resynthesis --data data/expresso --encoder ENC --vocoder VOC --target-speaker ex01 \\
+      --style-classifier exp/style --metrics wer,cer,f0,speaker,dnsmos --jobs 2 -o reports/expresso
+
+--data is an Expresso root (cut into <=15 s segments at 16 kHz under OUT/segments, re-used on re-runs) or a
+folder prepared by prepare_expresso. Writes OUT/audio/{same,converted}/, OUT/report.json, .csv and .html with
+per-utterance metrics, aggregates by speaker and style, and the units' bitrate."""
+
+
+def _add_metric_options(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--metrics", default=default, help="comma-separated: wer, cer, f0, speaker, dnsmos")
+    p.add_argument("--asr", default="pocketsphinx", help="'pocketsphinx' or a local Hugging Face CTC/Whisper folder")
+    p.add_argument("--pitch-method", choices=["yin", "pyin", "crepe"], default="yin",
+                   help="F0 tracker (yin = the fairseq / Expresso protocol)")
+    p.add_argument("--f0-min", type=float, default=100.0, help="lowest F0 in Hz (protocol: 100)")
+    p.add_argument("--f0-max", type=float, default=500.0, help="highest F0 in Hz (protocol: 500)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for scoring")
+    p.add_argument("--no-media", action="store_true", help="no audio copies or images for report.html")
+    p.add_argument("-o", "--output", type=Path, required=True, help="report folder")
+
+
+def _metric_config(args: argparse.Namespace):
+    from speechkit.metrics.f0 import PitchConfig
+    from speechkit.metrics.folder import FolderEvalConfig
+
+    pitch = PitchConfig(method=args.pitch_method, fmin=args.f0_min, fmax=args.f0_max)
+    return FolderEvalConfig(metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()), asr=args.asr,
+                            pitch=pitch, jobs=args.jobs, media=not args.no_media)
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
+    print(f"wrote {out / 'report.json'}, report.csv and report.html")
+
+
+def _add_folder(sub: argparse._SubParsersAction) -> None:
+    from speechkit.cli.main import HelpFormatter
+
+    p = sub.add_parser("folder", help="speech metrics on a folder of audio", formatter_class=HelpFormatter,
+                       epilog=FOLDER_EXAMPLES, description="Score a folder of audio: WER/CER (ASR), F0 errors and "
+                       "speaker similarity against reference audio, DNSMOS.")
+    p.add_argument("--hyp", type=Path, required=True, help="folder of audio to evaluate")
+    p.add_argument("--ref", type=Path, help="folder of reference audio, paired by file name")
+    p.add_argument("--transcripts", type=Path, help="reference texts, one 'stem<TAB>text' line per file")
+    _add_metric_options(p, "wer,cer")
+    p.set_defaults(func=_folder)
+
+
+def _folder(args: argparse.Namespace) -> int:
+    from speechkit.metrics.folder import evaluate_folder
+
+    report = evaluate_folder(args.hyp, ref_dir=args.ref, transcripts=args.transcripts, out=args.output,
+                             config=_metric_config(args))
+    _print_summary(report["summary"], args.output)
+    return 0
+
+
+def _add_resynthesis(sub: argparse._SubParsersAction) -> None:
+    from speechkit.cli.main import HelpFormatter
+
+    p = sub.add_parser("resynthesis", help="Expresso resynthesis benchmark", formatter_class=HelpFormatter,
+                       epilog=RESYNTHESIS_EXAMPLES, description="Encode each utterance of an Expresso split to "
+                       "units, decode it (same voice, and converted to --target-speaker), score it.")
+    p.add_argument("--data", type=Path, required=True, help="Expresso root (or a prepared segments folder)")
+    p.add_argument("--split", choices=["train", "dev", "test"], default="test", help="which split")
+    p.add_argument("--encoder", type=Path, required=True, help="speech-encoder folder (encoder.json)")
+    p.add_argument("--vocoder", type=Path, required=True, help="vocoder folder (speechkit or official g_XXXXXXXX)")
+    p.add_argument("--target-speaker", help="vocoder speaker to convert every utterance to")
+    p.add_argument("--style-classifier", type=Path, help="style-classifier folder, for style accuracy")
+    p.add_argument("--kinds", default="read,conversational", help="read and/or conversational utterances")
+    p.add_argument("--limit", type=int, help="score only the first N utterances (by id)")
+    _add_metric_options(p, "wer,cer,f0,speaker")
+    p.set_defaults(func=_resynthesis)
+
+
+def _resynthesis(args: argparse.Namespace) -> int:
+    from speechkit.metrics.resynthesis import run_resynthesis
+
+    report = run_resynthesis(args.data, encoder=args.encoder, vocoder=args.vocoder, out=args.output,
+                             split=args.split, target_speaker=args.target_speaker,
+                             style_classifier=args.style_classifier, config=_metric_config(args), limit=args.limit,
+                             kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()))
+    _print_summary(report["summary"], args.output)
+    return 0
+
+
 COMMANDS = {
     "storycloze": lambda sub: _add_pairwise(sub, "storycloze", "_", "spoken StoryCloze (sSC / tSC)"),
     "swuggy": lambda sub: _add_pairwise(sub, "swuggy", "_", "sWUGGY (word vs non-word)"),
     "sblimp": lambda sub: _add_pairwise(sub, "sblimp", "+", "sBLIMP (grammatical vs ungrammatical)"),
+    "folder": _add_folder,
+    "resynthesis": _add_resynthesis,
 }
 
 
@@ -128,7 +229,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate models on benchmarks", formatter_class=HelpFormatter,
                        description="Evaluate models. Benchmarks: " + ", ".join(COMMANDS),
                        epilog="examples:\n  speechkit eval storycloze data/storycloze/sSC --ulm runs/ulm/model "
-                              "--encoder exp/encoder\n\nRun `speechkit eval BENCHMARK --help` for its options.")
+                              "--encoder exp/encoder\n  speechkit eval folder --hyp out/ --ref ref/ --transcripts "
+                              "texts.tsv --metrics wer,cer,f0,speaker -o report\n  speechkit eval resynthesis "
+                              "--data data/mini_expresso --encoder ENC --vocoder VOC -o report"
+                              "\n\nRun `speechkit eval BENCHMARK --help` for its options.")
     benchmarks = p.add_subparsers(dest="benchmark_command", metavar="BENCHMARK", required=True)
     for add in COMMANDS.values():
         add(benchmarks)

@@ -1,0 +1,249 @@
+"""``speechkit eval folder``: speech metrics on a folder of audio, optionally against a reference folder.
+
+Files are paired by their path relative to the folder, without extension (``a/b.wav`` in ``--hyp`` pairs with
+``a/b.flac`` in ``--ref``). Transcripts are ``stem<TAB>text`` lines (the key may also be the relative path).
+
+Metric groups and the summary keys they produce:
+
+- ``wer`` / ``cer``: ASR of each hypothesis (pocketsphinx by default) against its transcript, or, without
+  ``--transcripts``, against the ASR of its reference file. Summary: corpus WER/CER (errors over all reference
+  words, :mod:`speechkit.metrics.wer` normalisation); per file: the file's own rates.
+- ``f0``: ``gpe``, ``vde``, ``ffe``, ``f0_rmse``, ``f0_corr`` of the hypothesis against its reference
+  (:mod:`speechkit.metrics.f0`); summary: means over files.
+- ``speaker``: ``speaker_sim``, cosine of resemblyzer embeddings of hypothesis and reference; summary: mean.
+- ``dnsmos``: ``dnsmos_ovrl``, ``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_p808`` of the hypothesis; summary: means.
+
+Sample rates may differ between files: each metric resamples at its boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from speechkit.errors import SpeechkitError
+from speechkit.metrics.f0 import F0_METRICS, PitchConfig
+from speechkit.metrics.mos import DNSMOS_METRICS
+
+__all__ = ["EvalError", "FolderEvalConfig", "Pair", "pair_files", "read_transcripts", "score_pairs",
+           "summarize", "evaluate_folder", "METRIC_GROUPS"]
+
+log = logging.getLogger(__name__)
+
+METRIC_GROUPS = {"wer": ("wer",), "cer": ("cer",), "f0": F0_METRICS, "speaker": ("speaker_sim",),
+                 "dnsmos": DNSMOS_METRICS}
+NEEDS_REFERENCE_AUDIO = ("f0", "speaker")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class EvalError(SpeechkitError, ValueError):
+    """Bad evaluation input: an empty folder, unmatched files, unreadable audio, a bad transcript line."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderEvalConfig:
+    """What ``evaluate_folder`` computes.
+
+    Attributes:
+        metrics: metric groups, from :data:`METRIC_GROUPS` (``wer``, ``cer``, ``f0``, ``speaker``, ``dnsmos``).
+        asr: ``"pocketsphinx"`` or a local Hugging Face CTC / Whisper folder.
+        pitch: pitch-tracker settings for ``f0`` (default: the fairseq / Expresso protocol).
+        jobs: worker processes.
+        media: write audio copies, F0 contours and spectrograms for the HTML report.
+    """
+
+    metrics: tuple[str, ...] = ("wer", "cer")
+    asr: str = "pocketsphinx"
+    pitch: PitchConfig = field(default_factory=PitchConfig)
+    jobs: int = 1
+    media: bool = True
+
+    def validate(self) -> None:
+        unknown = [m for m in self.metrics if m not in METRIC_GROUPS]
+        if unknown or not self.metrics:
+            raise EvalError(f"metrics must be a non-empty list from {sorted(METRIC_GROUPS)}. Found "
+                            f"{list(self.metrics)}")
+        if self.jobs < 1:
+            raise EvalError(f"jobs must be >= 1. Found {self.jobs}")
+        try:
+            self.pitch.validate()
+        except ValueError as e:
+            raise EvalError(f"pitch settings: {e}") from None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One file to score: ``id`` (relative path without extension), ``hyp``, optional ``ref`` and ``text``."""
+
+    id: str
+    hyp: Path
+    ref: Path | None = None
+    text: str | None = None
+
+
+def _scan(folder: Path, what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise EvalError(f"{what} {folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    if not files:
+        raise EvalError(f"{what} {folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
+    out: dict[str, Path] = {}
+    for p in files:
+        key = p.relative_to(folder).with_suffix("").as_posix()
+        if key in out:
+            raise EvalError(f"{what} {folder}: two files share the name {key!r} ({out[key].name}, {p.name})")
+        out[key] = p
+    return out
+
+
+def read_transcripts(path: str | os.PathLike) -> dict[str, str]:
+    """Reads ``stem<TAB>text`` lines (blank lines and ``#`` comments skipped).
+
+    Raises:
+        EvalError: missing file, a line without a tab, or a stem given twice (names the file and line).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise EvalError(f"transcripts {p}: no such file")
+    out: dict[str, str] = {}
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        stem, sep, text = line.partition("\t")
+        if not sep:
+            raise EvalError(f"{p}:{n}: expected 'stem<TAB>text', found {line[:80]!r}")
+        if stem.strip() in out:
+            raise EvalError(f"{p}:{n}: stem {stem.strip()!r} appears twice")
+        out[stem.strip()] = text.strip()
+    return out
+
+
+def _unmatched(keys: list[str], where: str) -> EvalError:
+    shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+    return EvalError(f"{len(keys)} hypothesis file(s) have no match in {where}: {shown} (files pair by name without "
+                     "extension)")
+
+
+def pair_files(hyp_dir: str | os.PathLike, ref_dir: str | os.PathLike | None = None,
+               transcripts: str | os.PathLike | None = None) -> list[Pair]:
+    """Pairs the audio of ``hyp_dir`` with ``ref_dir``'s and with transcript lines.
+
+    Raises:
+        EvalError: an empty or missing folder, hypothesis files without a reference file or transcript, or a
+            malformed transcripts file.
+    """
+    hyps = _scan(Path(hyp_dir), "--hyp")
+    refs = _scan(Path(ref_dir), "--ref") if ref_dir is not None else None
+    if refs is not None:
+        missing = [k for k in hyps if k not in refs]
+        if missing:
+            raise _unmatched(missing, f"--ref {ref_dir}")
+        extra = [k for k in refs if k not in hyps]
+        if extra:
+            log.warning("%d reference file(s) have no hypothesis and are ignored (e.g. %s)", len(extra), extra[0])
+    texts = None
+    if transcripts is not None:
+        table = read_transcripts(transcripts)
+        texts = {k: table.get(k, table.get(Path(k).name)) for k in hyps}
+        missing = [k for k, t in texts.items() if t is None]
+        if missing:
+            raise _unmatched(missing, f"--transcripts {transcripts}")
+    return [Pair(k, h, refs[k] if refs else None, texts[k] if texts else None) for k, h in hyps.items()]
+
+
+def _check_readable(pairs: list[Pair]) -> None:
+    from speechkit.audio import io as audio_io
+
+    bad = []
+    for p in pairs:
+        for f in (p.hyp, p.ref):
+            if f is None:
+                continue
+            try:
+                head = audio_io.info(f)
+                if head.num_frames == 0:
+                    raise audio_io.AudioError(f, "has zero samples")
+            except audio_io.AudioError as e:
+                bad.append(str(e))
+    if bad:
+        raise EvalError(f"{len(bad)} unreadable audio file(s): " + "; ".join(bad[:3])
+                        + (f"; and {len(bad) - 3} more" if len(bad) > 3 else ""))
+
+
+def score_pairs(pairs: list[Pair], config: FolderEvalConfig, media_dir: Path | None = None) -> list[dict]:
+    """Scores every pair (in ``config.jobs`` processes, with a progress bar); returns one row per pair in order."""
+    from speechkit.metrics.scoring import run_scoring
+
+    jobs = [{"pair": p, "media_dir": media_dir} for p in pairs]
+    return run_scoring(jobs, config)
+
+
+def summarize(rows: list[dict], metrics: tuple[str, ...]) -> dict[str, float]:
+    """Corpus figures: WER/CER over all words, other metrics averaged over files (NaNs left out)."""
+    from speechkit.metrics.wer import cer, normalize_text, wer
+
+    out: dict[str, float] = {"num_files": len(rows)}
+    scored = [r for r in rows if r.get("text") and normalize_text(r["text"])]
+    for name, fn in (("wer", wer), ("cer", cer)):
+        if name in metrics:
+            out[name] = fn([r["text"] for r in scored], [r["asr"] for r in scored]) if scored else math.nan
+    for group in metrics:
+        if group in ("wer", "cer"):
+            continue
+        for key in METRIC_GROUPS[group]:
+            values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
+            out[key] = float(np.mean(values)) if values else math.nan
+    return out
+
+
+def evaluate_folder(hyp_dir: str | os.PathLike, *, ref_dir: str | os.PathLike | None = None,
+                    transcripts: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                    config: FolderEvalConfig | None = None) -> dict:
+    """Scores a folder of audio and (with ``out``) writes ``report.json``, ``report.csv`` and ``report.html``.
+
+    Args:
+        hyp_dir: the audio under test.
+        ref_dir: reference audio, paired by name (needed by ``f0`` and ``speaker``; for ``wer`` without
+            ``transcripts``).
+        transcripts: ``stem<TAB>text`` file of reference texts.
+        out: report folder (``None``: nothing written).
+        config: metrics and options.
+
+    Returns:
+        ``{"summary": {metric: value, "num_files": n}, "per_file": [row, ...], "config": {...}}``.
+
+    Raises:
+        EvalError: bad inputs (see :func:`pair_files`), a metric that needs ``ref_dir`` without it, unreadable
+            audio.
+
+    Example:
+        >>> report = evaluate_folder("resynth/", ref_dir="data/test", config=FolderEvalConfig(metrics=("f0",)))
+        >>> report["summary"]["ffe"]
+    """
+    from dataclasses import asdict
+
+    from speechkit.metrics.report import write_report
+
+    cfg = config or FolderEvalConfig()
+    cfg.validate()
+    need_ref = [m for m in cfg.metrics if m in NEEDS_REFERENCE_AUDIO]
+    if need_ref and ref_dir is None:
+        raise EvalError(f"metrics {need_ref} compare with reference audio: give --ref DIR")
+    if any(m in ("wer", "cer") for m in cfg.metrics) and ref_dir is None and transcripts is None:
+        raise EvalError("wer/cer need reference texts: give --transcripts FILE (or --ref DIR to use the ASR of the "
+                        "reference audio)")
+    pairs = pair_files(hyp_dir, ref_dir, transcripts)
+    _check_readable(pairs)
+    media_dir = Path(out) / "media" if out is not None and cfg.media else None
+    rows = score_pairs(pairs, cfg, media_dir)
+    report = {"summary": summarize(rows, cfg.metrics), "per_file": rows,
+              "config": {"hyp": str(hyp_dir), "ref": None if ref_dir is None else str(ref_dir),
+                         "transcripts": None if transcripts is None else str(transcripts), **asdict(cfg)}}
+    if out is not None:
+        write_report(Path(out), report, title=f"speechkit eval folder: {hyp_dir}")
+    return report
