@@ -214,10 +214,36 @@ def _resynthesis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_text_storycloze(sub: argparse._SubParsersAction) -> None:
+    from speechkit.cli.main import HelpFormatter
+
+    p = sub.add_parser("storycloze-text", help="text topline of the synthetic StoryCloze (a text LM)",
+                       formatter_class=HelpFormatter,
+                       description="Accuracy of a Hugging Face text LM on the text of a synthetic StoryCloze "
+                                   "(stories.jsonl written by data_prep/make_storycloze.py), scored like the "
+                                   "spoken benchmark.",
+                       epilog="examples:\n  speechkit eval storycloze-text data/twist/storycloze/stories.jsonl "
+                              "--text-lm exp/twist/textlm/model")
+    p.add_argument("stories", type=Path, help="stories.jsonl of the synthetic StoryCloze")
+    p.add_argument("--text-lm", type=Path, required=True, help="HF causal LM folder with its tokenizer")
+    p.add_argument("--reduction", choices=["mean", "sum"], default="mean", help="per-token mean or sum")
+    p.set_defaults(func=_text_storycloze)
+
+
+def _text_storycloze(args: argparse.Namespace) -> int:
+    from speechkit.ulm.pairwise import text_storycloze
+
+    r = text_storycloze(args.text_lm, args.stories, reduction=args.reduction)
+    print(f"text StoryCloze ({r['pairs']} stories, {args.reduction} log-likelihood): sSC {r['sSC']:.4f}  "
+          f"tSC {r['tSC']:.4f}")
+    return 0
+
+
 COMMANDS = {
     "storycloze": lambda sub: _add_pairwise(sub, "storycloze", "_", "spoken StoryCloze (sSC / tSC)"),
     "swuggy": lambda sub: _add_pairwise(sub, "swuggy", "_", "sWUGGY (word vs non-word)"),
     "sblimp": lambda sub: _add_pairwise(sub, "sblimp", "+", "sBLIMP (grammatical vs ungrammatical)"),
+    "storycloze-text": _add_text_storycloze,
     "folder": _add_folder,
     "resynthesis": _add_resynthesis,
 }

@@ -21,10 +21,58 @@ import torch
 from speechkit.ulm.config import UnitLMError, UnitVocab
 from speechkit.utils.files import atomic_open
 
-__all__ = ["UnitLM", "METADATA_FILE"]
+__all__ = ["UnitLM", "METADATA_FILE", "token_log_likelihood"]
 
 METADATA_FILE = "unit_lm.json"
 FORMAT_VERSION = 1
+
+
+@torch.inference_mode()
+def token_log_likelihood(model, token_seqs: list[list[int]], *, reduction: str = "mean", batch_size: int = 32,
+                         pad_id: int = 0) -> torch.Tensor:
+    """Log-probability of each token sequence under an HF causal LM, summed over every token after the first
+    (``"mean"``: divided by that count). The scoring used by :meth:`UnitLM.log_likelihood` and by text LMs.
+
+    Sequences are sorted by length and scored ``batch_size`` at a time, right-padded with ``pad_id``: causal
+    attention never looks ahead, so pads cannot change a real token's prediction and no attention mask is needed
+    (without one, attention takes its fast causal path); pads are only left out of the sums.
+
+    Args:
+        model: transformers causal LM.
+        token_seqs: token id lists, each at least 2 long.
+        reduction: ``"mean"`` or ``"sum"``.
+        batch_size: sequences per forward pass.
+        pad_id: any valid token id.
+
+    Returns:
+        ``(len(token_seqs),)`` float32 on the CPU, in input order.
+    """
+    device = next(model.parameters()).device
+    scores = torch.empty(len(token_seqs), dtype=torch.float32)
+    order = sorted(range(len(token_seqs)), key=lambda i: -len(token_seqs[i]))
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = [token_seqs[i] for i in chunk]
+            longest = max(len(t) for t in batch)
+            x = torch.full((len(batch), longest), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            for row, t in enumerate(batch):
+                x[row, :len(t)] = torch.tensor(t)
+                mask[row, :len(t)] = 1
+            x, mask = x.to(device), mask.to(device)
+            logits = model(input_ids=x, use_cache=False).logits[:, :-1].float()             # (B, T-1, V)
+            token_logp = logits.gather(-1, x[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)  # (B, T-1)
+            scored = mask[:, 1:].to(token_logp.dtype)
+            total = (token_logp * scored).sum(-1)
+            if reduction == "mean":
+                total = total / scored.sum(-1)
+            scores[chunk] = total.cpu()
+    finally:
+        model.train(was_training)
+    return scores
 
 
 class UnitLM:
@@ -170,8 +218,8 @@ class UnitLM:
         every unit but the first. ``reduction="mean"`` divides by that number of tokens (slamkit's default,
         which removes the length bias); ``"sum"`` does not.
 
-        Sequences are sorted by length and scored ``batch_size`` at a time, right-padded (causal attention never
-        looks ahead, so pads cannot change a real token's prediction); the result does not depend on the batching.
+        Sequences are sorted by length and scored ``batch_size`` at a time (:func:`token_log_likelihood`); the
+        result does not depend on the batching.
 
         Args:
             seqs: a list of unit sequences (lists, 1-D tensors or arrays), or a ``(batch, length)`` tensor.
@@ -190,17 +238,8 @@ class UnitLM:
         if batch_size < 1:
             raise UnitLMError(f"batch_size must be >= 1. Found {batch_size}")
         ids = self._batch_token_ids(seqs)
-        scores = torch.empty(len(ids), dtype=torch.float32)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                scores[chunk] = self._score_batch([ids[i] for i in chunk], reduction)
-        finally:
-            self.model.train(was_training)
-        return scores
+        return token_log_likelihood(self.model, ids, reduction=reduction, batch_size=batch_size,
+                                    pad_id=self.vocab.pad_id)
 
     def _batch_token_ids(self, seqs) -> list[list[int]]:
         if isinstance(seqs, torch.Tensor):
@@ -222,25 +261,6 @@ class UnitLM:
             self._check_length(len(t), f"seqs[{i}]")
             ids.append(t)
         return ids
-
-    def _score_batch(self, batch: list[list[int]], reduction: str) -> torch.Tensor:
-        longest = max(len(t) for t in batch)
-        x = torch.full((len(batch), longest), self.vocab.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, t in enumerate(batch):
-            x[row, :len(t)] = torch.tensor(t)
-            mask[row, :len(t)] = 1
-        # Right padding under causal attention: a real token never sees the pads after it, so no attention mask
-        # is needed (and without one, attention takes its fast causal path); pads are only excluded from the sum.
-        x, mask = x.to(self.device), mask.to(self.device)
-        logits = self.model(input_ids=x, use_cache=False).logits                        # (B, T, V)
-        logits = logits[:, :-1].float()                                                  # (B, T-1, V)
-        token_logp = logits.gather(-1, x[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)  # (B, T-1)
-        scored = mask[:, 1:].to(token_logp.dtype)
-        total = (token_logp * scored).sum(-1)
-        if reduction == "mean":
-            total = total / scored.sum(-1)
-        return total.cpu()
 
     # ---------------------------------------------------------------- generation
     def generate(self, prompt_units, max_new_tokens: int = 100, temperature: float = 1.0, top_k: int | None = None,

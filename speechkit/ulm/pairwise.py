@@ -32,7 +32,7 @@ from speechkit.ulm.config import UnitLMError
 from speechkit.utils.files import atomic_open
 
 __all__ = ["BENCHMARKS", "Pair", "PairResult", "find_pairs", "pair_accuracy", "score_pairs", "evaluate_pairs",
-           "write_pairs_csv"]
+           "write_pairs_csv", "text_storycloze"]
 
 BENCHMARKS = {"storycloze": "_", "swuggy": "_", "sblimp": "+"}  # name -> slamkit separator
 POSITIVE = {"correct", "pos", "positive"}
@@ -193,3 +193,42 @@ def write_pairs_csv(path: str | os.PathLike, result: PairResult, root: str | os.
                                  result.scores.tolist(), strict=True):
             w.writerow([pair.id, rel(pair.positive), rel(pair.negative), f"{a:.6f}", f"{b:.6f}", s])
     return Path(path)
+
+
+def text_storycloze(text_lm_dir: str | os.PathLike, stories_jsonl: str | os.PathLike, *, reduction: str = "mean",
+                    batch_size: int = 32) -> dict[str, float]:
+    """The text topline: accuracy of an HF text LM on the *text* of a synthetic StoryCloze (``stories.jsonl`` of
+    :func:`speechkit.data.corpora.storycloze.prepare_storycloze`), scored like the spoken version (whole story,
+    ``BOS text EOS``, mean or sum log-likelihood).
+
+    Returns:
+        ``{"sSC": accuracy, "tSC": accuracy, "pairs": n}``.
+    """
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from speechkit.ulm.interop import check_causal_lm
+    from speechkit.ulm.model import token_log_likelihood
+
+    check_causal_lm(text_lm_dir)
+    tok = AutoTokenizer.from_pretrained(str(text_lm_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(text_lm_dir))
+    rows = [json.loads(line) for line in Path(stories_jsonl).read_text(encoding="utf-8").splitlines() if line]
+    if not rows:
+        raise UnitLMError(f"{stories_jsonl}: no stories")
+    specials = ([tok.bos_token_id] if tok.bos_token_id is not None else [],
+                [tok.eos_token_id] if tok.eos_token_id is not None else [])
+
+    def ids(context: list[str], ending: str) -> list[int]:
+        body = tok(" ".join([*context, ending]), add_special_tokens=False)["input_ids"]
+        return specials[0] + body + specials[1]
+
+    out: dict[str, float] = {"pairs": len(rows)}
+    for name, key in (("sSC", "ssc_ending"), ("tSC", "tsc_ending")):
+        seqs = [ids(r["context"], r["ending"]) for r in rows] + [ids(r["context"], r[key]) for r in rows]
+        ll = token_log_likelihood(model, seqs, reduction=reduction, batch_size=batch_size,
+                                  pad_id=tok.pad_token_id or 0)
+        out[name] = pair_accuracy(ll[:len(rows)], ll[len(rows):])
+    return out
+

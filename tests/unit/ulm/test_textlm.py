@@ -48,3 +48,33 @@ def test_text_lm_config_errors(corpus, tmp_path):
         run(compose("textlm", [*base, "model.vocab_size=100"]))
     with pytest.raises(SpeechkitError, match=r"missing required value: data.train"):
         run(compose("textlm", ["preset=debug"]))
+
+
+def test_text_storycloze_scores_whole_stories_like_the_spoken_benchmark(tmp_path, capsys):
+    from speechkit.cli.main import main
+    from speechkit.data.corpora.storycloze import generate_stories
+    from speechkit.train.textlm import TextModelConfig, build_text_lm, train_tokenizer
+    from speechkit.ulm.pairwise import text_storycloze
+
+    stories = generate_stories(6, split="test")
+    rows = [{"context": list(s.context), "ending": s.ending, "ssc_ending": s.ssc_ending,
+             "tsc_ending": stories[(i + 1) % 6].ending} for i, s in enumerate(stories)]
+    (tmp_path / "stories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tok = train_tokenizer([s.text for s in generate_stories(200)], 400)
+    model = build_text_lm(TextModelConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                          intermediate_size=64), len(tok))
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    result = text_storycloze(tmp_path / "lm", tmp_path / "stories.jsonl", reduction="sum")
+
+    def ll(text):
+        ids = torch.tensor([[1, *tok(text, add_special_tokens=False)["input_ids"], 2]])
+        with torch.no_grad():
+            return model(ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None]).sum()
+
+    for name, key in (("sSC", "ssc_ending"), ("tSC", "tsc_ending")):
+        wins = [float(ll(" ".join([*r["context"], r["ending"]])) > ll(" ".join([*r["context"], r[key]])))
+                for r in rows]
+        assert result[name] == pytest.approx(sum(wins) / 6)
+    assert main(["eval", "storycloze-text", str(tmp_path / "stories.jsonl"), "--text-lm", str(tmp_path / "lm")]) == 0
+    assert "text StoryCloze (6 stories" in capsys.readouterr().out
