@@ -21,6 +21,8 @@ EPILOG = """examples:
   speechkit sequences data/units.jsonl -o data/ulm
   speechkit train ulm data.train=data/ulm/train.jsonl data.num_units=100 model.text_lm=TEXT_LM train.out_dir=runs/ulm
   speechkit eval storycloze data/storycloze/sSC data/storycloze/tSC --ulm runs/ulm/model --encoder exp/encoder
+  speechkit eval folder --hyp out/ --ref ref/ --transcripts texts.tsv --metrics wer,cer,f0,speaker -o report
+  speechkit eval resynthesis --data data/mini_expresso --encoder exp/encoder --vocoder exp/vocoder -o report
   speechkit continue prompt.wav -o out.wav --encoder exp/encoder --ulm runs/ulm/model --vocoder runs/vocoder/model
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""

@@ -1,7 +1,8 @@
 """``speechkit eval folder``: speech metrics on a folder of audio, optionally against a reference folder.
 
 Files are paired by their path relative to the folder, without extension (``a/b.wav`` in ``--hyp`` pairs with
-``a/b.flac`` in ``--ref``). Transcripts are ``stem<TAB>text`` lines (the key may also be the relative path).
+``a/b.flac`` in ``--ref``), or else by stem when exactly one reference file has it (``out/b.wav`` pairs with
+``test/spk/b.wav``). Transcripts are ``stem<TAB>text`` lines (the key may also be the relative path).
 
 Metric groups and the summary keys they produce:
 
@@ -139,13 +140,20 @@ def pair_files(hyp_dir: str | os.PathLike, ref_dir: str | os.PathLike | None = N
     """
     hyps = _scan(Path(hyp_dir), "--hyp")
     refs = _scan(Path(ref_dir), "--ref") if ref_dir is not None else None
+    matched: dict[str, Path] = {}
     if refs is not None:
-        missing = [k for k in hyps if k not in refs]
+        stems: dict[str, list[Path]] = {}
+        for k, p in refs.items():
+            stems.setdefault(Path(k).name, []).append(p)
+        for k in hyps:  # same relative path, else the same stem when exactly one reference file has it
+            found = refs.get(k) or (stems[Path(k).name][0] if len(stems.get(Path(k).name, [])) == 1 else None)
+            if found is not None:
+                matched[k] = found
+        missing = [k for k in hyps if k not in matched]
         if missing:
             raise _unmatched(missing, f"--ref {ref_dir}")
-        extra = [k for k in refs if k not in hyps]
-        if extra:
-            log.warning("%d reference file(s) have no hypothesis and are ignored (e.g. %s)", len(extra), extra[0])
+        if len(refs) > len(matched):
+            log.warning("%d reference file(s) have no hypothesis and are ignored", len(refs) - len(matched))
     texts = None
     if transcripts is not None:
         table = read_transcripts(transcripts)
@@ -153,7 +161,7 @@ def pair_files(hyp_dir: str | os.PathLike, ref_dir: str | os.PathLike | None = N
         missing = [k for k, t in texts.items() if t is None]
         if missing:
             raise _unmatched(missing, f"--transcripts {transcripts}")
-    return [Pair(k, h, refs[k] if refs else None, texts[k] if texts else None) for k, h in hyps.items()]
+    return [Pair(k, h, matched.get(k), texts[k] if texts else None) for k, h in hyps.items()]
 
 
 def _check_readable(pairs: list[Pair]) -> None:

@@ -135,7 +135,8 @@ def run_resynthesis(data: str | os.PathLike, *, encoder: str | os.PathLike, voco
                 extra["predicted_style"] = classifier.predict(wav, sr_out)
                 extra["style_correct"] = float(extra["predicted_style"] == item["style"])
             jobs.append({"pair": Pair(item["id"], path, ref_path, item["text"]), "extra": extra,
-                         "media_dir": out / "media" / condition if cfg.media else None})
+                         "media_dir": out / "media" / condition if cfg.media else None,
+                         "media_prefix": f"media/{condition}"})
     if not jobs:
         raise EvalError(f"{folder}: every utterance of split {split!r} was too short to encode")
     same_jobs = [j for j in jobs if j["extra"]["condition"] == "same"]

@@ -42,8 +42,10 @@ class Scorer:
         return self.asr.transcribe(resample(wav, sr, self.asr.sample_rate))
 
     def score(self, id: str, hyp: torch.Tensor, hyp_sr: int, ref: torch.Tensor | None = None,
-              ref_sr: int | None = None, text: str | None = None, media_dir: Path | None = None) -> dict:
-        """One report row: durations, metric values, and (with ``media_dir``) media paths relative to its parent."""
+              ref_sr: int | None = None, text: str | None = None, media_dir: Path | None = None,
+              media_prefix: str = "media") -> dict:
+        """One report row: durations, metric values, and (with ``media_dir``) the paths of its media, written as
+        ``{media_prefix}/{name}`` (the path of ``media_dir`` relative to the report page)."""
         from speechkit.metrics.f0 import f0_errors, track_pitch
         from speechkit.metrics.wer import cer, normalize_text, wer
 
@@ -79,7 +81,7 @@ class Scorer:
                 self._dnsmos = DNSMOS()
             row.update(self._dnsmos(hyp, hyp_sr))
         if media_dir is not None:
-            row["media"] = _write_media(media_dir, id, hyp, hyp_sr, ref, ref_sr, tracks)
+            row["media"] = _write_media(media_dir, media_prefix, id, hyp, hyp_sr, ref, ref_sr, tracks)
         return row
 
 
@@ -87,7 +89,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def _write_media(media_dir: Path, id: str, hyp, hyp_sr, ref, ref_sr, tracks) -> dict:
+def _write_media(media_dir: Path, prefix: str, id: str, hyp, hyp_sr, ref, ref_sr, tracks) -> dict:
     """16 kHz audio copies and spectrogram PNGs beside the report, plus the F0 contours as numbers."""
     from speechkit.audio import io as audio_io
     from speechkit.metrics.report import spectrogram_png
@@ -100,8 +102,8 @@ def _write_media(media_dir: Path, id: str, hyp, hyp_sr, ref, ref_sr, tracks) -> 
         name = f"{_safe(id)}.{side}"
         audio_io.save(media_dir / f"{name}.wav", x.clamp(-1, 1), 16000, subtype="PCM_16")
         (media_dir / f"{name}.png").write_bytes(spectrogram_png(x.numpy(), 16000))
-        out[f"{side}_audio"] = f"{media_dir.name}/{name}.wav"
-        out[f"{side}_spectrogram"] = f"{media_dir.name}/{name}.png"
+        out[f"{side}_audio"] = f"{prefix}/{name}.wav"
+        out[f"{side}_spectrogram"] = f"{prefix}/{name}.png"
     if tracks is not None:
         ref_track, hyp_track = tracks
         out["f0"] = {"ref_times": np.round(ref_track.times, 3).tolist(), "ref": np.round(ref_track.f0, 1).tolist(),
@@ -115,7 +117,8 @@ def _score_job(scorer: Scorer, job: dict) -> dict:
     pair = job["pair"]
     hyp, hyp_sr = audio_io.load(pair.hyp)
     ref, ref_sr = audio_io.load(pair.ref) if pair.ref is not None else (None, None)
-    row = scorer.score(pair.id, hyp, hyp_sr, ref, ref_sr, pair.text, job["media_dir"])
+    row = scorer.score(pair.id, hyp, hyp_sr, ref, ref_sr, pair.text, job["media_dir"],
+                       job.get("media_prefix", "media"))
     row["hyp"] = str(pair.hyp)
     if pair.ref is not None:
         row["ref"] = str(pair.ref)
@@ -133,8 +136,8 @@ def _worker(job: dict) -> dict:
 
 
 def run_scoring(jobs: list[dict], config) -> list[dict]:
-    """Scores ``{"pair": Pair, "media_dir": Path | None, "extra": {...}}`` jobs with ``config`` (metrics, asr,
-    pitch, jobs); rows come back in input order, ``extra`` keys first."""
+    """Scores ``{"pair": Pair, "media_dir": Path | None, "media_prefix": str, "extra": {...}}`` jobs with
+    ``config`` (metrics, asr, pitch, jobs); rows come back in input order, ``extra`` keys first."""
     from tqdm import tqdm
 
     if config.jobs <= 1 or len(jobs) <= 1:

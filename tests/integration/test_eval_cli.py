@@ -172,3 +172,5 @@ def test_eval_resynthesis_end_to_end(mini_expresso, tmp_path):
     assert {g["group"] for g in report["groups"]["By speaker (same voice)"]} == {r["speaker"] for r in same}
     assert "summary_converted" in report and (out / "report.html").is_file() and (out / "segments").is_dir()
     assert all(r["vocoder_speaker"] == "b" for r in report["per_file"] if r["condition"] == "converted")
+    media = [v for r in report["per_file"] for k, v in r.get("media", {}).items() if k != "f0"]
+    assert len(media) >= 4 * 6 and all((out / m).is_file() for m in media)  # the page's relative links resolve
