@@ -17,8 +17,9 @@ of ``--repeats`` runs after one warm-up, real-time factor (seconds of compute pe
 vs the baseline, peak memory above the loaded model (VmHWM − VmRSS before synthesis), achieved GFLOP/s (convolution
 FLOPs counted from the layer shapes) and its share of the measured fp32 matmul peak, max |diff| vs the baseline.
 
-With ``--wer-model DIR --wer-units test.jsonl`` it also transcribes the fp32 and bf16 resyntheses of those
-utterances with pocketsphinx and prints both WERs against the corpus transcripts.
+With ``--wer-model DIR --wer-units units.jsonl [--wer-list splits/test.txt]`` it also transcribes the originals
+and the fp32 / bf16 resyntheses of those utterances with pocketsphinx and prints their WERs against the corpus
+transcripts (``--wer-only``: just that).
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ def main() -> None:
     ap.add_argument("--wer-model", type=Path, default=None, help="trained vocoder folder for the bf16 WER check")
     ap.add_argument("--wer-units", type=Path, default=None, help="units jsonl of test utterances (Expresso stems)")
     ap.add_argument("--wer-root", type=Path, default=Path("data/mini_expresso"), help="corpus with transcripts")
+    ap.add_argument("--wer-list", type=Path, default=None, help="stems to use, in order (e.g. splits/test.txt)")
+    ap.add_argument("--wer-count", type=int, default=12, help="utterances for the WER check")
+    ap.add_argument("--wer-only", action="store_true", help="skip the speed measurements")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -139,6 +143,9 @@ def main() -> None:
         run_variant(args.variant, args.seconds, args.repeats, args.chunk_frames, args.out)
         return
 
+    if args.wer_only:
+        wer_check(args.wer_model, args.wer_units, args.wer_root, args.wer_list, args.wer_count)
+        return
     import tempfile
 
     voc = build()
@@ -169,12 +176,13 @@ def main() -> None:
     print("memory ratio exact/baseline: "
           f"{results['exact']['peak'] / max(results['baseline']['peak'], 1):.3f}")
     if args.wer_model is not None:
-        wer_check(args.wer_model, args.wer_units, args.wer_root)
+        wer_check(args.wer_model, args.wer_units, args.wer_root, args.wer_list, args.wer_count)
 
 
-def wer_check(model_dir: Path, units_path: Path, root: Path) -> None:
-    """pocketsphinx WER of fp32 vs bf16 resyntheses of a units jsonl (speaker / style from Expresso stems)."""
-    from speechkit.audio.io import resample
+def wer_check(model_dir: Path, units_path: Path, root: Path, list_path: Path | None, count: int) -> None:
+    """pocketsphinx WER of the original files and of their fp32 / bf16 resyntheses (speaker and style from the
+    Expresso stems; the units' own durations, and fp32 with predicted durations)."""
+    from speechkit.audio import io
     from speechkit.data.corpora.expresso import parse_stem, read_transcriptions
     from speechkit.data.manifest import read_units_jsonl
     from speechkit.metrics.asr import PocketSphinxASR
@@ -182,18 +190,26 @@ def wer_check(model_dir: Path, units_path: Path, root: Path) -> None:
 
     asr, texts = PocketSphinxASR(), read_transcriptions(root)
     records = read_units_jsonl(units_path)
-    refs, hyps = [], {"fp32": [], "bf16": []}
+    if list_path is not None:
+        order = [line.split()[0] for line in list_path.read_text().splitlines() if line.strip()]
+        by_stem = {Path(r.audio).stem: r for r in records}
+        records = [by_stem[s] for s in order if s in by_stem]
+    records = records[:count]
     voc = CodeHiFiGANVocoder.from_pretrained(model_dir)
-    for precision in ("fp32", "bf16"):
+    refs = [texts[Path(r.audio).stem] for r in records]
+    hyps: dict[str, list[str]] = {"original": [asr.transcribe(io.load(r.audio, sample_rate=16000)[0])
+                                               for r in records]}
+    for precision, predicted in (("fp32", False), ("bf16", False), ("fp32", True)):
         voc.set_precision(precision)
+        name = f"{precision}{' predicted durations' if predicted else ''}"
+        hyps[name] = []
         for r in records:
-            s = parse_stem(r.id)
-            wav = voc(r.units, speaker=s.speaker, style=s.style, durations=r.duration)
-            hyps[precision].append(asr.transcribe(resample(wav, voc.output_sample_rate, 16000)))
-            if precision == "fp32":
-                refs.append(texts[r.id])
-    print(f"pocketsphinx WER on {len(records)} utterances: fp32 {wer(refs, hyps['fp32']):.3f}, "
-          f"bf16 {wer(refs, hyps['bf16']):.3f}")
+            s = parse_stem(Path(r.audio).stem)
+            kw = {"dur_prediction": True} if predicted else {"durations": r.duration}
+            wav = voc(r.units, speaker=s.speaker, style=s.style, **kw)
+            hyps[name].append(asr.transcribe(io.resample(wav, voc.output_sample_rate, 16000)))
+    print(f"pocketsphinx WER on {len(records)} utterances: " +
+          ", ".join(f"{k} {wer(refs, v):.3f}" for k, v in hyps.items()))
 
 
 if __name__ == "__main__":

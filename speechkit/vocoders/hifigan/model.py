@@ -37,21 +37,37 @@ def _weight_2d(conv: nn.Conv1d | nn.ConvTranspose1d) -> torch.Tensor:
     return cached[1]
 
 
-def conv(module: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
-    """Applies a 1-D (transposed) convolution to ``(batch, channels, time)``, or — for inference — to
-    ``(batch, channels, 1, time)`` channels-last tensors as the equivalent 2-D convolution, which oneDNN runs
-    several times faster on CPUs (same result up to float summation order)."""
+def conv(module: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor, slope: float | None = None) -> torch.Tensor:
+    """Applies a 1-D (transposed) convolution, then a leaky ReLU of ``slope`` if given.
+
+    ``(batch, channels, time)`` inputs go through the module itself. ``(batch, channels, 1, time)`` channels-last
+    inputs run the equivalent 2-D convolution, which oneDNN computes several times faster on CPUs (same result up
+    to float summation order); at inference on CPU the leaky ReLU is then fused into the convolution (a oneDNN
+    post-op, bit-identical to applying it after).
+    """
     if x.dim() == 3:
-        return module(x)
+        y = module(x)
+        return y if slope is None else F.leaky_relu(y, slope)
     b = module.bias
-    if torch.is_grad_enabled() and module.weight.requires_grad:  # training: differentiable, recomputed each call
+    grad = torch.is_grad_enabled() and module.weight.requires_grad
+    if grad:  # training: differentiable, recomputed each call
         w = module.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
     else:
         w, b = _weight_2d(module), None if b is None else b.detach()
     if isinstance(module, nn.ConvTranspose1d):
-        return F.conv_transpose2d(x, w, b, (1, module.stride[0]), (0, module.padding[0]),
-                                  (0, module.output_padding[0]), module.groups, (1, module.dilation[0]))
-    return F.conv2d(x, w, b, (1, module.stride[0]), (0, module.padding[0]), (1, module.dilation[0]), module.groups)
+        y = F.conv_transpose2d(x, w, b, (1, module.stride[0]), (0, module.padding[0]), (0, module.output_padding[0]),
+                               module.groups, (1, module.dilation[0]))
+    elif slope is not None and not grad and x.device.type == "cpu" and _FUSED is not None:
+        return _FUSED(x, w, b, [0, module.padding[0]], [1, module.stride[0]], [1, module.dilation[0]], module.groups,
+                      "leaky_relu", [slope], "")
+    else:
+        y = F.conv2d(x, w, b, (1, module.stride[0]), (0, module.padding[0]), (1, module.dilation[0]), module.groups)
+    return y if slope is None else F.leaky_relu(y, slope)
+
+
+# oneDNN convolution with a fused element-wise post-op (what torch.compile uses on CPU); None if unavailable
+_FUSED = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None) \
+    if torch.backends.mkldnn.is_available() else None
 
 
 class ResBlock1(nn.Module):
@@ -76,7 +92,7 @@ class ResBlock1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for c1, c2 in zip(self.convs1, self.convs2, strict=True):
-            xt = conv(c2, F.leaky_relu(conv(c1, F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+            xt = conv(c2, conv(c1, F.leaky_relu(x, LRELU_SLOPE), LRELU_SLOPE))
             x = xt + x
         return x
 
@@ -160,9 +176,9 @@ class HiFiGANGenerator(nn.Module):
         """
         if channels_last:
             x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        x = conv(self.conv_pre, x)
+        x = conv(self.conv_pre, x, LRELU_SLOPE)  # the pre-activation of the first upsampling
         for i, up in enumerate(self.ups):
-            x = conv(up, F.leaky_relu(x, LRELU_SLOPE))
+            x = conv(up, x if i == 0 else F.leaky_relu(x, LRELU_SLOPE))
             blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
