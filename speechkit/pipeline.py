@@ -68,8 +68,9 @@ class Resynthesizer:
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")
-        return cls(SpeechEncoder.from_pretrained(d / "encoder"), CodeHiFiGANVocoder.from_checkpoint(d / "vocoder"),
-                   **options)
+        vocoder = CodeHiFiGANVocoder.from_checkpoint(d / "vocoder")
+        f0 = {"need_f0": True} if vocoder.config.f0 != "none" else {}
+        return cls(SpeechEncoder.from_pretrained(d / "encoder", **f0), vocoder, **options)
 
     @property
     def output_sample_rate(self) -> int:
@@ -89,13 +90,53 @@ class Resynthesizer:
         with torch.inference_mode():
             return self.encoder(wav, sample_rate=sample_rate)
 
+    def vocoder_inputs(self, encoded: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``units``, ``durations`` (the input's, or predicted with ``dur_prediction``) and, for F0-conditioned
+        vocoders, frame-level ``f0`` normalised with the utterance's own voiced statistics (so the vocoder's
+        speaker embedding sets the pitch range, as in speech-resynthesis' voice conversion)."""
+        units, durations = encoded["units"], encoded["durations"]
+        if self.dur_prediction:
+            if self.vocoder.model.duration_predictor is None:
+                raise PipelineError("dur_prediction: the vocoder has no duration predictor")
+            with torch.inference_mode():
+                durations = self.vocoder.model.predict_durations(units[None].to(self.vocoder.device))[0].cpu()
+        out = {"units": units, "durations": durations}
+        if self.vocoder.config.f0 == "quantized":
+            raise PipelineError("F0-bin vocoders need the F0 quantiser of their training; give vocoder(f0=bins)")
+        if self.vocoder.config.f0 == "continuous":
+            if "f0" not in encoded:
+                raise PipelineError("the vocoder is conditioned on F0: build the encoder with need_f0=True")
+            from speechkit.vocoders.hifigan.f0 import normalize_f0
+
+            f0 = torch.repeat_interleave(encoded["f0"].float(), durations)
+            voiced = f0[f0 > 0]
+            out["f0"] = normalize_f0(f0, float(voiced.mean()), max(float(voiced.std()), 1.0)) \
+                if voiced.numel() > 1 else torch.zeros_like(f0)
+        return out
+
+    def _synthesize(self, inputs: dict[str, torch.Tensor], speaker: Any, style: Any, frames: int | None = None):
+        units, durations, f0 = inputs["units"], inputs["durations"], inputs.get("f0")
+        if frames is not None:  # the first units covering `frames` frames
+            keep = int((torch.cumsum(durations, 0) <= frames).sum().clamp(min=1))
+            units, durations = units[:keep], durations[:keep]
+            f0 = None if f0 is None else f0[: int(durations.sum())]
+        return self.vocoder(units, speaker=speaker, style=style, durations=durations, f0=f0)
+
     def match_speaker(self, wav: torch.Tensor, sample_rate: int, units: torch.Tensor, durations: torch.Tensor,
-                      style: Any = None) -> int | None:
+                      style: Any = None, *, f0: torch.Tensor | None = None) -> int | None:
         """The vocoder speaker whose voice is closest to ``wav``'s (analysis by synthesis).
 
         The first :attr:`match_seconds` of the units are synthesised with every speaker of the vocoder; the one
         whose mean and spread of the log-mel spectrum (timbre and pitch range) is closest to the input's wins.
         ``None`` for vocoders without a speaker table.
+
+        Args:
+            wav: ``(samples,)`` the input.
+            sample_rate: its rate.
+            units: its deduplicated units.
+            durations: their durations.
+            style: the style to synthesise the candidates with.
+            f0: frame-level normalised F0 for F0-conditioned vocoders (see :meth:`vocoder_inputs`).
         """
         size = self.vocoder.config.num_speakers
         if size <= 1:
@@ -105,19 +146,18 @@ class Resynthesizer:
 
         sr = self.output_sample_rate
         mel = MelSpectrogram(sr, n_fft=1024, num_mels=80, hop_length=256, win_length=1024)
-        frames = torch.cumsum(durations, 0)
-        keep = int((frames <= self.match_seconds * sr / self.vocoder.code_hop_size).sum().clamp(min=1))
-        ref = resample(wav, sample_rate, sr)[: int(frames[keep - 1]) * self.vocoder.code_hop_size]
+        frames = int(self.match_seconds * sr / self.vocoder.code_hop_size)
 
         def stats(x: torch.Tensor) -> torch.Tensor:
             m = mel(x[None])[0]
             return torch.cat([m.mean(1), m.std(1)])
 
-        target = stats(ref)
         names = self.vocoder.speakers or []
         candidates = range(min(size, len(names))) if names else range(size)
-        dist = {s: float((stats(self.vocoder(units[:keep], speaker=s, style=style, durations=durations[:keep]))
-                          - target).norm()) for s in candidates}
+        inputs = {"units": units, "durations": durations, **({"f0": f0} if f0 is not None else {})}
+        outs = {s: self._synthesize(inputs, s, style, frames) for s in candidates}
+        target = stats(resample(wav, sample_rate, sr)[: len(next(iter(outs.values())))])
+        dist = {s: float((stats(y) - target).norm()) for s, y in outs.items()}
         return min(dist, key=dist.get)
 
     def __call__(self, wav: torch.Tensor, sample_rate: int, speaker: Any = None, style: Any = None) -> torch.Tensor:
@@ -135,15 +175,13 @@ class Resynthesizer:
         """
         if isinstance(wav, torch.Tensor):
             wav = wav.detach().float().cpu()
-        out = self.encode(wav, sample_rate)
-        units, durations = out["units"], out["durations"]
+        inputs = self.vocoder_inputs(self.encode(wav, sample_rate))
         mono = torch.as_tensor(wav, dtype=torch.float32)
         mono = mono.mean(0) if mono.dim() == 2 else mono
         if speaker is None:
-            speaker = self.match_speaker(mono, sample_rate, units, durations, style)
-        if self.dur_prediction:
-            return self.vocoder(units, speaker=speaker, style=style, dur_prediction=True)
-        return self.vocoder(units, speaker=speaker, style=style, durations=durations)
+            speaker = self.match_speaker(mono, sample_rate, inputs["units"], inputs["durations"], style,
+                                         f0=inputs.get("f0"))
+        return self._synthesize(inputs, speaker, style)
 
 
 # Prompt -> unit LM continuation -> vocoder; it lives with the unit LMs and is part of this API.

@@ -25,7 +25,8 @@ from speechkit.train import distributed
 from speechkit.train.checkpoint import LAST, load_training_state, save_training_state, unwrap
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig
-from speechkit.vocoders.hifigan.data import UnitAudioDataset, collate, name_function
+from speechkit.vocoders.hifigan.data import UnitAudioDataset, collate, frame_f0, name_function
+from speechkit.vocoders.hifigan.f0 import F0Stats
 from speechkit.vocoders.hifigan.factory import build_code_hifigan, build_discriminators
 from speechkit.vocoders.hifigan.losses import (
     MelSpectrogram,
@@ -94,13 +95,20 @@ def _datasets(cfg: VocoderTrainConfig, hop: int):
             raise VocoderError(f"validation {what}s {unknown} do not occur in the training data")
         return [names.index(fn(r.audio)) for r in records]
 
+    spk_valid = ids(valid, speakers, cfg.data.speaker, "speaker")
+    sty_valid = ids(valid, styles, cfg.data.style, "style")
+    stats = f0_train = f0_valid = None
+    if cfg.model.f0 == "continuous":  # per-speaker statistics of the training records (speech-resynthesis)
+        names_train = [speakers[i] for i in spk_train] if spk_train is not None else [None] * len(train)
+        names_valid = [speakers[i] for i in spk_valid] if spk_valid is not None else [None] * len(valid)
+        stats = F0Stats.compute(zip(names_train, (frame_f0(r) for r in train), strict=True))
+        f0_train, f0_valid = [stats.get(n) for n in names_train], [stats.get(n) for n in names_valid]
     common = dict(sample_rate=cfg.model.sample_rate, hop=hop, audio_root=cfg.data.audio_root, peak=cfg.data.peak)
     train_set = UnitAudioDataset(train, segment_frames=cfg.data.segment_size // hop, speakers=spk_train,
-                                 styles=sty_train, seed=cfg.train.seed, **common)
-    valid_set = UnitAudioDataset(valid, segment_frames=None, **common,
-                                 speakers=ids(valid, speakers, cfg.data.speaker, "speaker"),
-                                 styles=ids(valid, styles, cfg.data.style, "style")) if valid else None
-    return train_set, valid_set, speakers, styles
+                                 styles=sty_train, seed=cfg.train.seed, f0_norm=f0_train, **common)
+    valid_set = UnitAudioDataset(valid, segment_frames=None, speakers=spk_valid, styles=sty_valid, f0_norm=f0_valid,
+                                 **common) if valid else None
+    return train_set, valid_set, speakers, styles, stats
 
 
 def _epoch_indices(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]:
@@ -120,8 +128,8 @@ class GeneratorStep(nn.Module):
         super().__init__()
         self.model, self.channels_last = model, channels_last
 
-    def forward(self, units, speaker, style):
-        wav = self.model(units, speaker=speaker if self.model.speaker_embedding is not None else None,
+    def forward(self, units, speaker, style, f0=None):
+        wav = self.model(units, f0=f0, speaker=speaker if self.model.speaker_embedding is not None else None,
                          style=style if self.model.style_embedding is not None else None,
                          channels_last=self.channels_last)
         dur = self.model.duration_loss(units) if self.model.duration_predictor is not None else wav.new_zeros(())
@@ -139,7 +147,7 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     """One discriminator update then one generator update (the released order); returns the losses. With
     ``adversarial=False`` (before ``train.discriminator_start``) only the generator's mel and duration losses."""
     y = batch["audio"]
-    y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"])
+    y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"], batch.get("f0"))
     w = cfg.loss
     if not adversarial:
         optim_g.zero_grad(set_to_none=True)
@@ -186,7 +194,7 @@ def validate(model: CodeHiFiGANGenerator, valid_set: UnitAudioDataset | None, me
         units = item["units"].to(device)
         spk = item["speaker"].to(device) if model.speaker_embedding is not None else None
         sty = item["style"].to(device) if model.style_embedding is not None else None
-        y_hat = model(units, speaker=spk, style=sty)
+        y_hat = model(units, f0=item["f0"].to(device) if "f0" in item else None, speaker=spk, style=sty)
         mel_l1 += F.l1_loss(mel(y_hat.squeeze(1)), mel(item["audio"].to(device).squeeze(1))).item()
         if model.duration_predictor is not None:
             dur += model.duration_loss(units).item()
@@ -198,7 +206,7 @@ def validate(model: CodeHiFiGANGenerator, valid_set: UnitAudioDataset | None, me
 
 
 # ------------------------------------------------------------------------------------------------ saving
-def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styles, out: Path, step: int,
+def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styles, stats, out: Path, step: int,
             official: bool) -> None:
     from speechkit.vocoders.hifigan.interop import fold_weight_norm
     from speechkit.vocoders.hifigan.vocoder import CodeHiFiGANVocoder
@@ -207,7 +215,7 @@ def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styl
     # the copy's weight norm would break the original)
     plain = build_code_hifigan(mcfg)
     plain.load_state_dict({k: v.detach().cpu().float() for k, v in fold_weight_norm(model.state_dict()).items()})
-    voc = CodeHiFiGANVocoder(plain, mcfg, speakers, styles)
+    voc = CodeHiFiGANVocoder(plain, mcfg, speakers, styles, stats)
     voc.save_pretrained(out / "model", extra={"step": step})
     if official:
         voc.export_official(out / "official", step=step)
@@ -222,9 +230,9 @@ def train(cfg: VocoderTrainConfig) -> dict:
     torch.manual_seed(cfg.train.seed + distributed.rank())
     out = Path(cfg.out)
     hop = cfg.model.generator.hop_length
-    train_set, valid_set, speakers, styles = _datasets(cfg, hop)
+    train_set, valid_set, speakers, styles, f0_stats = _datasets(cfg, hop)
     mcfg = CodeHiFiGANConfig(num_units=cfg.model.num_units, embedding_dim=cfg.model.embedding_dim,
-                             num_speakers=len(speakers or []), num_styles=len(styles or []),
+                             num_speakers=len(speakers or []), num_styles=len(styles or []), f0=cfg.model.f0,
                              duration_predictor=cfg.model.duration_predictor, generator=cfg.model.generator,
                              sample_rate=cfg.model.sample_rate)
     model = build_code_hifigan(mcfg)
@@ -269,7 +277,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
                                 optimizers={"g": optim_g, "d": optim_d}, schedulers={"g": sched_g, "d": sched_d},
                                 extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch, "speakers": speakers,
                                        "styles": styles})
-            _export(model, mcfg, speakers, styles, out, step, cfg.train.export_official)
+            _export(model, mcfg, speakers, styles, f0_stats, out, step, cfg.train.export_official)
         distributed.barrier()
 
     def write_log(values: dict) -> None:

@@ -119,3 +119,25 @@ def test_from_pretrained_and_cli(rs, tmp_path, capsys):
     assert main(["resynth", str(tmp_path / "in.wav"), "-o", str(tmp_path / "x.wav"), "--model",
                  str(tmp_path / "missing")]) == 1
     assert "missing encoder/" in capsys.readouterr().err
+
+
+def test_f0_conditioned_vocoder_gets_normalised_f0():
+    torch.manual_seed(0)
+    cfg = CodeHiFiGANConfig(num_units=K, embedding_dim=8, f0="continuous", num_speakers=2,
+                            generator=GeneratorConfig(upsample_initial_channel=32, resblock_kernel_sizes=(3,),
+                                                      resblock_dilation_sizes=((1, 3, 5),)))
+    vocoder = CodeHiFiGANVocoder(build_code_hifigan(cfg), cfg)
+    with pytest.raises(PipelineError, match="need_f0=True"):
+        Resynthesizer(tiny_encoder(), vocoder)(speech_like(), 16000, speaker=0)
+    encoder = tiny_encoder()
+    encoder.need_f0 = True
+    rs = Resynthesizer(encoder, vocoder)
+    enc = encoder(speech_like(), sample_rate=16000)
+    inputs = rs.vocoder_inputs(enc)
+    f0 = inputs["f0"]
+    assert len(f0) == int(enc["durations"].sum()) and (f0 != 0).any()
+    voiced = f0[torch.repeat_interleave(enc["f0"], enc["durations"]) > 0]
+    assert abs(float(voiced.mean())) < 1e-4  # the utterance's own statistics
+    out = rs(speech_like(), 16000)  # keeps the voice: matched speaker, F0 passed along
+    assert torch.equal(out, rs(speech_like(), 16000, speaker=rs.match_speaker(
+        speech_like(), 16000, inputs["units"], inputs["durations"], f0=f0)))

@@ -19,7 +19,8 @@ import torch
 from speechkit.data.manifest import UnitRecord
 from speechkit.errors import SpeechkitError
 
-__all__ = ["DataError", "VocoderSegment", "UnitAudioDataset", "name_function", "frame_units", "NAME_SOURCES"]
+__all__ = ["DataError", "VocoderSegment", "UnitAudioDataset", "name_function", "frame_units", "frame_f0",
+           "collate", "NAME_SOURCES"]
 
 #: how a speaker or style name is read from an audio path
 NAME_SOURCES = ("none", "expresso", "parent", "grandparent", "prefix")
@@ -59,14 +60,29 @@ def frame_units(record: UnitRecord) -> torch.Tensor:
     return units
 
 
+def frame_f0(record: UnitRecord) -> torch.Tensor:
+    """The frame-level F0 (Hz) of a record: its ``f0`` per unit repeated by ``duration``, or per frame."""
+    if record.f0 is None:
+        raise DataError(f"record {record.id!r}: no 'f0' values (encode with `speechkit encode --f0`)")
+    f0 = torch.tensor(record.f0, dtype=torch.float32)
+    if record.duration is not None and len(f0) == len(record.units):
+        return torch.repeat_interleave(f0, torch.tensor(record.duration, dtype=torch.long))
+    if len(f0) == (sum(record.duration) if record.duration is not None else len(record.units)):
+        return f0
+    raise DataError(f"record {record.id!r}: {len(f0)} F0 values fit neither its {len(record.units)} units nor its "
+                    "frames")
+
+
 @dataclass
 class VocoderSegment:
-    """One training example: ``units (frames,)``, ``audio (frames * hop,)``, speaker and style ids (-1 = none)."""
+    """One training example: ``units (frames,)``, ``audio (frames * hop,)``, speaker and style ids (-1 = none),
+    and the speaker-normalised ``f0 (frames,)`` for F0-conditioned vocoders."""
 
     units: torch.Tensor
     audio: torch.Tensor
     speaker: int
     style: int
+    f0: torch.Tensor | None = None
 
 
 class UnitAudioDataset(torch.utils.data.Dataset):
@@ -85,12 +101,15 @@ class UnitAudioDataset(torch.utils.data.Dataset):
             units and audio do not belong together: wrong hop, rate or file).
         seed: seed of the segment positions (with :meth:`set_epoch`, deterministic across runs and resumes).
         cache: keep decoded utterances in memory (small corpora).
+        f0_norm: per-record ``(mean, std)`` of the speaker's voiced F0: the records' F0 is then returned,
+            normalised (``None``: no F0).
     """
 
     def __init__(self, records: Sequence[UnitRecord], *, sample_rate: int, hop: int, segment_frames: int | None,
                  speakers: Sequence[int] | None = None, styles: Sequence[int] | None = None,
                  audio_root: str | os.PathLike | None = None, peak: float | None = 0.95,
-                 max_frame_mismatch: int = 4, seed: int = 0, cache: bool = True):
+                 max_frame_mismatch: int = 4, seed: int = 0, cache: bool = True,
+                 f0_norm: Sequence[tuple[float, float]] | None = None):
         if not records:
             raise DataError("no training records (the units jsonl is empty)")
         self.records = list(records)
@@ -99,7 +118,8 @@ class UnitAudioDataset(torch.utils.data.Dataset):
         self.audio_root = Path(audio_root) if audio_root is not None else None
         self.peak, self.max_frame_mismatch = peak, max_frame_mismatch
         self.seed, self.epoch = seed, 0
-        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
+        self.f0_norm = f0_norm
+        self._cache: dict[int, tuple] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -111,7 +131,7 @@ class UnitAudioDataset(torch.utils.data.Dataset):
         p = Path(record.audio)
         return p if p.is_absolute() or self.audio_root is None else self.audio_root / p
 
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         from speechkit.audio import io
@@ -129,26 +149,40 @@ class UnitAudioDataset(torch.utils.data.Dataset):
         frames = min(audio_frames, len(units))
         if frames == 0:
             raise DataError(f"record {record.id!r}: no complete frame of audio and units")
-        item = (units[:frames], audio[:frames * self.hop])
+        f0 = None
+        if self.f0_norm is not None:
+            from speechkit.vocoders.hifigan.f0 import normalize_f0
+
+            f0 = frame_f0(record)
+            if len(f0) != len(units):
+                raise DataError(f"record {record.id!r}: {len(f0)} F0 frames for {len(units)} unit frames")
+            f0 = normalize_f0(f0, *self.f0_norm[index])[:frames]
+        item = (units[:frames], audio[:frames * self.hop], f0)
         if self._cache is not None:
             self._cache[index] = item
         return item
 
     def __getitem__(self, index: int) -> VocoderSegment:
-        units, audio = self._load(index)
+        units, audio, f0 = self._load(index)
         if self.segment_frames is not None:
             while len(units) < self.segment_frames:  # short utterances are tiled, as released
                 units, audio = torch.cat([units, units]), torch.cat([audio, audio])
+                f0 = None if f0 is None else torch.cat([f0, f0])
             g = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) % 2**63)
             start = int(torch.randint(0, len(units) - self.segment_frames + 1, (1,), generator=g))
             units = units[start:start + self.segment_frames]
             audio = audio[start * self.hop:(start + self.segment_frames) * self.hop]
+            f0 = None if f0 is None else f0[start:start + self.segment_frames]
         speaker = self.speakers[index] if self.speakers is not None else -1
         style = self.styles[index] if self.styles is not None else -1
-        return VocoderSegment(units, audio, speaker, style)
+        return VocoderSegment(units, audio, speaker, style, f0)
 
 
 def collate(batch: list[VocoderSegment]) -> dict[str, torch.Tensor]:
-    """Stacks equal-length segments: ``units (B, frames)``, ``audio (B, 1, samples)``, ``speaker``/``style (B,)``."""
-    return {"units": torch.stack([b.units for b in batch]), "audio": torch.stack([b.audio for b in batch])[:, None],
-            "speaker": torch.tensor([b.speaker for b in batch]), "style": torch.tensor([b.style for b in batch])}
+    """Stacks equal-length segments: ``units (B, frames)``, ``audio (B, 1, samples)``, ``speaker``/``style (B,)``
+    (+ ``f0 (B, frames)``)."""
+    out = {"units": torch.stack([b.units for b in batch]), "audio": torch.stack([b.audio for b in batch])[:, None],
+           "speaker": torch.tensor([b.speaker for b in batch]), "style": torch.tensor([b.style for b in batch])}
+    if batch[0].f0 is not None:
+        out["f0"] = torch.stack([b.f0 for b in batch])
+    return out

@@ -60,6 +60,10 @@ class ModelConfig:
     num_units: int
     """Unit vocabulary size K of the tokenizer."""
     embedding_dim: int = 128
+    f0: str = "none"
+    """``"none"`` or ``"continuous"``: condition on speaker-normalised F0 (speech-resynthesis' ``f0_normalize``;
+    the units jsonl needs ``"f0"`` in Hz, e.g. from ``speechkit encode --f0``; the per-speaker statistics are
+    computed on the training records and stored with the model)."""
     duration_predictor: DurationPredictorConfig | None = field(default_factory=DurationPredictorConfig)
     """``None`` trains no duration predictor."""
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -142,6 +146,8 @@ class VocoderTrainConfig:
         self.data.validate()
         self.optim.validate()
         self.model.generator.validate()
+        if self.model.f0 not in ("none", "continuous"):
+            raise VocoderError(f"model.f0 must be 'none' or 'continuous' for training. Found {self.model.f0!r}")
         hop = self.model.generator.hop_length
         if self.data.segment_size % hop or self.data.segment_size < hop:
             raise VocoderError(f"data.segment_size must be a positive multiple of the hop ({hop}). "

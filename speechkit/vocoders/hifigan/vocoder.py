@@ -22,6 +22,7 @@ from torch import nn
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan import interop
 from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig, MelHiFiGANConfig
+from speechkit.vocoders.hifigan.f0 import F0Stats, normalize_f0
 from speechkit.vocoders.hifigan.factory import build_code_hifigan, build_mel_hifigan
 from speechkit.vocoders.hifigan.inference import PRECISIONS, read_names, synthesize_chunked
 from speechkit.vocoders.hifigan.model import CodeHiFiGANGenerator, HiFiGANGenerator
@@ -115,7 +116,7 @@ class CodeHiFiGANVocoder(_Base):
     """
 
     def __init__(self, model: CodeHiFiGANGenerator, config: CodeHiFiGANConfig, speakers: list[str] | None = None,
-                 styles: list[str] | None = None):
+                 styles: list[str] | None = None, f0_stats: F0Stats | None = None):
         super().__init__()
         config.validate()
         self.model = model.eval()
@@ -123,6 +124,7 @@ class CodeHiFiGANVocoder(_Base):
         self.config = config
         self.speakers = speakers
         self.styles = styles
+        self.f0_stats = f0_stats
 
     @property
     def generator(self) -> HiFiGANGenerator:  # type: ignore[override]
@@ -186,7 +188,8 @@ class CodeHiFiGANVocoder(_Base):
         _load_strict_shapes(model, state, str(d / "model.safetensors"))
         speakers = read_names(d / "speakers.txt", "speaker") if (d / "speakers.txt").is_file() else None
         styles = read_names(d / "styles.txt", "style") if (d / "styles.txt").is_file() else None
-        return cls(model, cfg, speakers, styles)
+        stats = F0Stats.from_dict(config["f0_stats"]) if config.get("f0_stats") else None
+        return cls(model, cfg, speakers, styles, stats)
 
     def _name_files(self) -> dict[str, str]:
         files = {}
@@ -202,7 +205,7 @@ class CodeHiFiGANVocoder(_Base):
 
         state = {k: v.float() for k, v in self.model.state_dict().items()}
         config = {"kind": "code_hifigan", "format_version": FORMAT_VERSION, "model": self.config.to_dict(),
-                  **(extra or {})}
+                  "f0_stats": self.f0_stats.to_dict() if self.f0_stats is not None else None, **(extra or {})}
         return save_pretrained(folder, state, config, files=self._name_files())
 
     def export_official(self, folder: str | os.PathLike, step: int = 0) -> Path:
@@ -224,6 +227,20 @@ class CodeHiFiGANVocoder(_Base):
         return ckpt
 
     # ---------------------------------------------------------------- synthesis
+    def normalize_f0(self, f0_hz: Any, speaker: Any = None) -> torch.Tensor:
+        """F0 in Hz (0 = unvoiced) → the normalised F0 this vocoder reads, with ``speaker``'s training statistics
+        (name or id; the pooled statistics for ``None`` or a speaker without them).
+
+        Raises:
+            VocoderError: the vocoder carries no F0 statistics (official checkpoints do not: normalise yourself).
+        """
+        if self.f0_stats is None:
+            raise VocoderError("this vocoder carries no F0 statistics; give f0 already normalised")
+        if isinstance(speaker, int) and self.speakers and 0 <= speaker < len(self.speakers):
+            speaker = self.speakers[speaker]
+        mean, std = self.f0_stats.get(speaker if isinstance(speaker, str) else None)
+        return normalize_f0(self._as_1d(f0_hz, "f0", integer=False), mean, std)
+
     def _index(self, what: str, value: Any, names: list[str] | None, size: int) -> torch.Tensor | None:
         if size == 0:
             if value is not None:

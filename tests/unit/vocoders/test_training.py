@@ -23,7 +23,8 @@ from speechkit.vocoders.hifigan.losses import (
 
 
 def make_corpus(root: Path, n: int = 6, seconds: float = 0.6, sr: int = 24000) -> Path:
-    """Expresso-named wavs (2 speakers x 2 styles) at 24 kHz and a units jsonl of deduplicated random units."""
+    """Expresso-named wavs (2 speakers x 2 styles) at 24 kHz and a units jsonl of deduplicated random units, with
+    a per-unit F0 (Hz, every third unit unvoiced; speaker ex02 an octave above ex01)."""
     rng = np.random.default_rng(0)
     records = []
     for i in range(n):
@@ -36,7 +37,8 @@ def make_corpus(root: Path, n: int = 6, seconds: float = 0.6, sr: int = 24000) -
         frames = int(seconds * 50)
         units, counts = torch.unique_consecutive(torch.from_numpy(rng.integers(0, 20, frames // 2).repeat(2)),
                                                  return_counts=True)
-        records.append(UnitRecord(stem, str(path.relative_to(root)), units.tolist(), counts.tolist()))
+        f0 = [0.0 if j % 3 == 0 else (100.0 if spk == "ex01" else 200.0) + 10 * (j % 5) for j in range(len(units))]
+        records.append(UnitRecord(stem, str(path.relative_to(root)), units.tolist(), counts.tolist(), f0))
     return write_units_jsonl(root / "units.jsonl", records)
 
 
@@ -153,7 +155,7 @@ def test_train_and_valid_lists_select_records(tmp_path):
     from omegaconf import OmegaConf
 
     cfg = VocoderTrainConfig.from_dict(OmegaConf.to_container(values, resolve=True))
-    train, valid, speakers, styles = _datasets(cfg, 320)
+    train, valid, speakers, styles, _ = _datasets(cfg, 320)
     assert [r.id for r in train.records] == ["ex01_happy_00000", "ex02_happy_00001", "ex01_sad_00002"]
     assert [r.id for r in valid.records] == ["ex02_sad_00003"]
     assert speakers == ["ex01", "ex02"] and styles == ["happy", "sad"] and valid.speakers == [1]
@@ -208,3 +210,38 @@ def test_channels_last_training_path_gives_the_same_gradients():
         grads.append({k: p.grad.clone() for k, p in model.named_parameters()})
     for k, g in grads[0].items():
         torch.testing.assert_close(grads[1][k], g, rtol=1e-4, atol=1e-6)
+
+
+def test_f0_frames_and_statistics():
+    from speechkit.vocoders.hifigan.data import frame_f0
+    from speechkit.vocoders.hifigan.f0 import F0Stats, normalize_f0
+
+    r = UnitRecord("a", "a.wav", [1, 2, 3], [2, 1, 3], [100.0, 0.0, 120.0])
+    assert frame_f0(r).tolist() == [100.0, 100.0, 0.0, 120.0, 120.0, 120.0]
+    with pytest.raises(DataError, match="no 'f0' values"):
+        frame_f0(UnitRecord("b", "b.wav", [1], [2]))
+    with pytest.raises(DataError, match="2 F0 values fit neither"):
+        frame_f0(UnitRecord("c", "c.wav", [1, 2, 3], [1, 1, 1], [1.0, 2.0]))
+    stats = F0Stats.compute([("x", torch.tensor([100.0, 0.0, 120.0])), ("y", torch.tensor([200.0, 220.0]))])
+    assert stats.get("x")[0] == pytest.approx(110.0) and stats.get("nobody") == stats.pooled
+    assert normalize_f0(torch.tensor([0.0, 110.0]), *stats.get("x"))[0] == 0
+    assert F0Stats.from_dict(stats.to_dict()) == stats
+
+
+@pytest.mark.slow
+def test_f0_conditioned_training(tmp_path):
+    from speechkit.train.vocoder import run
+
+    units = make_corpus(tmp_path, n=8)
+    assert run(_compose(["preset=debug", f"data.units={units}", f"data.audio_root={tmp_path}", "data.speaker=expresso",
+                         "model.num_units=20", "model.f0=continuous", f"out={tmp_path / 'run'}"])) == 0
+    voc = CodeHiFiGANVocoder.from_pretrained(tmp_path / "run" / "model")
+    assert voc.config.f0 == "continuous" and set(voc.f0_stats.speakers) == {"ex01", "ex02"}
+    assert voc.f0_stats.get("ex02")[0] > 1.5 * voc.f0_stats.get("ex01")[0]
+    f0 = voc.normalize_f0([0.0, 210.0, 230.0], speaker="ex02")
+    assert f0[0] == 0 and torch.isfinite(f0).all()
+    assert voc([1, 2, 3], speaker="ex02", f0=f0).shape == (3 * 320,)
+    official = CodeHiFiGANVocoder.from_checkpoint(tmp_path / "run" / "official" / "g_00000004")
+    assert official.config.f0 == "continuous"
+    with pytest.raises(VocoderError, match="carries no F0 statistics"):
+        official.normalize_f0([100.0])
