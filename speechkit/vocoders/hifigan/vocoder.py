@@ -248,8 +248,12 @@ class CodeHiFiGANVocoder(_Base):
             return None
         if value is None:
             value = 0  # the official vocoders' default id
-        if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
-            value = int(value)
+        if isinstance(value, torch.Tensor | np.ndarray):  # e.g. torch.LongTensor([[3]]), as textlesslib builds it
+            arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+            if arr.size != 1 or arr.dtype.kind not in "iu":
+                raise VocoderError(f"{what} must be a name or an integer id. Found an array of shape {arr.shape}, "
+                                   f"dtype {arr.dtype}")
+            value = int(arr.reshape(-1)[0])
         if isinstance(value, str):
             if not names:
                 raise VocoderError(f"{what}={value!r}: this vocoder has no {what}s.txt list, give an id in "
@@ -276,8 +280,14 @@ class CodeHiFiGANVocoder(_Base):
 
     @staticmethod
     def _as_1d(x: Any, what: str, integer: bool) -> torch.Tensor:
+        if isinstance(x, str):  # "12 12 7 99", as textlesslib's preprocess_code reads it
+            try:
+                x = [float(v) if not integer else int(v) for v in x.split()]
+            except ValueError:
+                raise VocoderError(f"{what}: a string must hold numbers separated by spaces. "
+                                   f"Found {x[:40]!r}") from None
         t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
-        if t.dim() == 2 and t.shape[0] == 1:
+        while t.dim() > 1 and t.shape[0] == 1:  # (1, frames) and (1, 1, frames) as the official code takes them
             t = t[0]
         if t.dim() != 1:
             raise VocoderError(f"{what} must be 1-D (frames,) or (1, frames). Found shape {tuple(t.shape)}")

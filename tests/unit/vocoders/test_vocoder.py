@@ -138,6 +138,8 @@ def test_bad_inputs_get_clear_errors(expresso):
         (dict(units=units, style="angry"), "style='angry': unknown style"),
         (dict(units=units, speaker=7), r"speaker id must be in 0..6. Found 7"),
         (dict(units=units, speaker=1.5), "speaker must be a name or an integer id"),
+        (dict(units=units, speaker=torch.tensor([0.5])), "speaker must be a name or an integer id"),
+        (dict(units="1 2 x"), "a string must hold numbers"),
         (dict(units=units, f0=[0.0] * 3), "not conditioned on F0"),
         (dict(units=units, durations=[1, 0, 2]), "durations must be 3 positive integers"),
         (dict(units=units, durations=[1, 1, 1], dur_prediction=True), "not both"),
@@ -190,3 +192,12 @@ def test_config_validation_names_field_and_value():
         GeneratorConfig(upsample_initial_channel=8).validate()
     cfg = tiny_config(num_styles=3, duration_predictor=DurationPredictorConfig())
     assert CodeHiFiGANConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_official_style_inputs(expresso):
+    units = np.load(DATA / "expresso" / "reference.npz")["units"]
+    a = expresso(units, speaker=1, style=3)
+    # textlesslib passes (1, T) LongTensors and (1, 1) speaker / style tensors; strings of codes work too
+    assert torch.equal(a, expresso(torch.from_numpy(units)[None], speaker=torch.LongTensor([[1]]),
+                                   style=np.array([3])))
+    assert torch.equal(a, expresso(" ".join(map(str, units)), speaker=1, style=3))
