@@ -17,7 +17,7 @@ __all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "VocoderError"]
 
 _LAZY = {
     "CodeHiFiGANVocoder": "speechkit.vocoders.hifigan.vocoder",
-    "HiFiGANVocoder": "speechkit.vocoders.hifigan.vocoder",
+    "HiFiGANVocoder": "speechkit.vocoders.hifigan.mel_vocoder",
     "VocoderError": "speechkit.vocoders.errors",
 }
 

@@ -1,5 +1,5 @@
-"""The HiFi-GAN vocoders users call: :class:`CodeHiFiGANVocoder` (units → speech) and :class:`HiFiGANVocoder`
-(log-mel → speech).
+"""The unit vocoder users call: :class:`CodeHiFiGANVocoder` (units → speech); the mel one,
+:class:`~speechkit.vocoders.hifigan.mel_vocoder.HiFiGANVocoder`, shares its loading and synthesis helpers.
 
 Both load the official formats (``from_checkpoint``) and ours (``from_pretrained``: ``model.safetensors`` +
 ``config.json`` + ``speakers.txt`` / ``styles.txt``), save ours (``save_pretrained``) and export the official one
@@ -21,13 +21,13 @@ from torch import nn
 
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan import interop
-from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig, MelHiFiGANConfig
+from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig
 from speechkit.vocoders.hifigan.f0 import F0Stats, normalize_f0
-from speechkit.vocoders.hifigan.factory import build_code_hifigan, build_mel_hifigan
+from speechkit.vocoders.hifigan.factory import build_code_hifigan
 from speechkit.vocoders.hifigan.inference import PRECISIONS, read_names, synthesize_chunked
 from speechkit.vocoders.hifigan.model import CodeHiFiGANGenerator, HiFiGANGenerator
 
-__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "DEFAULT_CHUNK_FRAMES"]
+__all__ = ["CodeHiFiGANVocoder", "DEFAULT_CHUNK_FRAMES"]
 
 FORMAT_VERSION = 1
 #: default chunk length in input frames (10 s of 50 Hz units); longer inputs are synthesised in overlapping chunks
@@ -372,71 +372,3 @@ class CodeHiFiGANVocoder(_Base):
             raise VocoderError(f"f0: with negative units to drop, f0 must have a whole number of frames per unit. "
                                f"Found {f.numel()} F0 frames for {n} units")
         return f[torch.repeat_interleave(keep, f.numel() // n)]
-
-
-class HiFiGANVocoder(_Base):
-    """Mel-spectrogram HiFi-GAN vocoder (jik876/hifi-gan format; the VDTTS model's vocoder).
-
-    Example:
-        >>> voc = HiFiGANVocoder.from_checkpoint("g_02500000", "config.json")
-        >>> wav = voc(mel)   # mel: (num_mels, frames) log-mel → (frames * hop_length,)
-    """
-
-    def __init__(self, generator: HiFiGANGenerator, config: MelHiFiGANConfig):
-        super().__init__()
-        config.validate()
-        self.body = generator.eval().remove_weight_norm()
-        self.config = config
-
-    @property
-    def generator(self) -> HiFiGANGenerator:  # type: ignore[override]
-        return self.body
-
-    @property
-    def output_sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def hop_length(self) -> int:
-        return self.config.generator.hop_length
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None) -> HiFiGANVocoder:
-        """Loads a jik876/hifi-gan ``g_XXXXXXXX`` + ``config.json`` (or a speechkit folder)."""
-        p = Path(ckpt)
-        if p.is_dir():
-            if (p / "model.safetensors").is_file():
-                return cls.from_pretrained(p)
-            p = _latest_official(p)
-        config_path = Path(config_path) if config_path is not None else p.parent / "config.json"
-        cfg = interop.mel_config_from_official(interop.read_official_config(config_path), source=str(config_path))
-        gen = build_mel_hifigan(cfg)
-        _load_strict_shapes(gen, interop.state_dict_from_official(interop.load_official_checkpoint(p), kind="mel"),
-                            str(p))
-        return cls(gen, cfg)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike) -> HiFiGANVocoder:
-        d = Path(folder)
-        state, config = _read_our_folder(d, "mel_hifigan")
-        cfg = MelHiFiGANConfig.from_dict(config["model"])
-        gen = build_mel_hifigan(cfg)
-        _load_strict_shapes(gen, state, str(d / "model.safetensors"))
-        return cls(gen, cfg)
-
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        from speechkit.train.checkpoint import save_pretrained
-
-        config = {"kind": "mel_hifigan", "format_version": FORMAT_VERSION, "model": self.config.to_dict()}
-        return save_pretrained(folder, {k: v.float() for k, v in self.body.state_dict().items()}, config)
-
-    @torch.inference_mode()
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """``(num_mels, frames)`` or ``(1, num_mels, frames)`` log-mel → ``(frames * hop_length,)`` float32."""
-        m = torch.as_tensor(mel, dtype=torch.float32)
-        if m.dim() == 2:
-            m = m[None]
-        if m.dim() != 3 or m.shape[0] != 1 or m.shape[1] != self.config.num_mels or m.shape[2] == 0:
-            raise VocoderError(f"mel must be ({self.config.num_mels}, frames) with frames > 0. "
-                               f"Found shape {tuple(m.shape)}")
-        return self._synthesize(m.to(self.device))
