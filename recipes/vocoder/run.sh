@@ -4,7 +4,7 @@
 # Stages (run a range with --stage NAME --stop-stage NAME):
 #   prepare   speechkit prepare mini-expresso     the corpus (48 kHz, 4 speakers x 5 styles)
 #   units     speechkit encode                    units jsonl of the read speech, speech encoder --encoder
-#   train     speechkit train vocoder             the vocoder (out: EXP/vocoder/model, EXP/vocoder/official)
+#   train     speechkit train vocoder             train split, dev validation (EXP/vocoder/model, .../official)
 #   resynth   speechkit resynth                   one speaker/style folder resynthesised into EXP/resynth
 #
 # Example (CPU debug run, a few seconds of training):
@@ -49,7 +49,7 @@ index() { local i; for i in "${!STAGES[@]}"; do [[ ${STAGES[$i]} == "$1" ]] && {
 first=$(index "$stage"); last=$(index "$stop_stage")
 run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]]; }
 need_encoder() { [[ -n $encoder ]] || { echo "--encoder DIR (a speech-encoder folder) is required" >&2; exit 1; }; }
-SPEECHKIT=${SPEECHKIT:-speechkit}
+SPEECHKIT=${SPEECHKIT:-.venv/bin/speechkit}
 
 if run_stage prepare; then
   echo "== prepare"
@@ -66,7 +66,8 @@ fi
 if run_stage train; then
   echo "== train"
   # shellcheck disable=SC2086  # train_args holds several Hydra overrides
-  $SPEECHKIT train vocoder ${preset:+preset=$preset} data.units="$exp/units.jsonl" data.speaker=expresso \
+  $SPEECHKIT train vocoder ${preset:+preset=$preset} data.units="$exp/units.jsonl" \
+    data.train_list="$data/splits/train.txt" data.valid_list="$data/splits/dev.txt" data.speaker=expresso \
     data.style=expresso model.num_units="$num_units" out="$exp/vocoder" $train_args
 fi
 

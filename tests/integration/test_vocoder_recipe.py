@@ -26,7 +26,7 @@ def test_vocoder_recipe_debug(tmp_path):
     tiny_encoder().save_pretrained(tmp_path / "encoder")
     env = {**os.environ, "SPEECHKIT": f"{sys.executable} -m speechkit.cli.main", "OMP_NUM_THREADS": "1"}
     cmd = ["bash", str(RECIPE), "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"), "--encoder",
-           str(tmp_path / "encoder"), "--num-units", str(K), "--minutes", "0.5", "--jobs", "1", "--preset", "debug",
+           str(tmp_path / "encoder"), "--num-units", str(K), "--minutes", "2", "--jobs", "1", "--preset", "debug",
            "--resynth-dir", "audio_48khz/read/us1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
                           cwd=Path(__file__).resolve().parents[2])
