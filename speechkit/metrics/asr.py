@@ -45,6 +45,7 @@ class PocketSphinxASR:
             raise ValueError(f"wav must be 1-D (samples,) at 16 kHz. Found shape {x.shape}")
         pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
         d = self._decoder
+        d.reinit_feat()  # forget the cepstral mean of earlier files: each file decodes as with a fresh decoder
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
         d.end_utt()

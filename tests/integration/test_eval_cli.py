@@ -41,14 +41,14 @@ def folders(mini_expresso, test_read, tmp_path_factory):
 
 
 def _independent_wer(paths, refs) -> float:
-    """pocketsphinx's Decoder and jiwer used directly (lower case, punctuation removed)."""
+    """pocketsphinx's Decoder and jiwer used directly (librosa resampling, lower case, punctuation removed)."""
     import jiwer
     import librosa
     from pocketsphinx import Decoder
 
-    dec = Decoder(samprate=16000, loglevel="FATAL")
     hyps = []
-    for p in paths:
+    for p in paths:  # a fresh decoder per file: no feature state carried over from other files
+        dec = Decoder(samprate=16000, loglevel="FATAL")
         x, _ = librosa.load(p, sr=16000)
         dec.start_utt()
         dec.process_raw((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
