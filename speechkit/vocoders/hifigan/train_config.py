@@ -42,15 +42,13 @@ class DataConfig:
     """Samples per training segment (a multiple of the hop)."""
     peak: float | None = 0.95
     """Peak normalisation of each utterance (``None`` keeps levels)."""
-    num_workers: int = 0
-    """DataLoader worker processes."""
 
     def validate(self) -> None:
         for what in ("speaker", "style"):
             if getattr(self, what) not in NAME_SOURCES:
                 raise VocoderError(f"data.{what} must be one of {NAME_SOURCES}. Found {getattr(self, what)!r}")
-        if self.valid_count < 0 or self.num_workers < 0:
-            raise VocoderError("data.valid_count and data.num_workers must be >= 0")
+        if self.valid_count < 0:
+            raise VocoderError(f"data.valid_count must be >= 0. Found {self.valid_count}")
 
 
 @dataclass(kw_only=True)
