@@ -6,11 +6,12 @@
 #   recipes/twist/run.sh --preset debug --exp exp/twist_debug --data data/twist_debug --text-docs 200 \
 #       --train-stories 16 --pairs 4                      # a CI smoke run of every stage (about a minute)
 #   recipes/twist/run.sh --stage train --stop-stage eval --encoder exp/hubert/final/encoder --num-units 100
+#   recipes/twist/run.sh --stage speech --text-lm /models/opt-125m --voices us2   # any HF text LM, one voice
 #
 # Stages (names or numbers; run a range with --stage / --stop-stage):
 #   0 text        text corpus (train stories + sentences)      data_prep/make_text_corpus.py
 #   1 textlm      small Llama text LM + BPE                     speechkit train textlm
-#   2 speech      speech of train stories, 4 voices             data_prep/make_storycloze.py --train-stories
+#   2 speech      speech of train stories (--voices)           data_prep/make_storycloze.py --train-stories
 #   3 kmeans      MFCC k-means (skipped with --encoder)         speechkit train kmeans features=mfcc
 #   4 units       encode the story speech                       speechkit encode
 #   5 sequences   dedup + train/valid split                     speechkit sequences
@@ -32,13 +33,15 @@ text_docs=20000
 train_stories=1000
 pairs=200
 inits="warm cold"
+text_lm=""
+voices="us1 us2 us3 en1"
 ulm_args=""
 textlm_args=""
 SK=${SPEECHKIT:-.venv/bin/speechkit}
 PY=${PYTHON:-.venv/bin/python}
 
-usage() { sed -n '2,23p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --encoder --num-units"\
-  "--text-docs --train-stories --pairs --inits --ulm-args --textlm-args"; exit "${1:-0}"; }
+usage() { sed -n '2,21p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --encoder --num-units"\
+  "--text-docs --train-stories --pairs --inits --text-lm --voices --ulm-args --textlm-args"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -52,6 +55,8 @@ while [[ $# -gt 0 ]]; do
     --train-stories) train_stories=$2; shift 2;;
     --pairs) pairs=$2; shift 2;;
     --inits) inits=$2; shift 2;;
+    --text-lm) text_lm=$2; shift 2;;
+    --voices) voices=$2; shift 2;;
     --ulm-args) ulm_args=$2; shift 2;;
     --textlm-args) textlm_args=$2; shift 2;;
     -h|--help) usage 0;;
@@ -68,6 +73,7 @@ run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]] && e
 if [[ -n $encoder ]]; then units_args=(--encoder "$encoder"); else
   units_args=(--mfcc --kmeans "$exp/kmeans/kmeans.safetensors"); fi
 km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
+text_lm=${text_lm:-$exp/textlm/model}  # the text LM warm starts read (and cold starts copy the shape of)
 
 if run_stage text; then
   $PY data_prep/make_text_corpus.py "$data/text" --stories $((text_docs / 2)) --sentences $((text_docs / 2))
@@ -78,7 +84,8 @@ if run_stage textlm; then
     train.out_dir="$exp/textlm" $textlm_args
 fi
 if run_stage speech; then
-  $PY data_prep/make_storycloze.py "$data/story_speech" --train-stories "$train_stories"
+  # shellcheck disable=SC2086  # voices is a list
+  $PY data_prep/make_storycloze.py "$data/story_speech" --train-stories "$train_stories" --voices $voices
 fi
 if run_stage kmeans && [[ -z $encoder ]]; then
   $SK train kmeans $km_preset data="$data/story_speech/audio" features=mfcc k="$num_units" out="$exp/kmeans"
@@ -92,7 +99,7 @@ fi
 if run_stage train; then
   for init in $inits; do
     # shellcheck disable=SC2086
-    $SK train ulm preset="$preset" model.init="$init" model.text_lm="$exp/textlm/model" \
+    $SK train ulm preset="$preset" model.init="$init" model.text_lm="$text_lm" \
       data.train="$exp/units/train.jsonl" data.valid="$exp/units/valid.jsonl" data.num_units="$num_units" \
       train.out_dir="$exp/ulm_$init" $ulm_args
   done
