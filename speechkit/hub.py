@@ -276,3 +276,17 @@ def _unpacked(card: Card, f: CardFile, archive: Path) -> Path:
         (dest / ".complete").write_text(f.file)
     inner = [p for p in dest.iterdir() if not p.name.startswith(".")]
     return inner[0] if len(inner) == 1 and inner[0].is_dir() else dest
+
+
+def is_card_name(name_or_path) -> bool:
+    """True when ``name_or_path`` is not an existing path and looks like a card name (no path separator)."""
+    s = str(name_or_path)
+    return not Path(s).exists() and "/" not in s and "\\" not in s and not s.startswith(".")
+
+
+def fetch_kind(name: str, kind: str) -> tuple[Card, dict[str, Path]]:
+    """:func:`fetch` for a card that must be of ``kind`` (the loader's kind), with a clear error otherwise."""
+    card = load_card(name)
+    if card.kind != kind and card.path is None:
+        raise HubError(f"card {name!r} is a {card.kind}, not a {kind}; `speechkit models --kind {kind}` lists those")
+    return card, fetch(name)

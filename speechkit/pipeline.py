@@ -61,9 +61,20 @@ class Resynthesizer:
         Raises:
             PipelineError: a sub-folder is missing.
         """
+        from speechkit import hub
         from speechkit.units import SpeechEncoder
         from speechkit.vocoders import CodeHiFiGANVocoder
 
+        if hub.is_card_name(folder):  # a vocoder card names the speech-encoder card whose units it reads
+            card = hub.load_card(str(folder))
+            if card.path is not None:
+                folder = hub.fetch(card.name)["folder"]
+            elif card.kind == "vocoder" and card.encoder:
+                return cls(SpeechEncoder.from_pretrained(card.encoder), CodeHiFiGANVocoder.from_pretrained(card.name),
+                           **options)
+            else:
+                raise PipelineError(f"card {card.name!r} is a {card.kind}; a Resynthesizer needs a vocoder card "
+                                    "with an 'encoder' (see `speechkit models --kind vocoder`)")
         d = Path(folder)
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():

@@ -112,7 +112,8 @@ class UnitLM:
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, *, dtype: torch.dtype | None = None,
                         device: str | torch.device | None = None) -> UnitLM:
-        """Loads a speechkit unit LM folder, a TWIST release or a slamkit model (detected from the files).
+        """Loads a speechkit unit LM folder, a TWIST release or a slamkit model (detected from the files), or a
+        model card by name (``"TWIST-350M"``, through :mod:`speechkit.hub`).
 
         Args:
             folder: the model folder.
@@ -126,6 +127,11 @@ class UnitLM:
 
         from speechkit.ulm.interop import detect_format, load_slamkit, load_twist
 
+        from speechkit import hub
+
+        if hub.is_card_name(folder):  # a released model by name (e.g. "TWIST-350M"), fetched and unzipped
+            _, files = hub.fetch_kind(str(folder), "unit-lm")
+            folder = files["folder"] / "ulm" if "folder" in files else files["model"]
         d = Path(folder)
         fmt = detect_format(d)
         if fmt == "twist":

@@ -184,3 +184,45 @@ def test_speech_encoder_from_card_name(server, cards, tmp_path):
     assert out["units"].max() < 5
     with pytest.raises(hub.HubError, match="is a hubert, not a speech encoder"):
         SpeechEncoder.from_pretrained("tiny-hubert")
+
+
+def test_vocoder_and_resynthesizer_from_card_names(server, cards, tmp_path):
+    """An Expresso-style vocoder card (generator + config + speakers + styles) and the encoder card it names."""
+    from pathlib import Path
+
+    import joblib
+    import numpy as np
+    import torch
+    from sklearn.cluster import KMeans
+
+    from speechkit.pipeline import Resynthesizer
+    from speechkit.vocoders import CodeHiFiGANVocoder
+    from tests.unit.units import fairseq_format as ff
+
+    ref = Path(__file__).resolve().parent.parent / "data" / "vocoders" / "expresso"
+    ff.write_fairseq_checkpoint(tmp_path / "dense.pt", "base", seed=1)
+    joblib.dump(KMeans(n_clusters=100, n_init=1, random_state=0).fit(np.random.RandomState(0).randn(300, ff.DIM)),
+                tmp_path / "km.bin")
+    Handler.files = {"/dense.pt": (tmp_path / "dense.pt").read_bytes(), "/km.bin": (tmp_path / "km.bin").read_bytes(),
+                     **{f"/{n}": (ref / n).read_bytes() for n in ("g_00000000", "config.json", "speakers.txt",
+                                                                     "styles.txt")}}
+    sha = {k: hashlib.sha256(v).hexdigest() for k, v in Handler.files.items()}
+
+    def entry(role, path):
+        return f"    {role}: {{file: t{path.replace('/', '_')}, url: {server}{path}, sha256: {sha[path]}}}\n"
+
+    cards(card("tiny-hubert", f"{server}/dense.pt", sha["/dense.pt"])
+          + "- name: tiny-km100\n  kind: speech-encoder\n  loader: speechkit.units.SpeechEncoder\n  license: MIT\n"
+            "  requires: [tiny-hubert]\n  layer: 2\n  vocab_size: 100\n  files:\n" + entry("kmeans", "/km.bin")
+          + "- name: tiny-km100-hifigan\n  kind: vocoder\n  loader: speechkit.vocoders.CodeHiFiGANVocoder\n"
+            "  license: MIT\n  encoder: tiny-km100\n  files:\n" + entry("checkpoint", "/g_00000000")
+          + entry("config", "/config.json") + entry("speakers", "/speakers.txt") + entry("styles", "/styles.txt"))
+    voc = CodeHiFiGANVocoder.from_pretrained("tiny-km100-hifigan")
+    direct = CodeHiFiGANVocoder.from_checkpoint(ref / "g_00000000", ref / "config.json")
+    units = torch.randint(0, 100, (20,))
+    assert torch.equal(voc(units, speaker="ex01", style=0), direct(units, speaker="ex01", style=0))
+    rs = Resynthesizer.from_pretrained("tiny-km100-hifigan")
+    out = rs(torch.randn(16000) * 0.1, sample_rate=16000, speaker="ex01", style=0)
+    assert out.dim() == 1 and out.numel() > 0 and rs.output_sample_rate == 16000
+    with pytest.raises(hub.HubError, match="is a speech-encoder, not a vocoder"):
+        CodeHiFiGANVocoder.from_pretrained("tiny-km100")

@@ -180,7 +180,16 @@ class CodeHiFiGANVocoder(_Base):
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
-        """Loads a speechkit model folder written by :meth:`save_pretrained`."""
+        """Loads a speechkit model folder written by :meth:`save_pretrained`, or a vocoder model card by name
+        (e.g. ``"hubert-base-ls960-layer-9-kmeans-expresso-2000-hifigan"``, fetched through :mod:`speechkit.hub`)."""
+        from speechkit import hub
+
+        if hub.is_card_name(folder):
+            _, files = hub.fetch_kind(str(folder), "vocoder")
+            if "folder" in files:
+                return cls.from_pretrained(files["folder"] / "vocoder")
+            return cls.from_checkpoint(files["checkpoint"], files["config"], files.get("speakers"),
+                                       files.get("styles"))
         d = Path(folder)
         state, config = _read_our_folder(d, "code_hifigan")
         cfg = CodeHiFiGANConfig.from_dict(config["model"])
