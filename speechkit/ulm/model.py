@@ -125,9 +125,8 @@ class UnitLM:
         """
         from transformers import AutoModelForCausalLM
 
-        from speechkit.ulm.interop import detect_format, load_slamkit, load_twist
-
         from speechkit import hub
+        from speechkit.ulm.interop import detect_format, load_slamkit, load_twist
 
         if hub.is_card_name(folder):  # a released model by name (e.g. "TWIST-350M"), fetched and unzipped
             _, files = hub.fetch_kind(str(folder), "unit-lm")
