@@ -41,6 +41,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "splits/train.txt)")
     m.set_defaults(func=_manifest)
 
+    e = corpora.add_parser("expresso", help="the Expresso dataset (real or mini) cut into <=15 s 16 kHz segments",
+                           formatter_class=HelpFormatter,
+                           description="Cut an Expresso-layout corpus (read speech and stereo dialogues) into short "
+                                       "16 kHz segments with speaker, style and text, per split.",
+                           epilog="examples:\n  speechkit prepare expresso /data/expresso data/expresso_16k\n"
+                                  "  speechkit prepare expresso data/mini_expresso data/mini_expresso_16k --jobs 2")
+    e.add_argument("root", type=Path, help="Expresso root (holds audio_48khz/, splits/, read_transcriptions.txt)")
+    e.add_argument("output", type=Path, help="output folder ({split}.jsonl, {split}.tsv, audio)")
+    e.add_argument("--sample-rate", type=int, default=16000, help="output sample rate")
+    e.add_argument("--max-seconds", type=float, default=15.0, help="longest segment")
+    e.add_argument("--jobs", type=int, default=1, help="worker processes")
+    e.set_defaults(func=_expresso)
+
     s = corpora.add_parser("mini-expresso", help="synthetic corpus in the Expresso layout",
                            formatter_class=HelpFormatter, epilog=MINI_EXPRESSO_EXAMPLES,
                            description="Synthesise the offline mini-Expresso (4 speakers, 5 styles, read speech "
@@ -55,6 +68,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--conversations", type=int, default=1, help="dialogues per speaker pair and style pair")
     s.add_argument("--jobs", type=int, default=1, help="worker processes")
     s.set_defaults(func=_mini_expresso)
+
+
+def _expresso(args: argparse.Namespace) -> int:
+    from speechkit.data.corpora.expresso import prepare_expresso
+
+    out = prepare_expresso(args.root, args.output, sample_rate=args.sample_rate, max_seconds=args.max_seconds,
+                           jobs=args.jobs)
+    print(f"Expresso segments ready in {out}")
+    return 0
 
 
 def _manifest(args: argparse.Namespace) -> int:

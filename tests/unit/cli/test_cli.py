@@ -56,3 +56,11 @@ def test_prepare_mini_expresso_cli(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "c" / "read_transcriptions.txt").read_text().startswith("us3_slow_00001\t")
     assert list((tmp_path / "c" / "audio_48khz" / "read" / "us3" / "slow" / "base").glob("*.wav"))
+
+
+def test_prepare_expresso_cli(tmp_path, mini_expresso):
+    out = run("prepare", "expresso", str(mini_expresso), str(tmp_path / "seg"), "--jobs", "1")
+    assert out.returncode == 0, out.stderr
+    for split in ("train", "dev", "test"):
+        assert (tmp_path / "seg" / f"{split}.jsonl").read_text().strip()
+    assert run("prepare", "expresso", str(tmp_path / "nothing"), str(tmp_path / "x")).returncode == 1
