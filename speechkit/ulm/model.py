@@ -269,7 +269,8 @@ class UnitLM:
 
     # ---------------------------------------------------------------- generation
     def generate(self, prompt_units, max_new_tokens: int = 100, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None, stop_on_eos: bool = True) -> torch.Tensor:
+                 top_p: float | None = None, seed: int | None = None, stop_on_eos: bool = True,
+                 cache=None) -> torch.Tensor:
         """Samples a continuation of a unit prompt.
 
         Only unit tokens are ever drawn (and the end token, which stops generation when ``stop_on_eos``).
@@ -282,6 +283,9 @@ class UnitLM:
             top_p: nucleus sampling mass.
             seed: makes the sample reproducible (same seed, same model, same result).
             stop_on_eos: stop at the end token (speechkit/slamkit layouts) instead of ignoring it.
+            cache: a bounded KV cache from :mod:`speechkit.ulm.cache` (e.g. ``TOVACache(cache_size=512)``, a fresh
+                one per call) for flat memory; ``None`` keeps every token. With a cache, rotary models (Llama,
+                Qwen2) may generate past ``max_position_embeddings``; learned-position models (OPT) may not.
 
         Returns:
             ``(new_units,)`` int64 tensor of unit ids in ``[0, num_units)``, the continuation only.
@@ -296,7 +300,24 @@ class UnitLM:
         prompt = self.vocab.token_ids(prompt_units, name="prompt_units", append_eos=False)
         if not prompt:
             raise UnitLMError("prompt_units is empty and this layout has no BOS token: give at least one unit")
-        self._check_length(len(prompt) + max_new_tokens, "prompt_units + max_new_tokens")
+        rotary = hasattr(self.model.config, "rope_theta")
+        self._check_length(len(prompt) + (0 if cache is not None and rotary else max_new_tokens),
+                           "prompt_units + max_new_tokens")
+        if cache is not None:
+            from speechkit.ulm.cache import generate_with_cache
+
+            size = self.model.get_output_embeddings().weight.shape[0]
+            allowed = torch.zeros(size, dtype=torch.bool)
+            allowed[self.vocab.unit_offset:self.vocab.unit_offset + self.num_units] = True
+            eos = self.vocab.eos_id if stop_on_eos else None
+            if eos is not None:
+                allowed[eos] = True
+            new = generate_with_cache(self.model, torch.tensor(prompt), max_new_tokens, cache=cache,
+                                      do_sample=temperature > 0, temperature=temperature or 1.0, top_k=top_k,
+                                      top_p=top_p, seed=seed, stop_on_eos=eos is not None, eos_token_id=eos,
+                                      allowed_token_ids=allowed)
+            new = new[:-1] if eos is not None and len(new) and int(new[-1]) == eos else new
+            return new - self.vocab.unit_offset
         was_training = self.model.training
         self.model.eval()
         try:

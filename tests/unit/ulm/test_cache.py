@@ -211,3 +211,23 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="cache policy must be one of"):
         make_cache("lru", 8)
     assert make_cache("full", None) is None and isinstance(make_cache("h2o", 8), H2OCache)
+
+
+# ------------------------------------------------------------------ UnitLM.generate(cache=...)
+@pytest.mark.parametrize("arch", ["llama", "opt"])
+def test_unit_lm_generate_with_cache(tmp_path, arch):
+    from speechkit.ulm import UnitLM
+    from tests.unit.ulm.conftest import save_tiny_lm
+
+    save_tiny_lm(tmp_path, arch)
+    lm = UnitLM.warm_start(tmp_path, num_units=20)
+    kw = dict(max_new_tokens=40, temperature=1.0, top_k=8, seed=3, stop_on_eos=False)
+    plain = lm.generate([3, 4, 5], **kw)
+    roomy = lm.generate([3, 4, 5], cache=TOVACache(64), **kw)  # never full: the same sample as the full cache
+    assert torch.equal(plain, roomy)
+    cache = TOVACache(8)
+    small = lm.generate([3, 4, 5], cache=cache, **kw)
+    assert small.shape == (40,) and int(small.min()) >= 0 and int(small.max()) < 20
+    assert cache.peak_size == 8
+    greedy = lm.generate([3, 4, 5], max_new_tokens=30, temperature=0.0, cache=H2OCache(8))
+    assert len(greedy) <= 30 and all(0 <= u < 20 for u in greedy.tolist())
