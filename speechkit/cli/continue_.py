@@ -9,9 +9,12 @@ EXAMPLES = """examples:
   speechkit continue prompt.wav -o out.wav --model checkpoints/twist --seconds 5 --seed 0
   speechkit continue prompt.wav -o out.wav --encoder exp/encoder --ulm runs/ulm/model --vocoder runs/vocoder/model
   speechkit continue prompt.wav -o out.wav --model M --prompt-seconds 3 --temperature 0.8 --top-k 50 --no-prompt
+  speechkit continue prompt.wav -o long.wav --model M --seconds 300 --cache tova --cache-size 512
 
 The prompt's units are continued by sampling (temperature 0.8 by default, as TWIST); the vocoder synthesises
-prompt + continuation with its duration predictor. Without --speaker the vocoder voice closest to the prompt is used."""
+prompt + continuation with its duration predictor. Without --speaker the vocoder voice closest to the prompt is used.
+--cache tova --cache-size K keeps at most K cached tokens per layer (TOVA eviction; also window, sinks, h2o):
+memory stays flat however long the continuation."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speaker", default=None, help="vocoder speaker name or id (default: closest to the prompt)")
     p.add_argument("--style", default=None, help="vocoder style name or id")
     p.add_argument("--no-prompt", action="store_true", help="write the continuation only")
+    p.add_argument("--cache", choices=["full", "tova", "window", "sinks", "h2o"], default="full",
+                   help="KV-cache policy: full, or bounded to --cache-size entries per layer")
+    p.add_argument("--cache-size", type=int, default=None, help="entries per layer kept by a bounded --cache")
     p.set_defaults(func=_run)
 
 
@@ -51,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         wav = wav[: int(args.prompt_seconds * sr)]
     out = sc(wav, sr, seconds=args.seconds, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
              seed=args.seed, speaker=_name_or_id(args.speaker), style=_name_or_id(args.style),
-             include_prompt=not args.no_prompt)
+             include_prompt=not args.no_prompt, cache=args.cache, cache_size=args.cache_size)
     io.save(args.output, out, sc.output_sample_rate)
     print(f"wrote {args.output}: {len(out) / sc.output_sample_rate:.2f} s at {sc.output_sample_rate} Hz "
           f"(prompt {len(wav) / sr:.2f} s)")

@@ -74,24 +74,36 @@ class SpeechContinuation:
         return self.vocoder.output_sample_rate
 
     def continue_units(self, units: torch.Tensor, num_new: int, *, temperature: float = 0.8,
-                       top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> torch.Tensor:
+                       top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                       cache: str | None = None, cache_size: int | None = None) -> torch.Tensor:
         """Samples ``num_new`` units after ``units`` (``(N,)``); only the last units that fit the LM's context
-        (with room for ``num_new``) are used as the prompt. Returns ``(<= num_new,)`` unit ids."""
-        from speechkit.pipeline import PipelineError
+        (with room for ``num_new``) are used as the prompt. Returns ``(<= num_new,)`` unit ids.
 
+        ``cache`` (``tova``, ``window``, ``sinks``, ``h2o``; see :mod:`speechkit.ulm.cache`) bounds the KV cache to
+        ``cache_size`` entries per layer: memory stays flat, and a rotary LM may continue past its context (only
+        the prompt must fit)."""
+        from speechkit.pipeline import PipelineError
+        from speechkit.ulm.cache import make_cache
+
+        try:
+            kv_cache = make_cache(cache, cache_size)
+        except ValueError as e:
+            raise PipelineError(str(e)) from None
         context = self.lm.max_positions
+        unbounded = kv_cache is not None and hasattr(self.lm.model.config, "rope_theta")
         if context is not None:
-            room = context - num_new - 2  # BOS and the slot of the first new token
+            room = context - (0 if unbounded else num_new) - 2  # BOS and the slot of the first new token
             if room < 1:
                 raise PipelineError(f"{num_new} new units do not fit the unit LM's context of {context}; ask for "
                                     "fewer seconds")
             units = units[-room:]
         return self.lm.generate(units, max_new_tokens=num_new, temperature=temperature, top_k=top_k, top_p=top_p,
-                                seed=seed)
+                                seed=seed, cache=kv_cache)
 
     def __call__(self, wav: torch.Tensor, sample_rate: int, *, seconds: float = 5.0, temperature: float = 0.8,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None, speaker: Any = None,
-                 style: Any = None, include_prompt: bool = True) -> torch.Tensor:
+                 style: Any = None, include_prompt: bool = True, cache: str | None = None,
+                 cache_size: int | None = None) -> torch.Tensor:
         """Continues the speech in ``wav``.
 
         Args:
@@ -103,6 +115,7 @@ class SpeechContinuation:
             speaker: vocoder speaker (name or id); ``None`` = the one closest to the prompt's voice.
             style: vocoder style; ``None`` = its default.
             include_prompt: return prompt + continuation (TWIST), or the continuation alone.
+            cache, cache_size: bounded KV cache policy and size (see :meth:`continue_units`).
 
         Returns:
             ``(samples,)`` float32 at :attr:`output_sample_rate`.
@@ -117,7 +130,7 @@ class SpeechContinuation:
         units, durations = enc["units"].cpu(), enc["durations"].cpu()
         units_per_second = len(units) / (mono.numel() / sample_rate)
         new = self.continue_units(units, max(1, math.ceil(seconds * units_per_second)), temperature=temperature,
-                                  top_k=top_k, top_p=top_p, seed=seed)
+                                  top_k=top_k, top_p=top_p, seed=seed, cache=cache, cache_size=cache_size)
         if speaker is None:
             speaker = self.resynthesizer.match_speaker(mono, sample_rate, units, durations, style)
         out_units = torch.cat([units, new]) if include_prompt else new

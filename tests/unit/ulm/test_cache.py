@@ -231,3 +231,46 @@ def test_unit_lm_generate_with_cache(tmp_path, arch):
     assert cache.peak_size == 8
     greedy = lm.generate([3, 4, 5], max_new_tokens=30, temperature=0.0, cache=H2OCache(8))
     assert len(greedy) <= 30 and all(0 <= u < 20 for u in greedy.tolist())
+
+
+# ------------------------------------------------------------------ SpeechContinuation / speechkit continue
+def test_continuation_with_tova_runs_past_the_context_with_flat_memory(tmp_path, capsys):
+    from speechkit.audio import io
+    from speechkit.cli.main import main
+    from speechkit.pipeline import PipelineError, SpeechContinuation
+    from speechkit.ulm import UnitLM
+    from tests.unit.test_pipeline import K, speech_like, tiny_encoder, tiny_vocoder
+    from tests.unit.ulm.conftest import tiny_config
+
+    lm = UnitLM.cold_start(tiny_config("llama", max_position_embeddings=40), num_units=K, seed=0)
+    sc = SpeechContinuation(tiny_encoder(), lm, tiny_vocoder())
+    sizes = []
+
+    def record(module, args, kwargs, output):
+        sizes.append(max(layer.keys.shape[-2] for layer in kwargs["past_key_values"].layers))
+
+    def no_eos(module, args, output):  # a random LM may end at once; this test wants the whole length
+        output[..., lm.vocab.eos_id] = float("-inf")
+
+    handles = [lm.model.register_forward_hook(record, with_kwargs=True),
+               lm.model.get_output_embeddings().register_forward_hook(no_eos)]
+    try:
+        units = torch.randint(0, K, (30,), generator=torch.Generator().manual_seed(0))
+        new = sc.continue_units(units, 120, seed=1, cache="tova", cache_size=16)  # 3x the context of 40
+    finally:
+        for h in handles:
+            h.remove()
+    assert len(new) == 120 and len(sizes) == 120 and max(sizes) == 16
+    with pytest.raises(PipelineError, match="do not fit the unit LM's context of 40"):
+        sc.continue_units(units, 120, seed=1)  # the full cache cannot
+    with pytest.raises(PipelineError, match="needs a cache size"):
+        sc.continue_units(units, 10, cache="tova")
+
+    sc.encoder.save_pretrained(tmp_path / "m" / "encoder")
+    lm.save_pretrained(tmp_path / "m" / "ulm")
+    sc.vocoder.save_pretrained(tmp_path / "m" / "vocoder")
+    io.save(tmp_path / "prompt.wav", speech_like(2.0, sr=24000), 24000)
+    assert main(["continue", str(tmp_path / "prompt.wav"), "-o", str(tmp_path / "out.wav"), "--model",
+                 str(tmp_path / "m"), "--seconds", "6", "--seed", "0", "--speaker", "b", "--cache", "tova",
+                 "--cache-size", "16"]) == 0
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "out.wav").exists()
