@@ -24,6 +24,7 @@ EPILOG = """examples:
   speechkit eval folder --hyp out/ --ref ref/ --transcripts texts.tsv --metrics wer,cer,f0,speaker -o report
   speechkit eval resynthesis --data data/mini_expresso --encoder exp/encoder --vocoder exp/vocoder -o report
   speechkit continue prompt.wav -o out.wav --encoder exp/encoder --ulm runs/ulm/model --vocoder runs/vocoder/model
+  speechkit analyze papa --hubert exp/encoder/hubert --data data/mini_expresso -o eval/papa/encoder.json
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""
 
@@ -33,7 +34,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import continue_, encode, models, prepare, resynth, sequences, train
+    from speechkit.cli import analyze, continue_, encode, models, prepare, resynth, sequences, train
     from speechkit.cli import eval as eval_
 
     parser = argparse.ArgumentParser(
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     if train.TASKS:  # only commands that exist are listed
         train.add_parser(sub)
     eval_.add_parser(sub)
+    analyze.add_parser(sub)
     continue_.add_parser(sub)
     models.add_parsers(sub)
     return parser
