@@ -40,7 +40,7 @@ from transformers.cache_utils import DynamicCache
 from speechkit.ulm.generate import filter_logits
 
 __all__ = ["EvictingCache", "H2OCache", "SinkCache", "TOVACache", "WindowCache", "generate_with_cache",
-           "make_cache", "POLICIES"]
+           "log_likelihood_with_cache", "make_cache", "POLICIES"]
 
 
 class EvictingCache(DynamicCache):
@@ -264,6 +264,55 @@ def _evicting(model, cache: EvictingCache):
             model.set_attn_implementation(previous)
 
 
+def _step(model, step: torch.Tensor, past, cache: EvictingCache | None, start: int, kwargs: dict) -> torch.Tensor:
+    """One forward pass of ``step`` ``(batch, n)`` at true positions ``start .. start + n - 1``; returns logits."""
+    n = step.shape[1]
+    position = torch.arange(start, start + n, device=step.device)
+    if cache is not None:
+        cache.seen_tokens = start + n  # read by the hooks: true positions of the new entries
+    return model(input_ids=step, past_key_values=past, use_cache=True, cache_position=position,
+                 position_ids=position[None].expand(step.shape[0], -1), **kwargs).logits
+
+
+@torch.inference_mode()
+def log_likelihood_with_cache(model, input_ids, cache: EvictingCache | None = None) -> torch.Tensor:
+    """Teacher-forced log-probabilities of a sequence read one token at a time through a bounded cache.
+
+    The first token is the prompt; each later token is scored from the logits of the step before it, so the
+    model sees exactly what it would see when generating that sequence with the policy (the paper's
+    perplexity setting). With ``cache=None`` (full cache) this equals one causal forward pass.
+
+    Args:
+        model: a transformers causal LM.
+        input_ids: ``(length,)`` or ``(batch, length)`` token ids, length >= 2.
+        cache: an :class:`EvictingCache` (emptied first) or ``None``.
+
+    Returns:
+        ``(length - 1,)`` or ``(batch, length - 1)`` float32 log-probabilities of tokens ``1 .. length - 1``.
+    """
+    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    squeeze = ids.dim() == 1
+    ids = (ids[None] if squeeze else ids).to(next(model.parameters()).device)
+    if ids.dim() != 2 or ids.shape[1] < 2:
+        raise ValueError(f"input_ids must be (length,) or (batch, length) with length >= 2. Found {tuple(ids.shape)}")
+    keep_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    past = DynamicCache() if cache is None else cache
+    if cache is not None:
+        cache.clear()
+    was_training = model.training
+    model.eval()
+    scores = []
+    try:
+        with _evicting(model, cache) if cache is not None else contextlib.nullcontext():
+            for t in range(ids.shape[1] - 1):
+                logits = _step(model, ids[:, t:t + 1], past, cache, t, keep_logits)[:, -1].float()
+                scores.append(logits.log_softmax(-1).gather(1, ids[:, t + 1:t + 2])[:, 0].cpu())
+    finally:
+        model.train(was_training)
+    out = torch.stack(scores, dim=1)
+    return out[0] if squeeze else out
+
+
 def _eos_ids(model, eos_token_id) -> set[int]:
     if eos_token_id is None:
         eos_token_id = getattr(model.generation_config, "eos_token_id", None)
@@ -332,14 +381,8 @@ def generate_with_cache(model, input_ids, max_new_tokens: int, cache: EvictingCa
         with _evicting(model, cache) if cache is not None else contextlib.nullcontext():
             step, start = ids, 0
             for _ in range(max_new_tokens):
-                n = step.shape[1]
-                position = torch.arange(start, start + n, device=device)
-                if cache is not None:
-                    cache.seen_tokens = start + n  # read by the hooks: true positions of the new entries
-                out = model(input_ids=step, past_key_values=past, use_cache=True, cache_position=position,
-                            position_ids=position[None].expand(batch, -1), **keep_logits)
-                start += n
-                logits = out.logits[:, -1].float().cpu()
+                logits = _step(model, step, past, cache, start, keep_logits)[:, -1].float().cpu()
+                start += step.shape[1]
                 if allowed_token_ids is not None:
                     logits[:, ~allowed_token_ids.cpu()] = float("-inf")
                 if do_sample and temperature > 0:

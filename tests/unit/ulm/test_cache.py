@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechkit.ulm.cache import H2OCache, SinkCache, TOVACache, WindowCache, generate_with_cache, make_cache
+from speechkit.ulm.cache import (
+    H2OCache,
+    SinkCache,
+    TOVACache,
+    WindowCache,
+    generate_with_cache,
+    log_likelihood_with_cache,
+    make_cache,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "ulm_cache"
 POLICIES = {"tova": TOVACache, "window": WindowCache, "sinks": SinkCache, "h2o": H2OCache}
@@ -186,6 +194,23 @@ def test_positions_keep_counting_from_true_length(arch, policy):
                        position_ids=torch.arange(len(seq))[None]).logits[0]
     assert torch.equal(logits[p_len - 1:].argmax(-1), ids)
     assert cache.positions[0][0, -1].item() == p_len + n_new - 2  # the last fed token sits at its true position
+
+
+@pytest.mark.parametrize("arch", ["llama", "opt"])
+def test_teacher_forced_log_likelihood(arch):
+    """Full cache: equals one causal forward pass. Window: equals the band-masked forward pass."""
+    model = tiny_model(arch, attn="eager")
+    seq = prompt(30, seed=4)
+    with torch.no_grad():
+        ref = model(seq[None]).logits[0, :-1].log_softmax(-1).gather(1, seq[1:, None])[:, 0]
+    assert torch.allclose(log_likelihood_with_cache(model, seq), ref, atol=1e-5)
+    assert torch.allclose(log_likelihood_with_cache(model, seq, TOVACache(64)), ref, atol=1e-5)
+    with torch.no_grad():
+        band = model(seq[None], attention_mask=_band_mask(30, 1, lambda i: range(max(0, i - 6), i + 1)),
+                     position_ids=torch.arange(30)[None]).logits[0, :-1].log_softmax(-1)
+    windowed = log_likelihood_with_cache(model, seq, WindowCache(6))
+    assert torch.allclose(windowed, band.gather(1, seq[1:, None])[:, 0], atol=1e-5)
+    assert not torch.allclose(windowed, ref, atol=1e-3)
 
 
 def test_greedy_sampling_and_batch():
