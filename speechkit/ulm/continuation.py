@@ -133,6 +133,55 @@ class SpeechContinuation:
                                   top_k=top_k, top_p=top_p, seed=seed, cache=cache, cache_size=cache_size)
         if speaker is None:
             speaker = self.resynthesizer.match_speaker(mono, sample_rate, units, durations, style)
+        return self._render(units, durations, new, speaker, style, include_prompt)
+
+    def best_of(self, wav: torch.Tensor, sample_rate: int, k: int, *, ranker: Any = "self", seconds: float = 5.0,
+                temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None, seed: int = 0,
+                speaker: Any = None, style: Any = None, include_prompt: bool = True):
+        """Compute-matched best-of-k continuation: ``k`` samples (seeds ``seed .. seed + k - 1``), the one
+        ``ranker`` scores highest is synthesised (see :mod:`speechkit.ulm.best_of`).
+
+        Args:
+            wav, sample_rate, seconds, temperature, top_k, top_p, speaker, style, include_prompt: as
+                :meth:`__call__`.
+            k: number of samples.
+            ranker: ``"self"`` (the generator's own likelihood), another :class:`~speechkit.ulm.UnitLM` (its
+                likelihood), an :class:`~speechkit.ulm.best_of.ASRRanker`, or a callable
+                ``(prompt_units, candidates) -> scores``.
+
+        Returns:
+            ``(audio, result)``: ``(samples,)`` float32 at :attr:`output_sample_rate` and the
+            :class:`~speechkit.ulm.best_of.BestOf` (candidates, scores, FLOPs).
+        """
+        from speechkit.pipeline import PipelineError
+        from speechkit.ulm import UnitLM
+        from speechkit.ulm.best_of import LikelihoodRanker, best_of_k
+
+        if seconds <= 0:
+            raise PipelineError(f"seconds must be > 0. Found {seconds}")
+        if isinstance(ranker, str) and ranker != "self":
+            raise PipelineError(f"ranker must be 'self', a UnitLM, an ASRRanker or a callable. Found {ranker!r}")
+        ranker = LikelihoodRanker(self.lm) if ranker == "self" else ranker
+        ranker = LikelihoodRanker(ranker) if isinstance(ranker, UnitLM) else ranker
+        mono = torch.as_tensor(wav, dtype=torch.float32)
+        mono = mono.mean(0) if mono.dim() == 2 else mono
+        enc = self.resynthesizer.encode(mono, sample_rate)
+        units, durations = enc["units"].cpu(), enc["durations"].cpu()
+        num_new = max(1, math.ceil(seconds * len(units) / (mono.numel() / sample_rate)))
+        if self.lm.max_positions is not None:  # the last units that fit the context, as continue_units
+            room = self.lm.max_positions - num_new - 2
+            if room < 1:
+                raise PipelineError(f"{num_new} new units do not fit the unit LM's context of "
+                                    f"{self.lm.max_positions}; ask for fewer seconds")
+            units, durations = units[-room:], durations[-room:]
+        if speaker is None:
+            speaker = self.resynthesizer.match_speaker(mono, sample_rate, units, durations, style)
+        result = best_of_k(self.lm, units, k, num_new, ranker, temperature=temperature, top_k=top_k, top_p=top_p,
+                           seed=seed, audio_fn=lambda u: self._render(units, durations, u[len(units):], speaker,
+                                                                      style, True))
+        return self._render(units, durations, result.best, speaker, style, include_prompt), result
+
+    def _render(self, units, durations, new, speaker, style, include_prompt: bool) -> torch.Tensor:
         out_units = torch.cat([units, new]) if include_prompt else new
         if len(out_units) == 0:
             return torch.zeros(0)
