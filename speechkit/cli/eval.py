@@ -196,7 +196,9 @@ def _add_resynthesis(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", type=Path, required=True, help="speech-encoder folder (encoder.json)")
     p.add_argument("--vocoder", type=Path, required=True, help="vocoder folder (speechkit or official g_XXXXXXXX)")
     p.add_argument("--target-speaker", help="vocoder speaker to convert every utterance to")
-    p.add_argument("--style-classifier", type=Path, help="style-classifier folder, for style accuracy")
+    p.add_argument("--style-classifier", type=Path,
+                   help="style-classifier folder, for style accuracy: a StyleClassifier or an early-exit classifier "
+                        "(speechkit.adaptive; stops at the first confident exit)")
     p.add_argument("--kinds", default="read,conversational", help="read and/or conversational utterances")
     p.add_argument("--limit", type=int, help="score only the first N utterances (by id)")
     _add_metric_options(p, "wer,cer,f0,speaker")

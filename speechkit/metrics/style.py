@@ -141,7 +141,9 @@ class StyleClassifier:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> StyleClassifier:
-        """Loads a folder written by :meth:`save_pretrained`.
+        """Loads a folder written by :meth:`save_pretrained`, or an early-exit classifier folder
+        (:func:`speechkit.adaptive.save_early_exit`, which gives an
+        :class:`~speechkit.adaptive.EarlyExitStyleClassifier` with the same ``predict`` / ``accuracy``).
 
         Raises:
             SpeechkitError: a file is missing or is not a style classifier.
@@ -150,6 +152,11 @@ class StyleClassifier:
 
         d = Path(folder)
         meta_path = d / "classifier.json"
+        if not meta_path.is_file() and (d / "config.json").is_file():  # an early-exit classifier folder
+            from speechkit.adaptive.factory import MODEL_KIND, EarlyExitStyleClassifier
+
+            if json.loads((d / "config.json").read_text()).get("kind") == MODEL_KIND:
+                return EarlyExitStyleClassifier.from_pretrained(d)
         if not meta_path.is_file():
             raise SpeechkitError(f"{d}: no classifier.json (a style-classifier folder holds classifier.json and "
                                  "classifier.safetensors)")

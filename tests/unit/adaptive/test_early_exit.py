@@ -172,6 +172,11 @@ def test_training_learns_a_separable_task_and_roundtrips(tmp_path):
     assert clf.threshold == 0.8
     assert clf.accuracy([(w, 16000, cfg.labels[y]) for w, y in zip(wavs, labels, strict=False)]) >= 0.5
     assert len(clf.layers_run) == 6 and set(clf.layers_run) <= {1, 2}
+    from speechkit.metrics.style import StyleClassifier
+
+    via_metrics = StyleClassifier.from_pretrained(tmp_path / "ee")  # what `eval resynthesis --style-classifier` uses
+    assert isinstance(via_metrics, EarlyExitStyleClassifier)
+    assert via_metrics.predict(wavs[0], 16000) == clf.predict(wavs[0], 16000)
 
 
 def test_config_and_constructor_errors_name_the_rule_and_value():
