@@ -20,6 +20,16 @@ interpolated to their length when used); heads are replaced by their average, th
 frames) is fit on the train split and scored on dev + test; the table gives each accuracy and its relative drop
 against no replacement. --random-init runs the same on a randomly initialised encoder of the same shape."""
 
+LM_EXAMPLES = """examples:
+  speechkit analyze papa-lm --ulm exp/twist/ulm_warm/model --train-units exp/twist/units/train.jsonl \\
+      --eval-units exp/twist/units/valid.jsonl -o eval/papa/ulm_warm.json
+
+Sequences (the unit LM's token ids, specials included) are cropped to --max-tokens; averages of the causal
+attention are taken over the first --calibration training sequences; a next-token logistic-regression probe on the
+last hidden state is fit on --train-limit training sequences and scored on the eval sequences (cross-entropy in
+nats and accuracy, with their relative change against no replacement)."""
+
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from speechkit.cli.main import HelpFormatter
@@ -41,6 +51,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0, help="seed of --random-init")
     q.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
     q.set_defaults(func=_run_papa)
+    r = asub.add_parser("papa-lm", help="probe a unit LM with constant attention heads",
+                        formatter_class=HelpFormatter, epilog=LM_EXAMPLES,
+                        description="PAPA for a unit LM: next-unit probe on frozen hidden states.")
+    r.add_argument("--ulm", type=Path, required=True, help="unit-LM folder (UnitLM.save_pretrained)")
+    r.add_argument("--train-units", type=Path, required=True, help="units jsonl: averages and the probe's fit")
+    r.add_argument("--eval-units", type=Path, required=True, help="units jsonl: the probe's held-out sequences")
+    r.add_argument("--fractions", default="0,0.5,1", help="fractions of heads made constant; the first must be 0")
+    r.add_argument("--max-tokens", type=int, default=128, help="tokens kept per sequence = side of the grid")
+    r.add_argument("--train-limit", type=int, default=200, help="training sequences used")
+    r.add_argument("--calibration", type=int, default=64, help="training sequences averaged")
+    r.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
+    r.set_defaults(func=_run_papa_lm)
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -89,6 +111,35 @@ def _run_papa(args: argparse.Namespace) -> int:
     result.update(hubert=str(args.hubert), random_init=args.random_init, data=str(args.data), train=len(train),
                   eval=len(evaluation), max_frames=args.max_frames, calibration=args.calibration, layer=args.layer)
     print(papa_table(result, tasks))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _run_papa_lm(args: argparse.Namespace) -> int:
+    from speechkit.analysis.papa_lm import lm_papa_probe
+    from speechkit.data.manifest import iter_units_jsonl
+    from speechkit.ulm import UnitLM
+
+    fractions = _floats(args.fractions, "--fractions")
+    if fractions[0] != 0 or any(not 0 <= f <= 1 for f in fractions):
+        raise SpeechkitError(f"--fractions must be in [0, 1] and start with 0. Found {args.fractions!r}")
+    lm = UnitLM.from_pretrained(args.ulm)
+    from itertools import islice
+
+    train = [lm.token_ids(r.units) for r in islice(iter_units_jsonl(args.train_units), args.train_limit)]
+    evaluation = [lm.token_ids(r.units) for r in iter_units_jsonl(args.eval_units)]
+    result = lm_papa_probe(lm.model, train, evaluation, vocab_size=lm.model.config.vocab_size, fractions=fractions,
+                           max_len=args.max_tokens, calibration=args.calibration)
+    result.update(ulm=str(args.ulm), train=len(train), eval=len(evaluation), max_tokens=args.max_tokens)
+    lines = ["| heads constant | probe loss (nats) | rel. increase | probe acc | rel. drop |", "|---|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {100 * row['fraction']:.0f}% ({row['heads_replaced']}/{result['heads']}) | "
+                     f"{row['probe_loss']:.3f} | {100 * row['loss_relative_increase']:+.1f}% | {row['probe_acc']:.3f}"
+                     f" | {100 * row['acc_relative_drop']:+.1f}% |")
+    print("\n".join(lines))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=1))
