@@ -35,6 +35,7 @@ def tone_corpus(root):
     return root
 
 
+@pytest.mark.slow
 def test_analyze_papa_writes_table_and_json(tmp_path, capsys):
     torch.manual_seed(0)
     save_hubert(tmp_path / "hubert", build_hubert(HubertConfig(**TINY)), HubertConfig(**TINY))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from speechkit.cli.main import main
 
 
+@pytest.mark.slow
 def test_analyze_papa_lm_writes_table_and_json(tmp_path, capsys):
     from transformers import LlamaConfig
 
