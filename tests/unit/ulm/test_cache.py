@@ -47,6 +47,7 @@ def prompt(n: int, seed: int = 0) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ TOVA repository reference
+@pytest.mark.slow  # ~600 eager steps: 2-7 s on a shared CPU
 def test_tova_matches_reference_ids_token_for_token():
     """ids written by schwartz-lab-NLP/TOVA's own code (transformers 4.36.2, greedy) on a tiny GQA Llama."""
     from safetensors.torch import load_file
