@@ -90,9 +90,10 @@ class EvictingCache(DynamicCache):
         self._observe(layer_idx, attn_weights)
         if n > self.cache_size:
             keep = self._keep(layer_idx, attn_weights, pos)  # (batch, cache_size), ascending
-            index = keep[:, None, :, None].expand(batch, layer.keys.shape[1], keep.shape[1], layer.keys.shape[-1])
-            layer.keys = torch.gather(layer.keys, 2, index)
-            layer.values = torch.gather(layer.values, 2, index)
+            index = keep[:, None, :, None]  # the same entries for every KV head of the layer
+            layer.keys = torch.gather(layer.keys, 2, index.expand(-1, layer.keys.shape[1], -1, layer.keys.shape[3]))
+            layer.values = torch.gather(layer.values, 2,
+                                        index.expand(-1, layer.values.shape[1], -1, layer.values.shape[3]))
             pos = torch.gather(pos, 1, keep)
             self._kept(layer_idx, keep)
         self.positions[layer_idx] = pos
