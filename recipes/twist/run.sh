@@ -9,14 +9,14 @@
 #   recipes/twist/run.sh --stage speech --text-lm /models/opt-125m --voices us2   # any HF text LM, one voice
 #
 # Stages (names or numbers; run a range with --stage / --stop-stage):
-#   0 text        text corpus (train stories + sentences)      data_prep/make_text_corpus.py
+#   0 text        text corpus (train stories + sentences)      speechkit prepare text-corpus
 #   1 textlm      small Llama text LM + BPE                     speechkit train textlm
-#   2 speech      speech of train stories (--voices)           data_prep/make_storycloze.py --train-stories
+#   2 speech      speech of train stories (--voices)           speechkit prepare story-speech
 #   3 kmeans      MFCC k-means (skipped with --encoder)         speechkit train kmeans features=mfcc
 #   4 units       encode the story speech                       speechkit encode
 #   5 sequences   dedup + train/valid split                     speechkit sequences
 #   6 train       unit LMs, one per --inits (warm, cold)        speechkit train ulm model.init=...
-#   7 storycloze  synthetic sSC / tSC from test stories         data_prep/make_storycloze.py
+#   7 storycloze  synthetic sSC / tSC from test stories         speechkit prepare storycloze
 #   8 sc_units    encode the sSC / tSC folders                  speechkit encode
 #   9 eval        pairwise accuracy of each unit LM             speechkit eval storycloze
 set -euo pipefail
@@ -38,7 +38,6 @@ voices="us1 us2 us3 en1"
 ulm_args=""
 textlm_args=""
 SK=${SPEECHKIT:-.venv/bin/speechkit}
-PY=${PYTHON:-.venv/bin/python}
 
 usage() { sed -n '2,21p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --encoder --num-units"\
   "--text-docs --train-stories --pairs --inits --text-lm --voices --ulm-args --textlm-args"; exit "${1:-0}"; }
@@ -76,7 +75,7 @@ km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
 text_lm=${text_lm:-$exp/textlm/model}  # the text LM warm starts read (and cold starts copy the shape of)
 
 if run_stage text; then
-  $PY data_prep/make_text_corpus.py "$data/text" --stories $((text_docs / 2)) --sentences $((text_docs / 2))
+  $SK prepare text-corpus "$data/text" --stories $((text_docs / 2)) --sentences $((text_docs / 2))
 fi
 if run_stage textlm; then
   # shellcheck disable=SC2086  # textlm_args holds several Hydra overrides
@@ -85,7 +84,7 @@ if run_stage textlm; then
 fi
 if run_stage speech; then
   # shellcheck disable=SC2086  # voices is a list
-  $PY data_prep/make_storycloze.py "$data/story_speech" --train-stories "$train_stories" --voices $voices
+  $SK prepare story-speech "$data/story_speech" --stories "$train_stories" --voices $voices
 fi
 if run_stage kmeans && [[ -z $encoder ]]; then
   $SK train kmeans $km_preset data="$data/story_speech/audio" features=mfcc k="$num_units" out="$exp/kmeans"
@@ -105,7 +104,7 @@ if run_stage train; then
   done
 fi
 if run_stage storycloze; then
-  $PY data_prep/make_storycloze.py "$data/storycloze" --pairs "$pairs"
+  $SK prepare storycloze "$data/storycloze" --pairs "$pairs"
 fi
 if run_stage sc_units; then
   for bench in sSC tSC; do

@@ -41,6 +41,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "splits/train.txt)")
     m.set_defaults(func=_manifest)
 
+    sc = corpora.add_parser("storycloze", help="synthetic spoken StoryCloze (sSC/ and tSC/ pairs)",
+                            formatter_class=HelpFormatter,
+                            description="Generate five-sentence test stories, their sSC negative (the other branch's "
+                                        "ending) and tSC negative (another story's ending), speak them offline, and "
+                                        "write the released folder layout.",
+                            epilog="examples:\n  speechkit prepare storycloze data/storycloze --pairs 200 --voice us2")
+    sc.add_argument("output", type=Path, help="output folder")
+    sc.add_argument("--pairs", type=int, default=200, help="test stories: one sSC and one tSC pair each")
+    sc.add_argument("--voice", default="us2", help="MBROLA voice (us1, us2, us3, en1)")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.set_defaults(func=_storycloze)
+    ss = corpora.add_parser("story-speech", help="speech of train stories, for unit-LM training",
+                            formatter_class=HelpFormatter, description="Speak train stories (never the StoryCloze "
+                            "test stories) with voices taking turns.",
+                            epilog="examples:\n  speechkit prepare story-speech data/story_speech --stories 1000")
+    ss.add_argument("output", type=Path, help="output folder")
+    ss.add_argument("--stories", type=int, default=1000, help="train stories to speak")
+    ss.add_argument("--voices", nargs="+", default=["us1", "us2", "us3", "en1"], help="voices taking turns")
+    ss.add_argument("--seed", type=int, default=0)
+    ss.set_defaults(func=_story_speech)
+    tc = corpora.add_parser("text-corpus", help="the project's text corpus, for the small text LM",
+                            formatter_class=HelpFormatter, description="Train stories + everyday sentences, one "
+                            "document a line: OUTPUT/train.txt and OUTPUT/valid.txt.",
+                            epilog="examples:\n  speechkit prepare text-corpus data/text --stories 20000 "
+                                   "--sentences 20000")
+    tc.add_argument("output", type=Path, help="output folder")
+    tc.add_argument("--stories", type=int, default=20_000, help="train stories (StoryCloze test stories never)")
+    tc.add_argument("--sentences", type=int, default=20_000, help="everyday single sentences")
+    tc.add_argument("--valid-fraction", type=float, default=0.02)
+    tc.add_argument("--seed", type=int, default=0)
+    tc.set_defaults(func=_text_corpus)
+
     e = corpora.add_parser("expresso", help="the Expresso dataset (real or mini) cut into <=15 s 16 kHz segments",
                            formatter_class=HelpFormatter,
                            description="Cut an Expresso-layout corpus (read speech and stereo dialogues) into short "
@@ -68,6 +100,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--conversations", type=int, default=1, help="dialogues per speaker pair and style pair")
     s.add_argument("--jobs", type=int, default=1, help="worker processes")
     s.set_defaults(func=_mini_expresso)
+
+
+def _storycloze(args: argparse.Namespace) -> int:
+    from speechkit.data.corpora.storycloze import prepare_storycloze
+
+    root = prepare_storycloze(args.output, pairs=args.pairs, seed=args.seed, voice=args.voice)
+    print(f"synthetic spoken StoryCloze ready in {root} (sSC/, tSC/: {args.pairs} pairs each)")
+    return 0
+
+
+def _story_speech(args: argparse.Namespace) -> int:
+    from speechkit.data.corpora.storycloze import prepare_story_speech
+
+    root = prepare_story_speech(args.output, stories=args.stories, seed=args.seed, voices=tuple(args.voices))
+    print(f"train-story speech ready in {root}/audio ({args.stories} stories)")
+    return 0
+
+
+def _text_corpus(args: argparse.Namespace) -> int:
+    from speechkit.data.corpora.text import prepare_text_corpus
+
+    root = prepare_text_corpus(args.output, stories=args.stories, sentences=args.sentences, seed=args.seed,
+                               valid_fraction=args.valid_fraction)
+    print(f"text corpus ready: {root}/train.txt, {root}/valid.txt")
+    return 0
 
 
 def _expresso(args: argparse.Namespace) -> int:
