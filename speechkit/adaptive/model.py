@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speechkit.units.hubert.model import HubertModel, lengths_to_padding_mask
+from speechkit.units.hubert.model import HubertModel
 
 __all__ = ["ExitHead", "EarlyExitClassifier", "EarlyExitResult", "encoder_prelude"]
 
@@ -42,19 +42,8 @@ def encoder_prelude(model: HubertModel, wav: torch.Tensor, lengths: torch.Tensor
     Returns:
         ``(x (B, frames, dim), padding_mask (B, frames) True on padding or None, frame_lengths (B,) or None)``.
     """
-    x, frame_lengths = model.feature_extractor(wav, lengths)
-    x = model.feature_norm(x)
-    padding_mask = None if frame_lengths is None else lengths_to_padding_mask(frame_lengths, x.shape[1])
-    if model.feature_projection is not None:
-        x = model.feature_projection(x)
-    x = model.dropout(x)
-    enc = model.encoder
-    if padding_mask is not None:
-        x = x.masked_fill(padding_mask[..., None], 0.0)
-    x = x + enc.pos_conv(x, padding_mask)
-    if not enc.layer_norm_first:
-        x = enc.layer_norm(x)
-    return enc.dropout(x), padding_mask, frame_lengths
+    x, padding_mask, frame_lengths = model.embed(wav, lengths)
+    return model.encoder.prepare(x, padding_mask), padding_mask, frame_lengths
 
 
 class ExitHead(nn.Module):

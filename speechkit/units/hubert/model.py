@@ -205,15 +205,19 @@ class TransformerEncoder(nn.Module):
         self.layer_norm_first = layer_norm_first
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                num_layers: int | None = None) -> torch.Tensor:
-        """``x`` ``(B, T, C)`` -> the output of layer ``num_layers`` (1-based; ``None`` = all + final norm)."""
+    def prepare(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The input of the first layer: ``x`` plus its positional convolution (then layer norm, post-LN models)."""
         if padding_mask is not None:
             x = x.masked_fill(padding_mask[..., None], 0.0)
         x = x + self.pos_conv(x, padding_mask)
         if not self.layer_norm_first:
             x = self.layer_norm(x)
-        x = self.dropout(x)
+        return self.dropout(x)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                num_layers: int | None = None) -> torch.Tensor:
+        """``x`` ``(B, T, C)`` -> the output of layer ``num_layers`` (1-based; ``None`` = all + final norm)."""
+        x = self.prepare(x, padding_mask)
         for layer in self.layers[: len(self.layers) if num_layers is None else num_layers]:
             x = layer(x, padding_mask)
         if self.layer_norm_first and num_layers is None:
@@ -271,6 +275,15 @@ class HubertModel(nn.Module):
         Returns:
             ``(features (B, frames, embed_dim), frame_lengths (B,) or None)``.
         """
+        x, padding_mask, frame_lengths = self.embed(wav, lengths, mask=mask)
+        return self.encoder(x, padding_mask, num_layers=output_layer), frame_lengths
+
+    def embed(self, wav: torch.Tensor, lengths: torch.Tensor | None = None, *, mask: torch.Tensor | None = None):
+        """Front end -> normalised, projected (and masked) frame features, before the transformer.
+
+        Returns:
+            ``(x (B, frames, embed_dim), padding_mask (B, frames) True on padding or None, frame_lengths or None)``.
+        """
         x, frame_lengths = self.feature_extractor(wav, lengths)
         x = self.feature_norm(x)
         padding_mask = None if frame_lengths is None else lengths_to_padding_mask(frame_lengths, x.shape[1])
@@ -279,4 +292,4 @@ class HubertModel(nn.Module):
         x = self.dropout(x)
         if mask is not None:
             x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
-        return self.encoder(x, padding_mask, num_layers=output_layer), frame_lengths
+        return x, padding_mask, frame_lengths
