@@ -167,13 +167,18 @@ def generate_sentences(n: int, seed: int = 0) -> list[str]:
     Returns:
         ``n`` distinct sentences, each a capitalised English sentence ending in ``.`` or ``?``.
     """
+    return take(sentence_stream(seed), n, "sentences")
+
+
+def take(stream, n: int, what: str) -> list:
+    """The first ``n`` items of a generator stream; a ``ValueError`` names ``what`` ran out."""
     if n < 0:
         raise ValueError(f"n must be >= 0. Found {n}")
     out = []
-    for s in sentence_stream(seed):
+    for item in stream:
         if len(out) == n:
             break
-        out.append(s)
+        out.append(item)
     if len(out) < n:
-        raise ValueError(f"the sentence grammar yields fewer than {n} distinct sentences")
+        raise ValueError(f"the grammar yields fewer than {n} distinct {what}")
     return out

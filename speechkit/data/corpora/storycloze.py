@@ -265,16 +265,9 @@ def story_stream(seed: int = 0, split: str | None = None):
 
 def generate_stories(n: int, seed: int = 0, split: str | None = None) -> list[Story]:
     """The first ``n`` stories of :func:`story_stream`."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0. Found {n}")
-    out = []
-    for s in story_stream(seed, split):
-        if len(out) == n:
-            break
-        out.append(s)
-    if len(out) < n:
-        raise ValueError(f"the story grammar yields fewer than {n} distinct {split or ''} stories")
-    return out
+    from speechkit.data.corpora.sentences import take
+
+    return take(story_stream(seed, split), n, f"{split + ' ' if split else ''}stories")
 
 
 def _speak(sentences, voice, cache: dict, pause: float = 0.25) -> tuple[np.ndarray, int]:
