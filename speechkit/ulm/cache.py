@@ -296,12 +296,7 @@ def log_likelihood_with_cache(model, input_ids, cache: EvictingCache | None = No
     ids = (ids[None] if squeeze else ids).to(next(model.parameters()).device)
     if ids.dim() != 2 or ids.shape[1] < 2:
         raise ValueError(f"input_ids must be (length,) or (batch, length) with length >= 2. Found {tuple(ids.shape)}")
-    keep_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    past = DynamicCache() if cache is None else cache
-    if cache is not None:
-        cache.clear()
-    was_training = model.training
-    model.eval()
+    keep_logits, past, was_training = _start(model, cache)
     scores = []
     try:
         with _evicting(model, cache) if cache is not None else contextlib.nullcontext():
@@ -369,13 +364,7 @@ def generate_with_cache(model, input_ids, max_new_tokens: int, cache: EvictingCa
     batch, prompt_len = ids.shape
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     eos = _eos_ids(model, eos_token_id) if stop_on_eos else set()
-    keep_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-
-    past = DynamicCache() if cache is None else cache
-    if cache is not None:
-        cache.clear()
-    was_training = model.training
-    model.eval()
+    keep_logits, past, was_training = _start(model, cache)
     out_ids: list[torch.Tensor] = []
     done = torch.zeros(batch, dtype=torch.bool)
     try:
@@ -402,3 +391,15 @@ def generate_with_cache(model, input_ids, max_new_tokens: int, cache: EvictingCa
         model.train(was_training)
     new = torch.stack(out_ids, dim=1) if out_ids else torch.zeros(batch, 0, dtype=torch.long)
     return new[0] if squeeze else new
+
+
+def _start(model, cache):
+    """Shared set-up of the step loops: logits of the last position only where the model supports it, a fresh
+    (or cleared) cache, eval mode (the previous mode is returned so the caller can restore it)."""
+    keep_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    past = DynamicCache() if cache is None else cache
+    if cache is not None:
+        cache.clear()
+    was_training = model.training
+    model.eval()
+    return keep_logits, past, was_training
