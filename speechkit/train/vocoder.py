@@ -227,6 +227,9 @@ def train(cfg: VocoderTrainConfig) -> dict:
     device = distributed.init() if cfg.train.device == "auto" else torch.device(cfg.train.device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
+    if device.type == "cuda":  # TF32 convolutions and matmuls: the generator's cost, at fp32's range
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(cfg.train.seed + distributed.rank())
     out = Path(cfg.out)
     hop = cfg.model.generator.hop_length
@@ -288,7 +291,15 @@ def train(cfg: VocoderTrainConfig) -> dict:
 
     nets.train()
     t0, sums, count = time.time(), {}, 0
-    while step < o.max_steps:
+    deadline = None if cfg.train.max_minutes is None else t0 + 60 * cfg.train.max_minutes
+
+    def out_of_time() -> bool:  # every process stops at the same step: one over its budget stops them all
+        if deadline is None:
+            return False
+        over = torch.tensor(float(time.time() >= deadline), device=device)
+        return bool(distributed.all_reduce_mean(over) > 0)
+    stopped = False
+    while step < o.max_steps and not stopped:
         train_set.set_epoch(epoch)
         batches = _epoch_indices(len(train_set), o.batch_size, epoch, cfg.train.seed)
         if not batches:
@@ -303,7 +314,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
             count += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
-            done = step >= o.max_steps
+            done = step >= o.max_steps or out_of_time()
             if step % cfg.train.log_every == 0 or done or step == cfg.train.discriminator_start:
                 values = {k: float(distributed.all_reduce_mean(torch.tensor(v / count, device=device)))
                           for k, v in sums.items()}
@@ -320,6 +331,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
             if step % cfg.train.save_every == 0 or done:
                 save()
             if done:
+                stopped = True
                 break
         else:
             epoch += 1

@@ -128,6 +128,9 @@ class LoopConfig:
     as released; a mel-only warm-up gets intelligible speech sooner on small compute)."""
     channels_last: bool = True
     """Run the generator's convolutions as channels-last 2-D ones (faster on CPUs; same model)."""
+    max_minutes: float | None = None
+    """Wall-clock budget of this run: once spent, training stops as at ``optim.max_steps`` (validate, save, export);
+    a later run resumes from the checkpoint. ``None``: no budget."""
 
 
 @dataclass(kw_only=True)

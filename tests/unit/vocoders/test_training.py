@@ -245,3 +245,19 @@ def test_f0_conditioned_training(tmp_path):
     assert official.config.f0 == "continuous"
     with pytest.raises(VocoderError, match="carries no F0 statistics"):
         official.normalize_f0([100.0])
+
+
+def test_time_budget_stops_saves_and_resumes(tmp_path):
+    from speechkit.train.vocoder import run
+
+    units = make_corpus(tmp_path, n=6)
+    base = ["preset=debug", f"data.units={units}", f"data.audio_root={tmp_path}", "model.num_units=20",
+            f"out={tmp_path / 'run'}", "optim.max_steps=50"]
+    assert run(_compose(base + ["train.max_minutes=0"])) == 0  # a spent budget: one step, then save and export
+    out = tmp_path / "run"
+    steps = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()]
+    assert max(steps) == 1
+    assert json.loads((out / "model" / "config.json").read_text())["step"] == 1
+    assert run(_compose(base + ["optim.max_steps=3"])) == 0  # no budget: resumes at step 2
+    steps = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines() if "loss_g" in x]
+    assert steps == [1, 2, 3]
