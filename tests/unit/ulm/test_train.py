@@ -192,6 +192,21 @@ def test_cli_sequences_builds_train_and_valid(tmp_path, capsys):
     assert train[0].units[-2:] == [3, 5] and sum(train[0].duration) == 9
 
 
+def test_cli_sequences_include_keeps_the_listed_stems(tmp_path, capsys):
+    from speechkit.cli.main import main
+
+    recs = [UnitRecord(f"spk/utt{i}", f"/corpus/spk/utt{i}.wav", [1, 2, 3]) for i in range(10)]
+    write_units_jsonl(tmp_path / "units.jsonl", recs)
+    (tmp_path / "train.txt").write_text("# split\nutt1\nutt4\t(0.0, 1.2)\nutt7\nnot_there\n")
+    assert main(["sequences", str(tmp_path / "units.jsonl"), "-o", str(tmp_path / "ulm"), "--valid-fraction", "0",
+                 "--include", str(tmp_path / "train.txt")]) == 0
+    assert sorted(r.id for r in read_units_jsonl(tmp_path / "ulm" / "train.jsonl")) == ["spk/utt1", "spk/utt4",
+                                                                                         "spk/utt7"]
+    assert main(["sequences", str(tmp_path / "units.jsonl"), "-o", str(tmp_path / "x"), "--include",
+                 str(tmp_path / "missing.txt")]) == 1
+    assert "missing.txt: no such file (--include)" in capsys.readouterr().err
+
+
 def test_split_records_always_keeps_one_validation_utterance(tmp_path):
     recs = [UnitRecord(f"u{i}", "", [1, 2, 3]) for i in range(3)]
     counts = split_records(recs, tmp_path, valid_fraction=0.01)
