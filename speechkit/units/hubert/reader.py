@@ -52,16 +52,17 @@ class HubertFeatureReader(nn.Module):
         """Loads a fairseq ``.pt`` file, a transformers HuBERT/wav2vec2 folder or a speechkit HuBERT folder.
 
         Raises:
-            CheckpointError: unreadable or unsupported checkpoint (the message names the file and why).
-            ValueError: ``layer`` outside ``1..num_layers``.
+            CheckpointError: unreadable or unsupported checkpoint (the message names the file and why), or
+                ``layer`` outside ``1..num_layers`` (a ``ValueError`` too).
         """
+        from speechkit.train.checkpoint import CheckpointError
         from speechkit.units.hubert.factory import load_hubert
 
         model, config = load_hubert(path)
         try:
             return cls(model, config, layer, max_chunk, autocast).to(device)
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+            raise CheckpointError(f"{path}: {e}") from None
 
     @property
     def expected_sample_rate(self) -> int:

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Assembles the default bundle: ``encoder/`` + ``vocoder/`` + ``ulm/`` + ``samples/`` + a model card.
+
+Every part is loaded first (so a broken part fails here, not in a user's hands), the folder is written next to the
+target and swapped in at the end, and the total size is checked against the budget.
+
+    .venv/bin/python data_prep/make_bundle.py --encoder exp/default/k100/encoder \
+        --vocoder exp/default/k100/vocoder/model --ulm exp/default/ulm/model --corpus data/mini_expresso_120 \
+        -o checkpoints/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+CARD = """# speechkit default bundle
+
+Small models speechkit trained itself, on speech it synthesised itself: nothing here was downloaded.
+
+- `encoder/` ({enc_mb:.1f} MB): HuBERT small, second iteration ({hubert_params:.1f} M parameters), layer
+  {layer}, k-means K={k}.
+- `vocoder/` ({voc_mb:.1f} MB): CodeHiFiGAN, {gen_channels}-channel generator ({voc_params:.1f} M), speakers
+  {speakers}; styles {styles}; duration predictor.
+- `ulm/` ({ulm_mb:.1f} MB): TWIST unit LM warm-started from the small text LM ({ulm_params:.1f} M).
+- `samples/` ({samples_mb:.1f} MB): test-split utterances no model saw in training, with `transcripts.txt`.
+
+Loading:
+
+```python
+from speechkit import Resynthesizer, SpeechContinuation
+
+rs = Resynthesizer.from_pretrained("checkpoints/default")
+sc = SpeechContinuation.from_pretrained("checkpoints/default")
+```
+
+## Data
+The synthetic mini-Expresso (`speechkit prepare mini-expresso DATA --minutes {minutes:g}`): {minutes:g} minutes of
+read speech from espeak-ng driving the MBROLA voices us1, us2, us3 and en1, in five styles (default, animated,
+slow, fast, whisper) made by rescaling the MBROLA pitch and duration stream (whisper: LPC noise excitation). The
+unit LM is trained on the train split's units; the text LM on the synthetic text corpus (`speechkit prepare
+text-corpus`).
+
+## How it was made
+`recipes/default/run.sh` (all stages; the README lists the exact commands and which ran on a GPU). Metrics and the
+K trade-off are in the main README, "Default bundle".
+
+## Licences
+speechkit's code is MIT. The MBROLA voices the training speech came from (us1, us2, us3, en1) are licensed for
+non-commercial, non-military use only, with the voices' own terms (see the `mbrola-*` Debian packages): treat these
+weights, trained on their output, as research-only.
+
+## Limits
+Trained on four synthetic voices: resynthesis of real human speech or unseen voices is far from the training data
+and degrades (the README gives the measured figures).
+"""
+
+
+def _params(tensors_path: Path) -> float:
+    from safetensors.torch import load_file
+
+    return sum(t.numel() for t in load_file(str(tensors_path)).values()) / 1e6
+
+
+def _mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", type=Path, required=True, help="speech-encoder folder")
+    p.add_argument("--vocoder", type=Path, required=True, help="speechkit vocoder folder")
+    p.add_argument("--ulm", type=Path, required=True, help="unit LM folder")
+    p.add_argument("--corpus", type=Path, required=True, help="the mini-Expresso root (samples: its test split)")
+    p.add_argument("--samples", type=int, default=4, help="test utterances to copy into samples/ (one per speaker)")
+    p.add_argument("--minutes", type=float, default=120, help="read speech in the corpus (for the card)")
+    p.add_argument("--max-mb", type=float, default=60.0, help="size budget of the whole bundle")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    args = p.parse_args()
+
+    from speechkit.audio import io
+    from speechkit.data.corpora import expresso
+    from speechkit.ulm import UnitLM
+    from speechkit.units import SpeechEncoder
+    from speechkit.vocoders import CodeHiFiGANVocoder
+
+    encoder = SpeechEncoder.from_pretrained(args.encoder)
+    vocoder = CodeHiFiGANVocoder.from_pretrained(args.vocoder)
+    lm = UnitLM.from_pretrained(args.ulm)
+    if not encoder.vocab_size == vocoder.vocab_size == lm.num_units:
+        print(f"unit vocabularies differ: encoder {encoder.vocab_size}, vocoder {vocoder.vocab_size}, unit LM "
+              f"{lm.num_units}", file=sys.stderr)
+        return 1
+    tmp = args.output.with_name(args.output.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(args.encoder, tmp / "encoder")
+    shutil.copytree(args.vocoder, tmp / "vocoder")
+    shutil.copytree(args.ulm, tmp / "ulm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))
+
+    # samples: the first test utterance of each speaker in the default style, at 16 kHz
+    texts = expresso.read_transcriptions(args.corpus)
+    picked: dict[str, str] = {}
+    for e in expresso.read_splits(args.corpus)["test"]:
+        info = expresso.parse_stem(e.stem)
+        if info.style == "default" and info.speaker not in picked and e.stem in texts:
+            picked[info.speaker] = e.stem
+    lines = []
+    for _, stem in sorted(picked.items())[: args.samples]:
+        wav, sr = io.load(expresso.audio_path(args.corpus, stem), sample_rate=16000)
+        io.save(tmp / "samples" / f"{stem}.wav", wav, 16000)
+        lines.append(f"{stem}\t{texts[stem]}\n")
+    (tmp / "samples" / "transcripts.txt").write_text("".join(lines))
+
+    enc_cfg = json.loads((tmp / "encoder" / "encoder.json").read_text())
+    voc_cfg = json.loads((tmp / "vocoder" / "config.json").read_text())
+    card = CARD.format(
+        hubert_params=_params(next((tmp / "encoder" / "hubert").glob("*.safetensors"))), layer=enc_cfg["layer"],
+        k=encoder.vocab_size, enc_mb=_mb(tmp / "encoder"), gen_channels=voc_cfg["model"]["generator"][
+            "upsample_initial_channel"], voc_params=_params(tmp / "vocoder" / "model.safetensors"),
+        speakers=", ".join(vocoder.speakers or []), styles=", ".join(vocoder.styles or []), voc_mb=_mb(tmp / "vocoder"),
+        ulm_params=_params(tmp / "ulm" / "model.safetensors"), ulm_mb=_mb(tmp / "ulm"),
+        samples_mb=_mb(tmp / "samples"), minutes=args.minutes)
+    (tmp / "README.md").write_text(card)
+    total = _mb(tmp)
+    if total > args.max_mb:
+        print(f"{tmp}: {total:.1f} MB exceeds the {args.max_mb} MB budget", file=sys.stderr)
+        return 1
+    if args.output.exists():
+        shutil.rmtree(args.output)
+    tmp.rename(args.output)
+    print(f"wrote {args.output}: {total:.1f} MB (encoder {_mb(args.output / 'encoder'):.1f}, vocoder "
+          f"{_mb(args.output / 'vocoder'):.1f}, ulm {_mb(args.output / 'ulm'):.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
