@@ -278,6 +278,21 @@ def _unpacked(card: Card, f: CardFile, archive: Path) -> Path:
     return inner[0] if len(inner) == 1 and inner[0].is_dir() else dest
 
 
+DEFAULT_MODEL = "checkpoints/default"
+"""The bundle speechkit trained itself (``checkpoints/default`` of the repository): the CLI's and the Python API's
+default model."""
+
+
+def local_model_dir(path: str | os.PathLike) -> Path:
+    """``path`` as given when it exists; a relative path that does not exist from the working directory is looked
+    up under the repository root too (so ``checkpoints/default`` works from anywhere in an editable install)."""
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    in_repo = Path(__file__).resolve().parents[1] / p
+    return in_repo if in_repo.exists() else p
+
+
 def is_card_name(name_or_path) -> bool:
     """True when ``name_or_path`` is not an existing path and looks like a card name (no path separator)."""
     s = str(name_or_path)

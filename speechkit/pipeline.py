@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -54,9 +53,10 @@ class Resynthesizer:
         self.match_seconds = match_seconds
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **options) -> Resynthesizer:
+    def from_pretrained(cls, folder: str | os.PathLike = "checkpoints/default", **options) -> Resynthesizer:
         """Loads ``folder/encoder`` (a speech-encoder folder) and ``folder/vocoder`` (a speechkit vocoder folder,
-        or an official ``g_XXXXXXXX`` + ``config.json`` folder).
+        or an official ``g_XXXXXXXX`` + ``config.json`` folder). The default is the bundle speechkit trained
+        itself; a relative folder missing from the working directory is looked up under the repository root.
 
         Raises:
             PipelineError: a sub-folder is missing.
@@ -75,7 +75,7 @@ class Resynthesizer:
             else:
                 raise PipelineError(f"card {card.name!r} is a {card.kind}; a Resynthesizer needs a vocoder card "
                                     "with an 'encoder' (see `speechkit models --kind vocoder`)")
-        d = Path(folder)
+        d = hub.local_model_dir(folder)
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 EXAMPLES = """examples:
-  speechkit continue prompt.wav -o out.wav --model checkpoints/twist --seconds 5 --seed 0
+  speechkit continue prompt.wav -o out.wav --seconds 5 --seed 0                # the default bundle
   speechkit continue prompt.wav -o out.wav --encoder exp/encoder --ulm runs/ulm/model --vocoder runs/vocoder/model
   speechkit continue prompt.wav -o out.wav --model M --prompt-seconds 3 --temperature 0.8 --top-k 50 --no-prompt
   speechkit continue prompt.wav -o long.wav --model M --seconds 300 --cache tova --cache-size 512
@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="prompt audio file (any rate, mono or stereo)")
     p.add_argument("-o", "--output", type=Path, required=True, help="audio file to write")
     p.add_argument("--seconds", type=float, default=5.0, help="about how much speech to add")
-    p.add_argument("--model", type=Path, default=None, help="folder with encoder/, ulm/ and vocoder/")
+    p.add_argument("--model", type=Path, default=None,
+                   help="folder with encoder/, ulm/ and vocoder/ (default: checkpoints/default unless parts are given)")
     p.add_argument("--encoder", type=Path, default=None, help="speech-encoder folder (overrides MODEL/encoder)")
     p.add_argument("--ulm", type=Path, default=None, help="unit LM folder: speechkit, TWIST or slamkit")
     p.add_argument("--vocoder", type=Path, default=None, help="vocoder folder or official g_XXXXXXXX")

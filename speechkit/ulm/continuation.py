@@ -52,18 +52,22 @@ class SpeechContinuation:
     def from_pretrained(cls, folder: str | os.PathLike | None = None, *, encoder: str | os.PathLike | None = None,
                         ulm: str | os.PathLike | None = None, vocoder: str | os.PathLike | None = None,
                         **options) -> SpeechContinuation:
-        """Loads ``folder/encoder``, ``folder/ulm`` and ``folder/vocoder``; explicit paths override each part."""
+        """Loads ``folder/encoder``, ``folder/ulm`` and ``folder/vocoder``; explicit paths override each part.
+        With no folder and no part given, loads the default bundle (``checkpoints/default``)."""
+        from speechkit import hub
         from speechkit.pipeline import PipelineError
         from speechkit.ulm import UnitLM
         from speechkit.units import SpeechEncoder
         from speechkit.vocoders import CodeHiFiGANVocoder
 
         parts = {"encoder": encoder, "ulm": ulm, "vocoder": vocoder}
+        if folder is None and all(p is None for p in parts.values()):
+            folder = hub.DEFAULT_MODEL
         for name, path in parts.items():
             if path is None:
                 if folder is None:
                     raise PipelineError(f"no {name}: give a model folder or the {name} path")
-                parts[name] = Path(folder) / name
+                parts[name] = hub.local_model_dir(folder) / name
             if not Path(parts[name]).is_dir():
                 raise PipelineError(f"{parts[name]}: no such {name} folder")
         return cls(SpeechEncoder.from_pretrained(parts["encoder"]), UnitLM.from_pretrained(parts["ulm"]),

@@ -1,5 +1,7 @@
 """SpeechContinuation and ``speechkit continue`` with a tiny random encoder, unit LM and vocoder."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -73,5 +75,17 @@ def test_cli_continue(sc, tmp_path, capsys):
     first, sr = io.load(tmp_path / "out.wav")
     assert sr == 16000 and len(first) > 0
     assert main(args) == 0 and torch.allclose(io.load(tmp_path / "out.wav")[0], first)
-    assert main(["continue", str(tmp_path / "prompt.wav"), "-o", str(tmp_path / "x.wav")]) == 1
-    assert "no encoder: give a model folder" in capsys.readouterr().err
+    assert main(["continue", str(tmp_path / "prompt.wav"), "-o", str(tmp_path / "x.wav"), "--encoder",
+                 str(tmp_path / "m" / "encoder")]) == 1  # a part alone: the others are not taken from the default
+    assert "no ulm: give a model folder or the ulm path" in capsys.readouterr().err
+
+
+def test_default_model_folder_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    from speechkit import hub
+
+    monkeypatch.chdir(tmp_path)
+    repo_root = Path(hub.__file__).resolve().parents[1]
+    assert hub.local_model_dir("checkpoints/cards") == repo_root / "checkpoints" / "cards"
+    (tmp_path / "checkpoints" / "cards").mkdir(parents=True)  # the working directory wins when it has the folder
+    assert hub.local_model_dir("checkpoints/cards") == Path("checkpoints/cards")
+    assert hub.local_model_dir("no/such/folder") == Path("no/such/folder")
