@@ -25,6 +25,7 @@ EPILOG = """examples:
   speechkit eval resynthesis --data data/mini_expresso --encoder exp/encoder --vocoder exp/vocoder -o report
   speechkit continue prompt.wav -o out.wav --encoder exp/encoder --ulm runs/ulm/model --vocoder runs/vocoder/model
   speechkit analyze papa --hubert exp/encoder/hubert --data data/mini_expresso -o eval/papa/encoder.json
+  speechkit vdtts face.mp4 --text "Bring the red box." -o dubbed.mp4 --speaker us2
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""
 
@@ -34,7 +35,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechkit.cli import analyze, continue_, encode, models, prepare, resynth, sequences, train
+    from speechkit.cli import analyze, continue_, demo, encode, models, prepare, resynth, sequences, train, vdtts
     from speechkit.cli import eval as eval_
 
     parser = argparse.ArgumentParser(
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_parser(sub)
     continue_.add_parser(sub)
     models.add_parsers(sub)
+    vdtts.add_parser(sub)
+    demo.add_parser(sub)
     return parser
 
 

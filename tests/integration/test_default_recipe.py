@@ -58,3 +58,13 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     card = (bundle / "README.md").read_text()
     assert "non-commercial" in card and "K=16" in card
     assert not (bundle.parent / "bundle.partial").exists()
+    # the demo on that bundle: every output it announces exists, and the figures come from its own files
+    from speechkit.cli.main import main
+
+    assert main(["demo", "--model", str(bundle), "-o", str(tmp_path / "demo")]) == 0
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "demo" / "resynthesis").glob("*.wav")) == [p.name for p in samples]
+    assert len(list((tmp_path / "demo" / "conversion").glob("*.wav"))) == 4 * 5 == summary["conversions"]
+    assert Path(summary["continuation"]).is_file() and Path(summary["report"]).is_file()
+    report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
+    assert summary["resynthesis_wer"] == report["summary"]["wer"] and 0 <= summary["originals_wer"] < 1

@@ -1,0 +1,103 @@
+"""``speechkit demo`` / ``make demo``: the default bundle end to end on the samples it ships.
+
+1. resynthesis of every bundled sample in its own voice, and of the first sample into every speaker and style;
+2. a spoken continuation of the first sample (the unit LM continues its units; the vocoder speaks them);
+3. evaluation of the same-voice resynthesis against the originals (pocketsphinx WER, F0 errors, speaker similarity)
+   with the HTML report, plus the ASR transcript of the continuation.
+
+Example:
+    >>> from speechkit.demo import run_demo
+    >>> summary = run_demo("checkpoints/default", "demo_out")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from speechkit.errors import SpeechkitError
+
+
+def _samples(model: Path) -> tuple[list[Path], Path]:
+    folder = model / "samples"
+    transcripts = folder / "transcripts.txt"
+    wavs = sorted(folder.glob("*.wav"))
+    if not wavs or not transcripts.is_file():
+        raise SpeechkitError(f"{folder}: no samples (*.wav + transcripts.txt); the demo needs a bundle built by "
+                             "recipes/default/run.sh")
+    return wavs, transcripts
+
+
+def run_demo(model: str | os.PathLike = "checkpoints/default", out: str | os.PathLike = "demo_out", *,
+             continuation_seconds: float = 3.0, seed: int = 0, jobs: int = 1) -> dict:
+    """Runs the demo; returns its summary (also written to ``out/summary.json``).
+
+    Raises:
+        SpeechkitError: the model folder lacks a part or its samples.
+    """
+    from speechkit import hub
+    from speechkit.audio import io
+    from speechkit.metrics.folder import FolderEvalConfig, evaluate_folder
+    from speechkit.pipeline import Resynthesizer, SpeechContinuation
+
+    t0 = time.time()
+    model_dir, out = hub.local_model_dir(model), Path(out)
+    wavs, transcripts = _samples(model_dir)
+    rs = Resynthesizer.from_pretrained(model_dir)
+    sr_out = rs.output_sample_rate
+    speakers, styles = rs.vocoder.speakers or [], rs.vocoder.styles or []
+    audio_seconds, synth_seconds = 0.0, 0.0
+    for wav_path in wavs:  # 1a. same voice
+        wav, sr = io.load(wav_path)
+        t = time.time()
+        y = rs(wav, sr)
+        synth_seconds += time.time() - t
+        audio_seconds += len(wav) / sr
+        io.save(out / "resynthesis" / wav_path.name, y.clamp(-1, 1), sr_out)
+    first, sr = io.load(wavs[0])
+    for speaker in speakers:  # 1b. every speaker x style
+        for style in styles or [None]:
+            y = rs(first, sr, speaker=speaker, style=style)
+            io.save(out / "conversion" / f"{wavs[0].stem}__{speaker}__{style}.wav", y.clamp(-1, 1), sr_out)
+    # 2. continuation of the first sample
+    sc = SpeechContinuation.from_pretrained(model_dir)
+    cont = sc(first, sr, seconds=continuation_seconds, seed=seed)
+    cont_path = io.save(out / "continuation" / f"{wavs[0].stem}.wav", cont.clamp(-1, 1), sc.output_sample_rate)
+    # 3. evaluation
+    report = evaluate_folder(out / "resynthesis", ref_dir=model_dir / "samples", transcripts=transcripts,
+                             out=out / "report",
+                             config=FolderEvalConfig(metrics=("wer", "f0", "speaker"), jobs=jobs))
+    originals = evaluate_folder(model_dir / "samples", transcripts=transcripts,
+                                config=FolderEvalConfig(metrics=("wer",), media=False))
+    from speechkit.metrics.asr import PocketSphinxASR
+
+    words = PocketSphinxASR().transcribe_file(cont_path)
+    s = report["summary"]
+    summary = {"model": str(model_dir), "samples": len(wavs), "resynthesis_wer": s.get("wer"),
+               "originals_wer": originals["summary"].get("wer"), "gpe": s.get("gpe"), "vde": s.get("vde"),
+               "ffe": s.get("ffe"), "speaker_sim": s.get("speaker_sim"),
+               "conversions": len(speakers) * max(len(styles), 1),
+               "continuation": str(cont_path), "continuation_asr": words,
+               "real_time_factor": synth_seconds / audio_seconds if audio_seconds else None,
+               "report": str(out / "report" / "report.html"), "seconds": round(time.time() - t0, 1)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    def f(x, nd=3):
+        return "n/a" if x is None else f"{x:.{nd}f}"
+
+    out = Path(summary["report"]).parent.parent
+    return "\n".join([
+        f"speechkit demo with {summary['model']} ({summary['seconds']} s)",
+        f"  resynthesis  {out / 'resynthesis'}/  ({summary['samples']} samples, same voice)",
+        f"               WER {f(summary['resynthesis_wer'])} (originals {f(summary['originals_wer'])}), "
+        f"GPE {f(summary['gpe'])}, VDE {f(summary['vde'])}, speaker similarity {f(summary['speaker_sim'])}, "
+        f"real-time factor {f(summary['real_time_factor'])}",
+        f"  conversion   {out / 'conversion'}/  ({summary['conversions']} speaker x style renditions of one sample)",
+        f"  continuation {summary['continuation']}  (ASR: \"{summary['continuation_asr']}\")",
+        f"  report       {summary['report']}",
+    ])
