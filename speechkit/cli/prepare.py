@@ -100,6 +100,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--conversations", type=int, default=1, help="dialogues per speaker pair and style pair")
     s.add_argument("--jobs", type=int, default=1, help="worker processes")
     s.set_defaults(func=_mini_expresso)
+    from speechkit.cli.vdtts import add_prepare_parser
+    add_prepare_parser(corpora)
 
 
 def _storycloze(args: argparse.Namespace) -> int:

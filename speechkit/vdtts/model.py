@@ -1,0 +1,193 @@
+"""VDTTS building blocks: text encoder, video encoder, multi-source decoder. No block reads a config.
+
+Shapes: ``B`` batch, ``N`` phonemes, ``T`` video frames, ``r`` mel frames per video frame, ``d`` model width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["TextEncoder", "VideoEncoder", "DecoderLayer", "VDTTSModel", "sinusoids", "lengths_to_mask"]
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``(B,)`` lengths -> ``(B, max_len)`` bool, True at valid positions."""
+    return torch.arange(max_len, device=lengths.device)[None] < lengths[:, None]
+
+
+def sinusoids(length: int, dim: int, device=None) -> torch.Tensor:
+    """``(length, dim)`` sinusoidal position encodings (Vaswani et al.)."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    enc = torch.zeros(length, dim, device=device)
+    enc[:, 0::2], enc[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return enc
+
+
+class TextEncoder(nn.Module):
+    """Phoneme embedding -> conv layers (kernel 5, batch norm, ReLU) -> bidirectional LSTM (Tacotron 2)."""
+
+    def __init__(self, vocab_size: int, dim: int, conv_layers: int, dropout: float):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Sequential(nn.Conv1d(dim, dim, 5, padding=2), nn.BatchNorm1d(dim), nn.ReLU(),
+                                                 nn.Dropout(dropout)) for _ in range(conv_layers))
+        self.lstm = nn.LSTM(dim, dim // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` ids, ``(B,)`` lengths -> ``(B, N, d)``."""
+        mask = lengths_to_mask(lengths, ids.shape[1])[:, None].float()
+        x = self.embed(ids).transpose(1, 2)  # (B, d, N)
+        for conv in self.convs:
+            x = conv(x) * mask
+        packed = nn.utils.rnn.pack_padded_sequence(x.transpose(1, 2), lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])[0]
+
+
+class VideoEncoder(nn.Module):
+    """Mouth crops -> 3-D convolutions (each halves height and width, kernel 3 in time) -> spatial mean ->
+    linear -> transformer layers over time.
+
+    Args:
+        channels: output channels of the conv layers.
+        dim: output width.
+        layers: transformer layers.
+        num_heads: attention heads.
+        dropout: dropout.
+    """
+
+    def __init__(self, channels: tuple[int, ...], dim: int, layers: int, num_heads: int, dropout: float):
+        super().__init__()
+        convs, c_in = [], 1
+        for k, c in enumerate(channels):
+            kernel = (3, 5, 5) if k == 0 else (3, 3, 3)
+            convs += [nn.Conv3d(c_in, c, kernel, stride=(1, 2, 2), padding=tuple(s // 2 for s in kernel)),
+                      nn.BatchNorm3d(c), nn.ReLU()]
+            c_in = c
+        self.convs = nn.Sequential(*convs)
+        self.proj = nn.Linear(c_in, dim)
+        self.layers = nn.ModuleList(nn.TransformerEncoderLayer(dim, num_heads, 2 * dim, dropout, batch_first=True,
+                                                               norm_first=True) for _ in range(layers))
+
+    def forward(self, crops: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W)`` grey crops in ``[0, 1]``, ``(B, T)`` valid mask -> ``(B, T, d)``."""
+        x = self.convs((crops[:, None] - 0.5) / 0.25)  # (B, C, T, H', W')
+        x = self.proj(x.mean(dim=(3, 4)).transpose(1, 2))  # (B, T, d)
+        x = x + sinusoids(x.shape[1], x.shape[2], x.device)
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=~mask)
+        return x
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm self-attention over the video-rate queries, cross-attention over the text, feed-forward.
+
+    Returns the cross-attention weights (averaged over heads) for the alignment loss and for inspection.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.self_attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, x_mask, memory, memory_mask):
+        """``x (B, T, d)``, ``x_mask (B, T)``, ``memory (B, N, d)``, ``memory_mask (B, N)`` (True = valid) ->
+        ``(B, T, d)`` and attention ``(B, T, N)``."""
+        h = self.norm1(x)
+        x = x + self.drop(self.self_attn(h, h, h, key_padding_mask=~x_mask, need_weights=False)[0])
+        h = self.norm2(x)
+        ctx, attn = self.cross_attn(h, memory, memory, key_padding_mask=~memory_mask, need_weights=True)
+        x = x + self.drop(ctx)
+        return x + self.drop(self.ffn(self.norm3(x))), attn
+
+
+class VDTTSModel(nn.Module):
+    """Text + mouth-region video + speaker -> log-mel spectrogram, ``r`` mel frames per video frame.
+
+    The decoder's queries are the video encoder's output (or, in the text-only ablation, learned embeddings of
+    absolute and relative position) plus the speaker; its layers attend over the video sequence (self-attention)
+    and over the text encoding (cross-attention): multi-source attention, run non-autoregressively at the video
+    frame rate. The output is upsampled by ``r`` (linear projection per frame to ``r`` vectors of width
+    ``dim / 2``, then residual convs at the mel rate) and refined by a residual postnet.
+    """
+
+    def __init__(self, *, vocab_size: int, num_speakers: int, dim: int, text_conv_layers: int,
+                 video_channels: tuple[int, ...], video_layers: int, decoder_layers: int, num_heads: int,
+                 speaker_dim: int, postnet_layers: int, num_mels: int, mel_per_frame: int, use_video: bool,
+                 dropout: float, mel_mean: float, mel_std: float):
+        super().__init__()
+        self.use_video, self.r, self.num_mels = use_video, mel_per_frame, num_mels
+        self.mel_mean, self.mel_std = mel_mean, mel_std
+        self.text = TextEncoder(vocab_size, dim, text_conv_layers, dropout)
+        self.video = VideoEncoder(video_channels, dim, video_layers, num_heads, dropout) if use_video else None
+        self.query = None if use_video else nn.Parameter(torch.zeros(dim))
+        self.rel_pos = nn.Linear(8, dim)
+        self.speaker = nn.Embedding(num_speakers, speaker_dim)
+        self.speaker_proj = nn.Linear(speaker_dim, dim)
+        self.layers = nn.ModuleList(DecoderLayer(dim, num_heads, dropout) for _ in range(decoder_layers))
+        self.norm = nn.LayerNorm(dim)
+        mdim = dim // 2  # width at the mel rate (r times more frames: kept narrow)
+        self.upsample = nn.Linear(dim, mel_per_frame * mdim)
+        self.mel_convs = nn.ModuleList(nn.Sequential(nn.Conv1d(mdim, mdim, 5, padding=2), nn.GroupNorm(1, mdim),
+                                                     nn.ReLU(), nn.Dropout(dropout)) for _ in range(2))
+        self.to_mel = nn.Linear(mdim, num_mels)
+        self.postnet = nn.ModuleList(nn.Sequential(nn.Conv1d(num_mels, mdim, 5, padding=2), nn.GroupNorm(1, mdim),
+                                                   nn.Tanh(), nn.Conv1d(mdim, num_mels, 5, padding=2))
+                                     for _ in range(postnet_layers))
+
+    def _relative_position(self, frame_lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``(B, T, 8)``: sines and cosines of ``pi * k * t / length`` (where in the utterance a frame is)."""
+        t = torch.arange(num_frames, device=frame_lengths.device)[None].float()
+        frac = (t + 0.5) / frame_lengths[:, None].clamp(min=1).float()  # (B, T)
+        k = torch.arange(1, 5, device=t.device).float()
+        ang = math.pi * frac[..., None] * k
+        return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)
+
+    def forward(self, phonemes: torch.Tensor, phoneme_lengths: torch.Tensor, crops: torch.Tensor | None,
+                frame_lengths: torch.Tensor, speakers: torch.Tensor):
+        """Predicts the log-mel of every video frame.
+
+        Args:
+            phonemes: ``(B, N)`` ids (0 = padding).
+            phoneme_lengths: ``(B,)``.
+            crops: ``(B, T, H, W)`` grey mouth crops in ``[0, 1]`` (ignored by the text-only ablation, may be None).
+            frame_lengths: ``(B,)`` video frames.
+            speakers: ``(B,)`` speaker ids.
+
+        Returns:
+            ``(mel_before_postnet, mel)`` both ``(B, T * r, num_mels)`` log-mel, and the last layer's
+            cross-attention ``(B, T, N)``.
+        """
+        num_frames = int(crops.shape[1]) if self.use_video else int(frame_lengths.max())
+        frame_mask = lengths_to_mask(frame_lengths, num_frames)
+        text_mask = lengths_to_mask(phoneme_lengths, phonemes.shape[1])
+        memory = self.text(phonemes, phoneme_lengths)
+        if self.use_video:
+            x = self.video(crops, frame_mask)
+        else:
+            x = self.query.expand(len(phonemes), num_frames, -1)
+            x = x + sinusoids(num_frames, x.shape[-1], x.device)
+        x = x + self.rel_pos(self._relative_position(frame_lengths, num_frames))
+        x = x + self.speaker_proj(self.speaker(speakers))[:, None]
+        attn = None
+        for layer in self.layers:
+            x, attn = layer(x, frame_mask, memory, text_mask)
+        x = self.upsample(self.norm(x))  # (B, T, r * d)
+        b, t = x.shape[:2]
+        x = x.reshape(b, t * self.r, -1).transpose(1, 2)  # (B, d / 2, T * r)
+        for conv in self.mel_convs:
+            x = x + conv(x)
+        mel0 = self.to_mel(x.transpose(1, 2)).transpose(1, 2)  # (B, M, T * r)
+        mel = mel0
+        for block in self.postnet:
+            mel = mel + block(mel)
+        denorm = lambda m: (m * self.mel_std + self.mel_mean).transpose(1, 2)  # noqa: E731
+        return denorm(mel0), denorm(mel), attn

@@ -1,0 +1,189 @@
+"""speechkit.vdtts: config rules, the model's inputs and outputs, the ablation switch, save/load, dubbing."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from speechkit.audio import video
+from speechkit.errors import SpeechkitError
+from speechkit.train.vdtts import guided_attention_loss
+from speechkit.vdtts.config import VDTTSConfig, VDTTSConfigError
+from speechkit.vdtts.factory import build_vdtts
+from speechkit.vdtts.inference import VDTTS, resample_frames, save_model
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is needed (make install)")
+PHONEMES = ["@", "A", "D", "E", "I", "b", "d", "h", "l", "m", "n", "r", "s", "t", "w", "@U", "r=", "z", "k", "i"]
+
+
+def tiny_config(**kw) -> VDTTSConfig:
+    base = dict(phonemes=PHONEMES, speakers=["us1", "us2"], d_model=16, text_conv_layers=1, video_channels=(4,),
+                video_layers=1, decoder_layers=1, num_heads=2, speaker_dim=4, postnet_layers=1, crop_size=16,
+                dropout=0.0)
+    return VDTTSConfig(**{**base, **kw})
+
+
+def inputs(b: int = 2, t: int = 10, n: int = 7, size: int = 16, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(2, len(PHONEMES) + 2, (b, n), generator=g), torch.tensor([n, n - 2]),
+            torch.rand(b, t, size, size, generator=g), torch.tensor([t, t - 3]), torch.tensor([0, 1]))
+
+
+def test_config_rules_name_field_and_value():
+    with pytest.raises(VDTTSConfigError, match=r"sample_rate / \(fps \* hop_length\) must be a positive whole"):
+        tiny_config(hop_length=150).validate()
+    with pytest.raises(VDTTSConfigError, match="d_model must be a multiple of num_heads=3. Found 16"):
+        tiny_config(num_heads=3).validate()
+    with pytest.raises(VDTTSConfigError, match="mouth_box"):
+        tiny_config(mouth_box=(0.5, 0.5, 0.2, 0.9)).validate()
+    cfg = tiny_config()
+    assert cfg.mel_frames_per_video_frame == 4 and cfg.samples_per_video_frame == 640
+    assert VDTTSConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(VDTTSConfigError, match="unknown VDTTS config fields"):
+        VDTTSConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_mel_is_r_frames_per_video_frame_and_follows_the_video():
+    torch.manual_seed(0)
+    model = build_vdtts(tiny_config()).eval()
+    ids, n, crops, t, spk = inputs()
+    mel0, mel, attn = model(ids, n, crops, t, spk)
+    assert mel.shape == mel0.shape == (2, 40, 80) and attn.shape == (2, 10, 7)
+    assert torch.allclose(attn[1, :, :5].sum(-1), torch.ones(10), atol=1e-5)  # padding phonemes get no weight
+    assert attn[1, :, 5:].abs().max() == 0
+    other = model(ids, n, torch.rand_like(crops), t, spk)[1]
+    assert (other - mel).abs().max() > 1e-4  # the video is an input
+    spk_other = model(ids, n, crops, t, torch.tensor([1, 0]))[1]
+    assert (spk_other - mel).abs().max() > 1e-4  # and so is the speaker
+
+
+def test_text_only_ablation_ignores_the_video():
+    torch.manual_seed(0)
+    model = build_vdtts(tiny_config(use_video=False)).eval()
+    assert model.video is None
+    ids, n, crops, t, spk = inputs()
+    a = model(ids, n, crops, t, spk)[1]
+    b = model(ids, n, torch.rand_like(crops), t, spk)[1]
+    c = model(ids, n, None, t, spk)[1]
+    assert a.shape == (2, 40, 80) and torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_guided_attention_prefers_the_diagonal():
+    t, n = 12, 6
+    diag = torch.zeros(1, t, n)
+    anti = torch.zeros(1, t, n)
+    for i in range(t):
+        diag[0, i, i * n // t] = 1
+        anti[0, i, n - 1 - i * n // t] = 1
+    lengths = (torch.tensor([t]), torch.tensor([n]))
+    assert guided_attention_loss(diag, *lengths, 0.2) < 0.1 < guided_attention_loss(anti, *lengths, 0.2)
+
+
+def test_resample_frames_keeps_duration():
+    assert list(resample_frames(5, 25, 25)) == [0, 1, 2, 3, 4]
+    idx = resample_frames(60, 30, 25)
+    assert len(idx) == 50 and idx[0] == 0 and idx[-1] == 59 and np.all(np.diff(idx) >= 1)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("vdtts") / "model"
+    cfg = tiny_config()
+    save_model(folder, build_vdtts(cfg), cfg)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):
+    from speechkit.data.corpora.talking_face import render_face
+
+    frames = np.stack([render_face("tan", abs(np.sin(i / 3)), 1.0) for i in range(37)])
+    return video.write_video(tmp_path_factory.mktemp("face") / "face.mp4", frames, 25)
+
+
+@needs_espeak
+def test_save_load_roundtrip_gives_the_same_mel(tiny_model):
+    a = VDTTS.from_pretrained(tiny_model)
+    b = VDTTS.from_pretrained(tiny_model)
+    crops = np.random.default_rng(0).integers(0, 255, (9, 16, 16), dtype=np.uint8)
+    mel = a.mel(crops, "The red bird.", speaker="us2")
+    assert mel.shape == (80, 36) and torch.equal(mel, b.mel(crops, "The red bird.", speaker="us2"))
+    assert a.speakers == ["us1", "us2"] and a.output_sample_rate == 16000
+    with pytest.raises(SpeechkitError, match=r"speaker must be one of \['us1', 'us2'\]"):
+        a.mel(crops, "The red bird.", speaker="nobody")
+
+
+def test_from_pretrained_errors(tmp_path):
+    from speechkit.train.checkpoint import CheckpointError, save_pretrained
+
+    with pytest.raises(CheckpointError, match="missing model.safetensors"):
+        VDTTS.from_pretrained(tmp_path)
+    save_pretrained(tmp_path / "voc", {"w": torch.zeros(1)}, {"kind": "mel_hifigan"})
+    with pytest.raises(CheckpointError, match="not a VDTTS model"):
+        VDTTS.from_pretrained(tmp_path / "voc")
+
+
+@needs_espeak
+def test_dub_keeps_every_frame_and_adds_speech_of_the_video_length(tiny_model, face_video, tmp_path):
+    out = VDTTS.from_pretrained(tiny_model).dub(face_video, "Hello there.", tmp_path / "dub.mp4", speaker="us1")
+    src, dub = video.read_video(face_video, audio=False), video.read_video(out)
+    assert np.array_equal(src.frames, dub.frames) and dub.fps == src.fps
+    assert dub.sample_rate == 16000 and abs(len(dub.audio) / 16000 - 37 / 25) < 0.1  # AAC adds < 1 frame of padding
+    assert np.sqrt(np.mean(dub.audio**2)) > 0.01  # audible, not silence
+
+
+@needs_espeak
+def test_dub_rejects_empty_text_and_videos_without_frames(tiny_model, face_video, tmp_path):
+    from speechkit.audio import io as audio_io
+    from speechkit.vdtts.text import TextError
+
+    tts = VDTTS.from_pretrained(tiny_model)
+    with pytest.raises(TextError, match="text must not be empty"):
+        tts.dub(face_video, "  ", tmp_path / "o.mp4")
+    wav = tmp_path / "a.wav"
+    audio_io.save(wav, np.zeros(1600, np.float32), 16000)
+    with pytest.raises(video.VideoError, match="a.wav: has no video stream"):
+        tts.dub(wav, "Hello.", tmp_path / "o.mp4")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_hifigan_vocoder_must_match_the_features(tmp_path):
+    from speechkit.vdtts.vocoding import load_vocoder
+    from speechkit.vocoders import HiFiGANVocoder
+    from speechkit.vocoders.hifigan.config import GeneratorConfig, MelHiFiGANConfig
+    from speechkit.vocoders.hifigan.factory import build_mel_hifigan
+
+    def save(rates, sr, folder):
+        kernels = {5: 11, 4: 8, 8: 16, 2: 4}
+        gen_cfg = GeneratorConfig(upsample_initial_channel=16, upsample_rates=rates,
+                                  upsample_kernel_sizes=tuple(kernels[r] for r in rates), resblock_kernel_sizes=(3,),
+                                  resblock_dilation_sizes=((1, 3, 5),))
+        cfg = MelHiFiGANConfig(num_mels=80, sample_rate=sr, generator=gen_cfg)
+        HiFiGANVocoder(build_mel_hifigan(cfg), cfg).save_pretrained(folder)
+        return folder
+
+    cfg = tiny_config()
+    voc = load_vocoder(cfg, "hifigan", save((5, 4, 4, 2), 16000, tmp_path / "ok"))
+    assert voc(torch.zeros(80, 8)).shape == (8 * 160,)
+    with pytest.raises(SpeechkitError, match=r"\(sample_rate, hop_length, num_mels\) = \(22050, 256, 80\)"):
+        load_vocoder(cfg, "hifigan", save((8, 8, 2, 2), 22050, tmp_path / "v1"))
+    with pytest.raises(SpeechkitError, match="vocoder must be 'griffinlim' or 'hifigan'"):
+        load_vocoder(cfg, "wavenet")
+
+
+def test_griffin_lim_inverts_a_mel_to_the_right_length():
+    from speechkit.vdtts.factory import build_mel
+    from speechkit.vdtts.vocoding import GriffinLimVocoder
+
+    cfg = tiny_config()
+    t = np.arange(16000) / 16000
+    wav = torch.from_numpy((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    mel = build_mel(cfg)(wav[None])[0]
+    out = GriffinLimVocoder(cfg, n_iter=16)(mel).numpy()
+    assert out.shape == (16000,)
+    spec = np.abs(np.fft.rfft(out[2000:14000]))
+    assert abs(np.argmax(spec) * 16000 / 12000 - 440) < 15

@@ -1,0 +1,64 @@
+"""speechkit.metrics.sync: offsets, DTW boundary errors and activity agreement on signals with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from speechkit.metrics import sync
+
+
+def bursts(onsets: list[float], seconds: float = 3.0, sr: int = 16000, dur: float = 0.15) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    wav = np.zeros(int(seconds * sr), dtype=np.float32)
+    for i, t in enumerate(onsets):
+        n = int(dur * sr)
+        tone = np.sin(2 * np.pi * (200 + 150 * i) * np.arange(n) / sr) + 0.1 * rng.standard_normal(n)
+        wav[int(t * sr) : int(t * sr) + n] = 0.5 * tone
+    return wav
+
+
+ONSETS = [0.3, 0.7, 1.2, 1.5, 2.1, 2.5]
+
+
+def test_av_offset_recovers_a_known_lag():
+    fps, n = 25, 75
+    opening = np.zeros(n)
+    for t in ONSETS:
+        opening[int(t * fps) : int((t + 0.15) * fps)] = 1.0
+    for shift in (0.0, 0.12, -0.2):
+        env = sync.audio_envelope(bursts([t + shift for t in ONSETS]), 16000, fps, n)
+        assert sync.av_offset(opening, env, fps) == pytest.approx(shift, abs=0.025)
+
+
+def test_dtw_boundary_error_is_zero_for_the_reference_and_grows_with_misplacement():
+    ref = bursts(ONSETS)
+    boundaries = [t for o in ONSETS for t in (o, o + 0.15)]
+    assert sync.dtw_boundary_error(ref, ref, 16000, boundaries) < 0.005
+    moved = bursts([0.3, 0.9, 1.3, 1.5, 1.9, 2.6])
+    assert sync.dtw_boundary_error(ref, moved, 16000, boundaries) > 0.05
+
+
+def test_activity_agreement_and_speaking_frames():
+    phonemes = [["_", 0.0, 0.3], ["A", 0.3, 0.6], ["_", 0.6, 1.0]]
+    speaking = sync.speaking_frames(phonemes, 25, 25)
+    assert speaking.sum() == 8 and speaking[7] and not speaking[15]
+    env = np.where(speaking, -10.0, -60.0)
+    assert sync.activity_agreement(env, speaking) == 1.0
+    assert sync.activity_agreement(np.full(25, -10.0), speaking) == pytest.approx(8 / 25)
+
+
+def test_sync_metrics_reference_scores_perfectly():
+    from speechkit.data.corpora.talking_face import render_face, viseme_track
+
+    phonemes = [["_", 0.0, 0.3], ["A", 0.3, 0.45], ["_", 0.45, 0.7], ["A", 0.7, 0.85], ["_", 0.85, 1.2],
+                ["A", 1.2, 1.35], ["_", 1.35, 2.0]]
+    track = viseme_track([tuple(p) for p in phonemes], 50)
+    frames = np.stack([render_face("pale", o, w) for o, w in track])
+    ref = bursts([0.3, 0.7, 1.2], seconds=2.0)
+    m = sync.sync_metrics(frames, 25, ref, 16000, phonemes, ref, (0.25, 0.5, 0.75, 0.9))
+    assert m["offset_ms"] < 20 and m["boundary_ms"] < 5 and m["activity"] > 0.9 and m["length_ms"] == 0
+    late = np.concatenate([np.zeros(3200, np.float32), ref])  # 200 ms late and 200 ms too long
+    m = sync.sync_metrics(frames, 25, late, 16000, phonemes, ref, (0.25, 0.5, 0.75, 0.9))
+    assert m["offset_ms"] == pytest.approx(200, abs=30) and m["length_ms"] == pytest.approx(200)
+    assert m["boundary_ms"] > 100
