@@ -4,8 +4,10 @@ Loss: L1 between predicted and true log-mel before and after the postnet (masked
 guided-attention term (Tachibana et al. 2018) on the last decoder layer's cross-attention that pulls the text
 alignment towards the diagonal early in training and fades out after ``loss.guided_steps`` steps. Data: the
 corpus's ``train.jsonl``/``valid.jsonl`` (``speechkit prepare talking-face``); mouth crops and mels are computed
-once at start. Checkpoint/resume from ``<out>/checkpoint_last.pt``; the model is exported to ``<out>/model``
-(safetensors + JSON) and loads with ``speechkit.vdtts.VDTTS.from_pretrained``; ``<out>/log.jsonl`` has the
+once at start, and with ``data.cache`` kept in one compressed file that later runs read instead (so training can
+run on a GPU machine without PyAV or espeak-ng). ``train.device``: auto picks CUDA when present.
+Checkpoint/resume from ``<out>/checkpoint_last.pt``; the model is exported to ``<out>/model`` (safetensors + JSON)
+and loads with ``speechkit.vdtts.VDTTS.from_pretrained``; ``<out>/log.jsonl`` has the
 losses.
 """
 
@@ -108,6 +110,8 @@ def guided_attention_loss(attn: torch.Tensor, frame_lengths: torch.Tensor, phone
 
 def step_losses(model, batch: dict, cfg_loss, step: int) -> dict[str, torch.Tensor]:
     """The losses of one batch (``total`` is what is optimised)."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
     mel0, mel, attn = model(batch["ids"], batch["phoneme_lengths"], batch["crops"], batch["frame_lengths"],
                             batch["speakers"])
     r = mel.shape[1] // batch["crops"].shape[1] if batch["crops"].shape[1] else 1
@@ -120,13 +124,63 @@ def step_losses(model, batch: dict, cfg_loss, step: int) -> dict[str, torch.Tens
     return {"total": l_before + l_after + ga_weight * ga, "mel": l_after, "mel_before": l_before, "guided": ga}
 
 
-def model_config(cfg, train_rows: list[dict]) -> VDTTSConfig:
-    """VDTTSConfig from the Hydra ``model`` group plus the vocabularies of the training data."""
+MEL_RANGE = (-12.0, 4.0)  # log-mel range of the feature file's 8-bit quantisation (step 0.063)
+
+
+def save_features(path: str | Path, mcfg: VDTTSConfig, train: list[dict], valid: list[dict]) -> Path:
+    """Writes featurised utterances to one compressed ``.npz`` (crops as bytes, log-mel quantised to 8 bits,
+    the model config as JSON), so training can run where video decoding and espeak-ng are not installed."""
+    from speechkit.utils.files import atomic_path
+
+    items = train + valid
+    lo, hi = MEL_RANGE
+    mel = torch.cat([x["mel"] for x in items]).numpy()
+    arrays = {
+        "crops": torch.cat([x["crops"] for x in items]).numpy(),
+        "mel": np.round((np.clip(mel, lo, hi) - lo) / (hi - lo) * 255).astype(np.uint8),
+        "ids": torch.cat([x["ids"] for x in items]).numpy().astype(np.int16),
+        "frames": np.array([len(x["crops"]) for x in items]), "phonemes": np.array([len(x["ids"]) for x in items]),
+        "speakers": np.array([x["speaker"] for x in items]), "num_train": np.array(len(train)),
+        "config": np.array(json.dumps(mcfg.to_dict())),
+    }
+    with atomic_path(Path(path).with_suffix(".npz")) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return Path(path).with_suffix(".npz")
+
+
+def load_features(path: str | Path) -> tuple[VDTTSConfig, list[dict], list[dict]]:
+    """Reads a file written by :func:`save_features`: ``(model config, train items, valid items)``."""
+    try:
+        z = np.load(Path(path).with_suffix(".npz"), allow_pickle=False)
+        mcfg = VDTTSConfig.from_dict(json.loads(str(z["config"])))
+        lo, hi = MEL_RANGE
+        r = mcfg.mel_frames_per_video_frame
+        items, f0, p0 = [], 0, 0
+        mel = torch.from_numpy(z["mel"].astype(np.float32) / 255 * (hi - lo) + lo)
+        crops, ids = torch.from_numpy(z["crops"]), torch.from_numpy(z["ids"].astype(np.int64))
+        for f, p, spk in zip(z["frames"], z["phonemes"], z["speakers"], strict=True):
+            items.append({"crops": crops[f0 : f0 + f], "mel": mel[f0 * r : (f0 + f) * r], "ids": ids[p0 : p0 + p],
+                          "speaker": int(spk)})
+            f0, p0 = f0 + f, p0 + p
+        n = int(z["num_train"])
+    except (OSError, KeyError, ValueError) as e:
+        raise SpeechkitError(f"{path}: not a VDTTS feature file ({e})") from None
+    return mcfg, items[:n], items[n:]
+
+
+FEATURE_FIELDS = ("fps", "crop_size", "mouth_box", "sample_rate", "n_fft", "win_length", "hop_length", "num_mels",
+                  "fmin", "fmax")
+
+
+def model_config(cfg, *, rows: list[dict] | None = None, phonemes: list[str] | None = None,
+                 speakers: list[str] | None = None) -> VDTTSConfig:
+    """VDTTSConfig from the Hydra ``model`` group plus the vocabularies (from training ``rows``, or given)."""
     from omegaconf import OmegaConf
 
     fields = OmegaConf.to_container(cfg.model, resolve=True)
-    phonemes = sorted({p for row in train_rows for p in phonemize(row["text"])})
-    speakers = sorted({row["speaker"] for row in train_rows})
+    if rows is not None:
+        phonemes = sorted({p for row in rows for p in phonemize(row["text"])})
+        speakers = sorted({row["speaker"] for row in rows})
     return VDTTSConfig.from_dict({**fields, "phonemes": phonemes, "speakers": speakers})
 
 
@@ -163,13 +217,30 @@ def run(cfg) -> int:
         torch.set_num_threads(int(cfg.train.threads))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    root = Path(cfg.data.root)
-    train_rows = read_manifest(root / cfg.data.train)
-    valid_rows = read_manifest(root / cfg.data.valid) if cfg.data.valid else []
     state = load_training_state(out) if (out / "checkpoint_last.pt").exists() else None
-    mcfg = VDTTSConfig.from_dict(state["extra"]["model_config"]) if state else model_config(cfg, train_rows)
+    t0 = time.time()
+    cache = Path(cfg.data.cache) if cfg.data.cache else None
+    if cache is not None and cache.is_file():
+        cached, train_items, valid_items = load_features(cache)
+        mcfg = model_config(cfg, phonemes=cached.phonemes, speakers=cached.speakers)
+        differ = [k for k in FEATURE_FIELDS if getattr(mcfg, k) != getattr(cached, k)]
+        if differ:
+            raise SpeechkitError(f"{cache}: features made with other {differ} than model.* asks for; delete it or "
+                                 "use another data.cache")
+    else:
+        root = Path(cfg.data.root)
+        train_rows = read_manifest(root / cfg.data.train)
+        valid_rows = read_manifest(root / cfg.data.valid) if cfg.data.valid else []
+        mcfg = model_config(cfg, rows=train_rows)
+        train_items, valid_items = featurize(train_rows, mcfg), featurize(valid_rows, mcfg)
+        if cache is not None:
+            save_features(cache, mcfg, train_items, valid_items)
+    if state:
+        mcfg = VDTTSConfig.from_dict(state["extra"]["model_config"])
+    device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.train.device == "auto" else cfg.train.device)
     torch.manual_seed(cfg.train.seed)
-    model = build_vdtts(mcfg)
+    model = build_vdtts(mcfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                             weight_decay=cfg.optim.weight_decay)
     step, history, spent = 0, [], 0.0
@@ -180,10 +251,8 @@ def run(cfg) -> int:
         spent = float(state["extra"].get("train_seconds", 0.0))
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resumed from %s at step %d", out / "checkpoint_last.pt", step)
-    t0 = time.time()
-    train_items, valid_items = featurize(train_rows, mcfg), featurize(valid_rows, mcfg)
-    log.info("features: %d train, %d valid utterances in %.1f s; %d parameters", len(train_items),
-             len(valid_items), time.time() - t0, sum(p.numel() for p in model.parameters()))
+    log.info("features: %d train, %d valid utterances in %.1f s; %d parameters on %s", len(train_items),
+             len(valid_items), time.time() - t0, sum(p.numel() for p in model.parameters()), device)
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     rng = random.Random(cfg.train.seed * 1000 + step)
     model.train()
