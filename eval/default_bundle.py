@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""Quality of the default bundle, measured: every figure of the README's "Default bundle" table.
+
+1. Resynthesis of read test utterances (same voice): pocketsphinx WER vs the originals' WER (same decoder), F0
+   errors, style accuracy (MFCC style classifier), and the bf16 vocoder path's WER beside the exact one.
+2. Voice conversion of the same utterances to every bundle speaker: speaker similarity (resemblyzer cosine) of the
+   converted speech to that speaker's real recordings, and WER.
+3. A voice the bundle never saw (plain espeak-ng formant voices): WER before and after resynthesis.
+4. Continuation of test prompts: is the generated part speech? (ASR words recognised per second, share of
+   continuations with any word.)
+5. Speed: resynthesis real-time factor on this machine's CPU threads.
+
+    .venv/bin/python eval/default_bundle.py --model checkpoints/default --data data/mini_expresso_120 \
+        --style-classifier exp/default/style -o eval/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _test_items(data: Path, limit: int) -> list[dict]:
+    """Read test utterances, interleaved over speakers and styles (the first ``limit``)."""
+    from speechkit.data.corpora import expresso
+
+    texts = expresso.read_transcriptions(data)
+    groups: dict[tuple, list] = defaultdict(list)
+    for e in expresso.read_splits(data)["test"]:
+        if e.stem in texts:
+            info = expresso.parse_stem(e.stem)
+            groups[(info.speaker, info.style)].append({"stem": e.stem, "text": texts[e.stem], "speaker": info.speaker,
+                                                        "style": info.style,
+                                                        "path": expresso.audio_path(data, e.stem)})
+    out = []
+    for i in range(max(len(g) for g in groups.values())):
+        for key in sorted(groups):
+            if i < len(groups[key]):
+                out.append(groups[key][i])
+    return out[:limit]
+
+
+def _train_refs(data: Path, speakers: list[str], per_speaker: int = 5) -> dict[str, list[Path]]:
+    """Default-style train recordings of each speaker: the references of speaker similarity."""
+    from speechkit.data.corpora import expresso
+
+    refs: dict[str, list[Path]] = defaultdict(list)
+    for e in expresso.read_splits(data)["train"]:
+        info = expresso.parse_stem(e.stem)
+        if info.speaker in speakers and info.style == "default" and len(refs[info.speaker]) < per_speaker:
+            refs[info.speaker].append(expresso.audio_path(data, e.stem))
+    return refs
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=Path("checkpoints/default"))
+    p.add_argument("--data", type=Path, required=True, help="the mini-Expresso the bundle was trained on")
+    p.add_argument("--style-classifier", type=Path, default=None)
+    p.add_argument("--limit", type=int, default=80, help="test utterances (interleaved over speakers and styles)")
+    p.add_argument("--unseen", type=int, default=30, help="sentences spoken by the unseen espeak-ng voices")
+    p.add_argument("--prompts", type=int, default=20, help="continuation prompts")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    args = p.parse_args()
+
+    from speechkit.audio import io
+    from speechkit.data.corpora import tts
+    from speechkit.metrics.asr import PocketSphinxASR
+    from speechkit.metrics.f0 import compare_f0
+    from speechkit.metrics.speaker import SpeakerEncoder, cosine
+    from speechkit.metrics.wer import wer
+    from speechkit.pipeline import Resynthesizer, SpeechContinuation
+
+    torch.manual_seed(0)
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    rs = Resynthesizer.from_pretrained(args.model)
+    sr_out = rs.output_sample_rate
+    asr = PocketSphinxASR()
+    spk = SpeakerEncoder()
+    clf = None
+    if args.style_classifier is not None:
+        from speechkit.metrics.style import StyleClassifier
+
+        clf = StyleClassifier.from_pretrained(args.style_classifier)
+
+    def transcribe(wav: torch.Tensor, sr: int) -> str:
+        return asr.transcribe(io.resample(wav, sr, 16000) if sr != 16000 else wav)
+
+    items = _test_items(args.data, args.limit)
+    refs = _train_refs(args.data, rs.vocoder.speakers or [])
+    ref_emb = {s: np.mean([spk.embed(*io.load(pth)) for pth in paths], axis=0) for s, paths in refs.items()}
+    rows, synth_time, audio_time = [], 0.0, 0.0
+    for it in items:
+        wav, sr = io.load(it["path"], sample_rate=16000)
+        t = time.perf_counter()
+        enc = rs.encode(wav, sr)
+        same = rs.vocoder(enc["units"], speaker=it["speaker"], style=it["style"], durations=enc["durations"])
+        synth_time += time.perf_counter() - t
+        audio_time += len(wav) / sr
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = rs.vocoder(enc["units"], speaker=it["speaker"], style=it["style"], durations=enc["durations"])
+        row = {"stem": it["stem"], "speaker": it["speaker"], "style": it["style"], "text": it["text"],
+               "orig": transcribe(wav, sr), "resynth": transcribe(same, sr_out),
+               "resynth_bf16": transcribe(fast.float(), sr_out)}
+        f0 = compare_f0(wav, sr, same, sr_out)
+        row.update({k: f0[k] for k in ("gpe", "vde", "ffe")})
+        if clf is not None:
+            row["style_orig_ok"] = clf.predict(wav, sr) == it["style"]
+            row["style_resynth_ok"] = clf.predict(same, sr_out) == it["style"]
+        conv = {}
+        for target in rs.vocoder.speakers or []:
+            if target == it["speaker"]:
+                continue
+            y = rs.vocoder(enc["units"], speaker=target, style=it["style"], durations=enc["durations"])
+            e = spk.embed(y, sr_out)
+            conv[target] = {"sim_target": cosine(e, ref_emb[target]), "sim_source": cosine(e, ref_emb[it["speaker"]]),
+                            "asr": transcribe(y, sr_out)}
+        row["conversion"] = conv
+        rows.append(row)
+    (out / "resynthesis_rows.json").write_text(json.dumps(rows, indent=1))
+
+    texts = [r["text"] for r in rows]
+    results = {"model": str(args.model), "test_utterances": len(rows),
+               "wer_originals": wer(texts, [r["orig"] for r in rows]),
+               "wer_resynthesis": wer(texts, [r["resynth"] for r in rows]),
+               "wer_resynthesis_bf16": wer(texts, [r["resynth_bf16"] for r in rows]),
+               "gpe": float(np.nanmean([r["gpe"] for r in rows])), "vde": float(np.nanmean([r["vde"] for r in rows])),
+               "ffe": float(np.nanmean([r["ffe"] for r in rows])),
+               "real_time_factor": synth_time / audio_time, "torch_threads": torch.get_num_threads()}
+    if clf is not None:
+        results["style_accuracy_originals"] = float(np.mean([r["style_orig_ok"] for r in rows]))
+        results["style_accuracy_resynthesis"] = float(np.mean([r["style_resynth_ok"] for r in rows]))
+    conv = [c for r in rows for c in r["conversion"].values()]
+    conv_texts = [r["text"] for r in rows for _ in r["conversion"]]
+    if conv:
+        results["conversion_similarity_to_target"] = float(np.mean([c["sim_target"] for c in conv]))
+        results["conversion_similarity_to_source"] = float(np.mean([c["sim_source"] for c in conv]))
+        results["conversion_wer"] = wer(conv_texts, [c["asr"] for c in conv])
+    by_style = defaultdict(lambda: ([], [], []))
+    for r in rows:
+        by_style[r["style"]][0].append(r["text"])
+        by_style[r["style"]][1].append(r["orig"])
+        by_style[r["style"]][2].append(r["resynth"])
+    results["wer_by_style"] = {s: {"originals": wer(t, o), "resynthesis": wer(t, h)}
+                               for s, (t, o, h) in sorted(by_style.items())}
+
+    # 3. unseen voices: plain espeak-ng formant voices reading test sentences
+    unseen_rows = []
+    voices = list(tts.ESPEAK_VOICES.values())
+    for i, it in enumerate(items[: args.unseen]):
+        v = voices[i % len(voices)]
+        syn = tts.synthesize(it["text"], v)
+        wav = torch.from_numpy(syn.wav).float()
+        y = rs(wav, syn.sample_rate)
+        io.save(out / "unseen" / f"{v.name}_{i:03d}.wav", y.clamp(-1, 1), sr_out)
+        unseen_rows.append({"voice": v.espeak_voice, "text": it["text"], "orig": transcribe(wav, syn.sample_rate),
+                            "resynth": transcribe(y, sr_out)})
+    if unseen_rows:
+        t = [r["text"] for r in unseen_rows]
+        results["unseen_voice"] = {"utterances": len(unseen_rows), "voices": sorted({r["voice"] for r in unseen_rows}),
+                                   "wer_originals": wer(t, [r["orig"] for r in unseen_rows]),
+                                   "wer_resynthesis": wer(t, [r["resynth"] for r in unseen_rows])}
+
+    # 4. continuation: 3 s of new speech after the first 2.5 s of test prompts
+    sc = SpeechContinuation.from_pretrained(args.model)
+    cont_rows = []
+    for i, it in enumerate(items[: args.prompts]):
+        wav, sr = io.load(it["path"], sample_rate=16000)
+        prompt = wav[: int(2.5 * sr)]
+        y = sc(prompt, sr, seconds=3.0, seed=i, include_prompt=False, speaker=it["speaker"], style=it["style"])
+        io.save(out / "continuation" / f"{it['stem']}.wav", y.clamp(-1, 1), sc.output_sample_rate)
+        words = transcribe(y, sc.output_sample_rate).split()
+        cont_rows.append({"stem": it["stem"], "seconds": len(y) / sc.output_sample_rate, "words": words})
+    if cont_rows:
+        results["continuation"] = {
+            "prompts": len(cont_rows), "mean_seconds": float(np.mean([r["seconds"] for r in cont_rows])),
+            "with_any_word": float(np.mean([bool(r["words"]) for r in cont_rows])),
+            "words_per_second": float(sum(len(r["words"]) for r in cont_rows) / sum(r["seconds"] for r in cont_rows))}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "continuation_rows.json").write_text(json.dumps(cont_rows, indent=1))
+    (out / "unseen_rows.json").write_text(json.dumps(unseen_rows, indent=1))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
