@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -221,6 +222,24 @@ def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styl
         voc.export_official(out / "official", step=step)
 
 
+def warm_start(model: CodeHiFiGANGenerator, folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Copies the tensors of the vocoder saved in ``folder`` into ``model`` (before weight norm is applied) wherever
+    name and shape match; returns ``(copied, skipped)`` names of ``model``'s state."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise VocoderError(f"train.init={folder}: no model.safetensors (a speechkit vocoder folder is expected)")
+    source = load_file(str(path))
+    state = model.state_dict()
+    copied = [k for k, v in state.items() if k in source and source[k].shape == v.shape]
+    skipped = [k for k in state if k not in copied]
+    if not copied:
+        raise VocoderError(f"train.init={folder}: no tensor of that vocoder fits this model")
+    model.load_state_dict({**state, **{k: source[k] for k in copied}})
+    return copied, skipped
+
+
 # ------------------------------------------------------------------------------------------------ loop
 def train(cfg: VocoderTrainConfig) -> dict:
     """Trains (or resumes) a unit vocoder; returns the last logged values."""
@@ -239,7 +258,12 @@ def train(cfg: VocoderTrainConfig) -> dict:
                              duration_predictor=cfg.model.duration_predictor, generator=cfg.model.generator,
                              sample_rate=cfg.model.sample_rate)
     model = build_code_hifigan(mcfg)
-    model.generator.init_weights().apply_weight_norm()
+    model.generator.init_weights()
+    if cfg.train.init and not (cfg.train.resume and (out / LAST).is_file()):
+        copied, skipped = warm_start(model, cfg.train.init)
+        log.info("warm start from %s: %d tensors copied, %d left fresh (%s)", cfg.train.init, len(copied),
+                 len(skipped), ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else ""))
+    model.generator.apply_weight_norm()
     mpd, msd = build_discriminators(cfg.model.discriminator_scale)
     nets = nn.ModuleDict({"generator": model, "mpd": mpd, "msd": msd}).to(device)
     o = cfg.optim

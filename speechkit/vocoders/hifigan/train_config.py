@@ -128,6 +128,10 @@ class LoopConfig:
     as released; a mel-only warm-up gets intelligible speech sooner on small compute)."""
     channels_last: bool = True
     """Run the generator's convolutions as channels-last 2-D ones (faster on CPUs; same model)."""
+    init: str | None = None
+    """Warm start: a speechkit vocoder folder whose generator tensors start this run wherever name and shape match
+    (a body trained on another tokenizer's units, say; the unit embedding of another K stays freshly initialised).
+    Ignored when the run resumes from its own checkpoint."""
     max_minutes: float | None = None
     """Wall-clock budget of this run: once spent, training stops as at ``optim.max_steps`` (validate, save, export);
     a later run resumes from the checkpoint. ``None``: no budget."""

@@ -261,3 +261,25 @@ def test_time_budget_stops_saves_and_resumes(tmp_path):
     assert run(_compose(base + ["optim.max_steps=3"])) == 0  # no budget: resumes at step 2
     steps = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines() if "loss_g" in x]
     assert steps == [1, 2, 3]
+
+
+def test_warm_start_copies_the_body_of_a_vocoder_of_another_tokenizer(tmp_path):
+    from speechkit.train.vocoder import run, warm_start
+
+    units = make_corpus(tmp_path, n=6)
+    base = ["preset=debug", f"data.units={units}", f"data.audio_root={tmp_path}", "data.speaker=expresso",
+            "data.style=expresso", "optim.max_steps=2"]
+    assert run(_compose(base + ["model.num_units=20", f"out={tmp_path / 'first'}"])) == 0
+    first = CodeHiFiGANVocoder.from_pretrained(tmp_path / "first" / "model")
+    # a model over 30 units: the body and the speaker / style tables fit, the unit embedding does not
+    fresh = build_code_hifigan(first.config.__class__.from_dict({**first.config.to_dict(), "num_units": 30}))
+    copied, skipped = warm_start(fresh, tmp_path / "first" / "model")
+    assert skipped == ["unit_embedding.weight"] and "speaker_embedding.weight" in copied
+    src = first.model.state_dict()
+    assert all(torch.equal(fresh.state_dict()[k], src[k]) for k in copied)
+    with pytest.raises(VocoderError, match="no model.safetensors"):
+        warm_start(fresh, tmp_path)
+    # through the solver: the run starts from those tensors and trains on
+    assert run(_compose(base + ["model.num_units=30", f"out={tmp_path / 'second'}",
+                                f"train.init={tmp_path / 'first' / 'model'}", "optim.max_steps=1"])) == 0
+    assert CodeHiFiGANVocoder.from_pretrained(tmp_path / "second" / "model").vocab_size == 30
