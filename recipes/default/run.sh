@@ -2,7 +2,7 @@
 # The default bundle (checkpoints/default): every model speechkit ships, trained on the synthetic mini-Expresso.
 #
 #   recipes/default/run.sh                                   # everything on CPU (hours: the vocoders dominate)
-#   recipes/default/run.sh --stage vocoder --stop-stage vocoder --voc-args "train.max_minutes=7"   # on a GPU
+#   recipes/default/run.sh --stage pre_vocoder --stop-stage pre_vocoder --pre-args "train.max_minutes=3"  # on a GPU
 #   recipes/default/run.sh --preset debug --minutes 2 --ks "8 16" --k 16 --exp exp/default_debug \
 #       --data data/mini_expresso_debug --out exp/default_debug/bundle   # a CI smoke run of every stage
 #
@@ -11,15 +11,18 @@
 #   1 hubert    small HuBERT, two iterations (recipes/hubert)           speechkit train hubert
 #   2 kmeans    k-means on the iteration-2 layer, one per K in --ks     speechkit train kmeans
 #   3 units     deduplicated units of the read speech, per K            speechkit encode
-#   4 vocoder   CodeHiFiGAN (speaker, style, duration predictor), per K speechkit train vocoder preset=small
-#   5 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
-#   6 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
-#   7 textlm    the small text LM (recipes/twist)                       speechkit train textlm
-#   8 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
-#   9 bundle    encoder + vocoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
+#   4 pre_vocoder  CodeHiFiGAN body on the iteration-1 labels (any     speechkit train vocoder preset=small
+#               tokenizer's units teach waveform generation; GPU)
+#   5 vocoder   CodeHiFiGAN (speaker, style, duration predictor) per K, speechkit train vocoder train.init=...
+#               warm-started from pre_vocoder when it exists
+#   6 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
+#   7 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
+#   8 textlm    the small text LM (recipes/twist)                       speechkit train textlm
+#   9 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
+#  10 bundle    encoder + vocoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
 set -euo pipefail
 
-STAGES=(corpus hubert kmeans units vocoder style sweep textlm ulm bundle)
+STAGES=(corpus hubert kmeans units pre_vocoder vocoder style sweep textlm ulm bundle)
 stage=corpus
 stop_stage=bundle
 preset=small
@@ -33,11 +36,12 @@ k=100
 layer=""   # HuBERT layer of the units: 3 of 4 (small), 1 of 2 (debug)
 sweep_limit=60
 voc_args=""
+pre_args=""
 SK=${SPEECHKIT:-.venv/bin/speechkit}
 PY=${PYTHON:-.venv/bin/python}
 
-usage() { sed -n '2,21p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
-  "--k --layer --sweep-limit --voc-args"; exit "${1:-0}"; }
+usage() { sed -n '2,22p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
+  "--k --layer --sweep-limit --voc-args --pre-args"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -53,6 +57,7 @@ while [[ $# -gt 0 ]]; do
     --layer) layer=$2; shift 2;;
     --sweep-limit) sweep_limit=$2; shift 2;;
     --voc-args) voc_args=$2; shift 2;;
+    --pre-args) pre_args=$2; shift 2;;
     -h|--help) usage 0;;
     *) echo "unknown option $1" >&2; usage 1;;
   esac
@@ -68,6 +73,7 @@ voc_preset=$([[ $preset == debug ]] && echo "debug" || echo "small")
 lm_preset=$([[ $preset == debug ]] && echo "debug" || echo "mini")
 text_docs=$([[ $preset == debug ]] && echo 200 || echo 20000)
 hubert=$exp/hubert/it2/model
+k1=50      # the iteration-1 (MFCC k-means) label vocabulary of recipes/hubert
 layer=${layer:-$([[ $preset == debug ]] && echo 1 || echo 3)}
 
 if run_stage corpus; then
@@ -88,12 +94,19 @@ if run_stage units; then
     $SK encode "$data/audio_48khz/read" -o "$exp/k$K/units.jsonl" --encoder "$exp/k$K/encoder" --resume
   done
 fi
+if run_stage pre_vocoder; then
+  # shellcheck disable=SC2086  # pre_args holds several Hydra overrides
+  $SK train vocoder preset="$voc_preset" data.units="$exp/hubert/it1/train.labels.jsonl" \
+    data.valid_units="$exp/hubert/it1/dev.labels.jsonl" data.valid_count=4 data.speaker=expresso data.style=expresso \
+    model.num_units="$k1" out="$exp/pre_vocoder" train.export_official=false $pre_args
+fi
 if run_stage vocoder; then
+  init=$([[ -f $exp/pre_vocoder/model/model.safetensors ]] && echo "train.init=$exp/pre_vocoder/model" || echo "")
   for K in $ks; do
     # shellcheck disable=SC2086  # voc_args holds several Hydra overrides
     $SK train vocoder preset="$voc_preset" data.units="$exp/k$K/units.jsonl" data.train_list="$data/splits/train.txt" \
       data.valid_list="$data/splits/dev.txt" data.speaker=expresso data.style=expresso model.num_units="$K" \
-      out="$exp/k$K/vocoder" $voc_args
+      out="$exp/k$K/vocoder" $init $voc_args
   done
 fi
 if run_stage style; then

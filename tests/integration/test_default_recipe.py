@@ -25,9 +25,12 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
            str(tmp_path / "bundle"), "--sweep-limit", "4", "--jobs", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for stage in ("corpus", "hubert", "kmeans", "units", "vocoder", "style", "sweep", "textlm", "ulm", "bundle"):
+    for stage in ("corpus", "hubert", "kmeans", "units", "pre_vocoder", "vocoder", "style", "sweep", "textlm", "ulm",
+                  "bundle"):
         assert f"== {stage}" in proc.stdout
     exp = tmp_path / "exp"
+    # every per-K vocoder starts from the body pre-trained on the iteration-1 labels (50 units): all but the embedding
+    assert proc.stderr.count("warm start from") == 2 and "left fresh (unit_embedding.weight)" in proc.stderr
     # the K trade-off: one row per K, scored on the same utterances, with the originals as the reference row
     table = (exp / "k_tradeoff.md").read_text().splitlines()
     rows = [line.split("|")[1].strip() for line in table if line.startswith("| ") and "---" not in line]
