@@ -11,18 +11,19 @@
 #   1 hubert    small HuBERT, two iterations (recipes/hubert)           speechkit train hubert
 #   2 kmeans    k-means on the iteration-2 layer, one per K in --ks     speechkit train kmeans
 #   3 units     deduplicated units of the read speech, per K            speechkit encode
-#   4 pre_vocoder  CodeHiFiGAN body on the iteration-1 labels (any     speechkit train vocoder preset=small
+#   4 probe     phone purity / PNMI / bitrate of each K's units          data_prep/phone_probe.py
+#   5 pre_vocoder  CodeHiFiGAN body on the iteration-1 labels (any     speechkit train vocoder preset=small
 #               tokenizer's units teach waveform generation; GPU)
-#   5 vocoder   CodeHiFiGAN (speaker, style, duration predictor) per K, speechkit train vocoder train.init=...
+#   6 vocoder   CodeHiFiGAN (speaker, style, duration predictor) per K, speechkit train vocoder train.init=...
 #               warm-started from pre_vocoder when it exists
-#   6 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
-#   7 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
-#   8 textlm    the small text LM (recipes/twist)                       speechkit train textlm
-#   9 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
-#  10 bundle    encoder + vocoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
+#   7 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
+#   8 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
+#   9 textlm    the small text LM (recipes/twist)                       speechkit train textlm
+#  10 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
+#  11 bundle    encoder + vocoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
 set -euo pipefail
 
-STAGES=(corpus hubert kmeans units pre_vocoder vocoder style sweep textlm ulm bundle)
+STAGES=(corpus hubert kmeans units probe pre_vocoder vocoder style sweep textlm ulm bundle)
 stage=corpus
 stop_stage=bundle
 preset=small
@@ -40,7 +41,7 @@ pre_args=""
 SK=${SPEECHKIT:-.venv/bin/speechkit}
 PY=${PYTHON:-.venv/bin/python}
 
-usage() { sed -n '2,22p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
+usage() { sed -n '2,23p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
   "--k --layer --sweep-limit --voc-args --pre-args"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -72,6 +73,7 @@ km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
 voc_preset=$([[ $preset == debug ]] && echo "debug" || echo "small")
 lm_preset=$([[ $preset == debug ]] && echo "debug" || echo "mini")
 text_docs=$([[ $preset == debug ]] && echo 200 || echo 20000)
+probe_sentences=$([[ $preset == debug ]] && echo 2 || echo 40)
 hubert=$exp/hubert/it2/model
 k1=50      # the iteration-1 (MFCC k-means) label vocabulary of recipes/hubert
 layer=${layer:-$([[ $preset == debug ]] && echo 1 || echo 3)}
@@ -93,6 +95,11 @@ if run_stage units; then
   for K in $ks; do
     $SK encode "$data/audio_48khz/read" -o "$exp/k$K/units.jsonl" --encoder "$exp/k$K/encoder" --resume
   done
+fi
+if run_stage probe; then
+  # shellcheck disable=SC2046
+  $PY data_prep/phone_probe.py $(for K in $ks; do echo "$exp/k$K/encoder"; done) --data "$data" \
+    --sentences "$probe_sentences" -o "$exp/phone_probe.md"
 fi
 if run_stage pre_vocoder; then
   # shellcheck disable=SC2086  # pre_args holds several Hydra overrides

@@ -25,8 +25,8 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
            str(tmp_path / "bundle"), "--sweep-limit", "4", "--jobs", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for stage in ("corpus", "hubert", "kmeans", "units", "pre_vocoder", "vocoder", "style", "sweep", "textlm", "ulm",
-                  "bundle"):
+    for stage in ("corpus", "hubert", "kmeans", "units", "probe", "pre_vocoder", "vocoder", "style", "sweep", "textlm",
+                  "ulm", "bundle"):
         assert f"== {stage}" in proc.stdout
     exp = tmp_path / "exp"
     # every per-K vocoder starts from the body pre-trained on the iteration-1 labels (50 units): all but the embedding
@@ -39,6 +39,8 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     assert numbers["k8"]["num_files"] == numbers["k16"]["num_files"] == numbers["originals"]["num_files"] == 4
     assert numbers["k8"]["bitrate_nominal"] == pytest.approx(50 * 3)  # 50 Hz x log2(8)
     assert numbers["k16"]["bitrate_nominal"] == pytest.approx(50 * 4)
+    probe = json.loads((exp / "phone_probe.json").read_text())
+    assert sorted(v["k"] for v in probe.values()) == [8, 16] and all(0 <= v["pnmi"] <= 1 for v in probe.values())
     # the unit LM saw the train split only
     train_ids = {json.loads(line)["id"] for line in (exp / "ulm_data" / "train.jsonl").read_text().splitlines()}
     test_stems = {line.split()[0] for line in (tmp_path / "data" / "splits" / "test.txt").read_text().splitlines()

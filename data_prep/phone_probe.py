@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""How much phonetic content each tokenizer's units carry, against the synthesiser's own phone timings.
+
+Test sentences are spoken again by every MBROLA voice (default prosody); MBROLA's phone segmentation gives the
+true phone of each 20 ms frame. For each speech-encoder folder: phone purity (share of frames whose unit's most
+frequent phone is theirs), cluster purity, PNMI (mutual information of phone and unit over the phone entropy, as in
+the HuBERT paper) and the bitrate of the deduplicated units (entropy x units per second) on the same audio.
+
+    .venv/bin/python data_prep/phone_probe.py exp/default/k50/encoder exp/default/k100/encoder \
+        exp/default/k200/encoder --data data/mini_expresso_120 -o exp/default/phone_probe.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+
+def frame_phones(phonemes: list[tuple[str, float, float]], frames: int, hop_seconds: float) -> list[str]:
+    """The phone at the centre of each frame (``"_"`` outside every segment)."""
+    out = []
+    j = 0
+    for i in range(frames):
+        t = (i + 0.5) * hop_seconds
+        while j < len(phonemes) and phonemes[j][2] <= t:
+            j += 1
+        out.append(phonemes[j][0] if j < len(phonemes) and phonemes[j][1] <= t else "_")
+    return out
+
+
+def scores(pairs: list[tuple[str, int]]) -> dict[str, float]:
+    """Phone purity, cluster purity and PNMI of ``(phone, unit)`` frame pairs."""
+    joint = Counter(pairs)
+    n = sum(joint.values())
+    by_unit: dict[int, Counter] = {}
+    by_phone: dict[str, Counter] = {}
+    for (ph, u), c in joint.items():
+        by_unit.setdefault(u, Counter())[ph] += c
+        by_phone.setdefault(ph, Counter())[u] += c
+    phone_purity = sum(max(c.values()) for c in by_unit.values()) / n
+    cluster_purity = sum(max(c.values()) for c in by_phone.values()) / n
+    p_phone = {ph: sum(c.values()) / n for ph, c in by_phone.items()}
+    p_unit = {u: sum(c.values()) / n for u, c in by_unit.items()}
+    mi = sum(c / n * math.log(c / n / (p_phone[ph] * p_unit[u])) for (ph, u), c in joint.items())
+    h_phone = -sum(p * math.log(p) for p in p_phone.values())
+    return {"phone_purity": phone_purity, "cluster_purity": cluster_purity, "pnmi": mi / h_phone}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("encoders", nargs="+", type=Path, help="speech-encoder folders")
+    p.add_argument("--data", type=Path, required=True, help="mini-Expresso root (its test sentences are re-spoken)")
+    p.add_argument("--sentences", type=int, default=40)
+    p.add_argument("-o", "--output", type=Path, required=True, help="markdown table (a .json beside it)")
+    args = p.parse_args()
+
+    from speechkit.data.corpora import expresso, tts
+    from speechkit.metrics.bitrate import unit_bitrates
+    from speechkit.units import SpeechEncoder
+
+    texts = expresso.read_transcriptions(args.data)
+    stems = [e.stem for e in expresso.read_splits(args.data)["test"] if e.stem in texts]
+    sentences = list(dict.fromkeys(texts[s] for s in stems))[: args.sentences]
+    probe = [tts.synthesize(t, v) for t in sentences for v in tts.MBROLA_VOICES.values()]
+    results, lines = {}, []
+    for folder in args.encoders:
+        enc = SpeechEncoder.from_pretrained(folder, deduplicate=False)
+        hop = enc.code_hop_size / enc.expected_sample_rate
+        pairs, streams, seconds = [], [], 0.0
+        for syn in probe:
+            with torch.inference_mode():
+                units = enc(torch.from_numpy(syn.wav), sample_rate=syn.sample_rate)["units"].tolist()
+            pairs += [(ph, u) for ph, u in zip(frame_phones(syn.phonemes, len(units), hop), units, strict=True)
+                      if ph != "_"]
+            streams.append(units)
+            seconds += len(syn.wav) / syn.sample_rate
+        s = scores(pairs)
+        s.update(unit_bitrates(streams, enc.frame_rate, enc.vocab_size, seconds=seconds))
+        s["k"] = enc.vocab_size
+        results[str(folder)] = s
+    lines = [f"Phonetic content of the units: {len(probe)} utterances ({len(sentences)} test sentences x "
+             f"{len(tts.MBROLA_VOICES)} MBROLA voices) with the synthesiser's phone timings.", "",
+             "| K | phone purity | cluster purity | PNMI | bitrate (bit/s, dedup entropy) | nominal bit/s |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for s in results.values():
+        lines.append(f"| {s['k']} | {s['phone_purity']:.3f} | {s['cluster_purity']:.3f} | {s['pnmi']:.3f} | "
+                     f"{s['bitrate_entropy_dedup']:.1f} | {s['bitrate_nominal']:.1f} |")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(lines) + "\n")
+    args.output.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
