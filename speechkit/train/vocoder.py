@@ -148,7 +148,10 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     """One discriminator update then one generator update (the released order); returns the losses. With
     ``adversarial=False`` (before ``train.discriminator_start``) only the generator's mel and duration losses."""
     y = batch["audio"]
-    y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"], batch.get("f0"))
+    bf16 = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
+    with bf16:  # bf16 convolutions (fp32 weights, optimiser and losses): 2-3x faster on CPUs with AMX
+        y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"], batch.get("f0"))
+    y_hat, dur_loss = y_hat.float(), dur_loss.float()
     w = cfg.loss
     if not adversarial:
         optim_g.zero_grad(set_to_none=True)
@@ -159,8 +162,9 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
         return {"loss_g": loss_g.item(), "mel_l1": mel_l1.item(), "dur": float(dur_loss.detach())}
     # discriminators on real vs detached fake
     optim_d.zero_grad(set_to_none=True)
-    r_f, g_f, _, _ = mpd(y, y_hat.detach())
-    r_s, g_s, _, _ = msd(y, y_hat.detach())
+    with bf16:
+        r_f, g_f, _, _ = mpd(y, y_hat.detach())
+        r_s, g_s, _, _ = msd(y, y_hat.detach())
     loss_d = discriminator_loss(r_f, g_f) + discriminator_loss(r_s, g_s)
     loss_d.backward()
     optim_d.step()
@@ -170,8 +174,9 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     _set_requires_grad(d_f, False)
     _set_requires_grad(d_s, False)
     mel_l1 = F.l1_loss(mel(y_hat.squeeze(1)), mel(y.squeeze(1)))
-    _, g_f, fr_f, fg_f = d_f(y, y_hat)
-    _, g_s, fr_s, fg_s = d_s(y, y_hat)
+    with bf16:
+        _, g_f, fr_f, fg_f = d_f(y, y_hat)
+        _, g_s, fr_s, fg_s = d_s(y, y_hat)
     adv = generator_adversarial_loss(g_f) + generator_adversarial_loss(g_s)
     fm = feature_matching_loss(fr_f, fg_f) + feature_matching_loss(fr_s, fg_s)
     loss_g = w.adversarial * adv + w.feature_matching * fm + w.mel * mel_l1 + w.duration * dur_loss

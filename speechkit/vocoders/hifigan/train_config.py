@@ -128,6 +128,9 @@ class LoopConfig:
     as released; a mel-only warm-up gets intelligible speech sooner on small compute)."""
     channels_last: bool = True
     """Run the generator's convolutions as channels-last 2-D ones (faster on CPUs; same model)."""
+    precision: str = "fp32"
+    """``"fp32"`` or ``"bf16"``: autocast the generator's and discriminators' convolutions to bf16 (weights, optimiser
+    state and losses stay fp32)."""
     init: str | None = None
     """Warm start: a speechkit vocoder folder whose generator tensors start this run wherever name and shape match
     (a body trained on another tokenizer's units, say; the unit embedding of another K stays freshly initialised).
@@ -151,6 +154,8 @@ class VocoderTrainConfig:
         self.data.validate()
         self.optim.validate()
         self.model.generator.validate()
+        if self.train.precision not in ("fp32", "bf16"):
+            raise VocoderError(f"train.precision must be 'fp32' or 'bf16'. Found {self.train.precision!r}")
         if self.model.f0 not in ("none", "continuous"):
             raise VocoderError(f"model.f0 must be 'none' or 'continuous' for training. Found {self.model.f0!r}")
         hop = self.model.generator.hop_length

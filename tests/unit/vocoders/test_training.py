@@ -283,3 +283,17 @@ def test_warm_start_copies_the_body_of_a_vocoder_of_another_tokenizer(tmp_path):
     assert run(_compose(base + ["model.num_units=30", f"out={tmp_path / 'second'}",
                                 f"train.init={tmp_path / 'first' / 'model'}", "optim.max_steps=1"])) == 0
     assert CodeHiFiGANVocoder.from_pretrained(tmp_path / "second" / "model").vocab_size == 30
+
+
+def test_bf16_training_steps_are_finite_and_bad_precision_is_refused(tmp_path):
+    from speechkit.train.vocoder import run
+
+    units = make_corpus(tmp_path, n=6)
+    base = ["preset=debug", f"data.units={units}", f"data.audio_root={tmp_path}", "model.num_units=20",
+            "optim.max_steps=2", "train.discriminator_start=1"]  # one generator-only step, one adversarial step
+    assert run(_compose(base + ["train.precision=bf16", f"out={tmp_path / 'bf16'}"])) == 0
+    rows = [json.loads(x) for x in (tmp_path / "bf16" / "log.jsonl").read_text().splitlines() if "loss_g" in x]
+    assert [r["step"] for r in rows] == [1, 2] and "loss_d" in rows[1]
+    assert all(np.isfinite(v) for r in rows for k, v in r.items() if isinstance(v, float))
+    with pytest.raises(VocoderError, match="train.precision must be 'fp32' or 'bf16'. Found 'fp16'"):
+        run(_compose(base + ["train.precision=fp16", f"out={tmp_path / 'x'}"]))
