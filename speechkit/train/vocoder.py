@@ -144,11 +144,12 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------ one step
 def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg: VocoderTrainConfig,
-               adversarial: bool = True) -> dict:
+               adversarial: bool = True, precision: str = "fp32") -> dict:
     """One discriminator update then one generator update (the released order); returns the losses. With
-    ``adversarial=False`` (before ``train.discriminator_start``) only the generator's mel and duration losses."""
+    ``adversarial=False`` (before ``train.discriminator_start``) only the generator's mel and duration losses.
+    ``cfg`` needs only its ``loss`` weights; ``precision="bf16"`` autocasts the networks' convolutions."""
     y = batch["audio"]
-    bf16 = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
+    bf16 = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with bf16:  # bf16 convolutions (fp32 weights, optimiser and losses): 2-3x faster on CPUs with AMX
         y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"], batch.get("f0"))
     y_hat, dur_loss = y_hat.float(), dur_loss.float()
@@ -337,7 +338,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
         for indices in batches[batch_in_epoch:]:
             batch = {k: v.to(device) for k, v in collate([train_set[i] for i in indices]).items()}
             losses = train_step(batch, gen, mpd, msd, mel, optim_g, optim_d, cfg,
-                                adversarial=step >= cfg.train.discriminator_start)
+                                adversarial=step >= cfg.train.discriminator_start, precision=cfg.train.precision)
             step += 1
             batch_in_epoch += 1
             count += 1
