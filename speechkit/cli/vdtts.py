@@ -22,7 +22,8 @@ SYNC_EXAMPLES = """examples:
 
 Rows: the corpus's own speech (reference), each model, and plain MBROLA TTS of the transcript (text only, its own
 length). Columns: audio-video offset from the cross-correlation of mouth opening and audio envelope, DTW phoneme
-boundary error against the video's phoneme timing, speech/silence agreement per video frame, length mismatch."""
+boundary error against the video's phoneme timing, speech/silence agreement per video frame, length mismatch;
+with --asr also pocketsphinx's WER against the transcript."""
 
 TALKING_FACE_EXAMPLES = """examples:
   speechkit prepare talking-face data/talking_face --minutes 20 --jobs 2
@@ -56,6 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--split", default="test", help="manifest to use: CORPUS/SPLIT.jsonl")
     s.add_argument("--limit", type=int, default=None, help="score only the first N utterances")
     s.add_argument("--no-tts-baseline", action="store_true", help="leave out the plain MBROLA TTS row")
+    s.add_argument("--asr", action="store_true", help="add a pocketsphinx WER column (intelligibility)")
     s.add_argument("-o", "--output", type=Path, default=None, help="markdown table (and a .json beside it)")
     s.set_defaults(func=_sync)
 
@@ -108,6 +110,6 @@ def _sync(args: argparse.Namespace) -> int:
             raise SpeechkitError(f"--model must be NAME=DIR. Found {spec!r}")
         models[name] = Path(folder)
     table = run_benchmark(args.corpus, models, split=args.split, limit=args.limit,
-                          tts_baseline=not args.no_tts_baseline, output=args.output)
+                          tts_baseline=not args.no_tts_baseline, asr=args.asr, output=args.output)
     print(table)
     return 0

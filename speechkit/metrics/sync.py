@@ -11,6 +11,8 @@ Per utterance (a video with known phoneme timing, and speech generated for it):
 - **activity agreement**: the share of video frames where "speaking" (inside a phoneme other than a pause) and
   "audio active" (frame energy within 25 dB of the loudest frame) agree.
 - **length mismatch**: ``|audio duration - video duration|`` (ms).
+- **ASR WER** (optional): pocketsphinx's word error rate against the transcript, over the whole split, as a
+  check of intelligibility (not of sync).
 
 The mouth opening is the mean darkness (``max(0, 50 - grey)``) inside the mouth box: the mouth interior of the
 synthetic faces is drawn near black, static parts of the face only add a constant, which the correlation ignores.
@@ -132,12 +134,12 @@ def sync_metrics(frames: np.ndarray, fps: float, wav: np.ndarray, sample_rate: i
     }
 
 
-COLUMNS = [("offset_ms", "AV offset |ms| ↓"), ("boundary_ms", "phoneme boundary error (DTW) ms ↓"),
+COLUMNS = [("offset_ms", "AV offset (abs, ms) ↓"), ("boundary_ms", "phoneme boundary error (DTW) ms ↓"),
            ("activity", "speech/silence agreement ↑"), ("length_ms", "length mismatch ms ↓")]
 
 
 def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "test", limit: int | None = None,
-                  tts_baseline: bool = True, output: str | Path | None = None) -> str:
+                  tts_baseline: bool = True, asr: bool = False, output: str | Path | None = None) -> str:
     """Scores the reference speech, each VDTTS model and (optionally) plain MBROLA TTS on a corpus split.
 
     Args:
@@ -146,6 +148,7 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
         split: manifest name (``CORPUS/{split}.jsonl``).
         limit: first N utterances only.
         tts_baseline: add plain MBROLA TTS of the transcript (no video, its own length).
+        asr: add a pocketsphinx WER column (intelligibility).
         output: markdown table path; a ``.json`` with per-row means is written beside it.
 
     Returns:
@@ -164,6 +167,12 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
     scores.update({name: [] for name in systems})
     if tts_baseline:
         scores["MBROLA TTS (text only)"] = []
+    recognizer = None
+    if asr:
+        from speechkit.metrics.asr import PocketSphinxASR
+
+        recognizer = PocketSphinxASR()
+    transcripts: dict[str, list[str]] = {name: [] for name in scores}
     for k, row in enumerate(rows):
         v = read_video(row["video"], audio=False)
         ref, sr = audio_io.load(row["audio"], sample_rate=16000)
@@ -182,12 +191,20 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
                                                                   sr).numpy()
         for name, wav in outputs.items():
             scores[name].append(sync_metrics(v.frames, v.fps, wav, sr, row["phonemes"], ref, box))
+            if recognizer is not None:
+                transcripts[name].append(recognizer.transcribe(wav))
         log.info("sync benchmark: %d/%d", k + 1, len(rows))
+    columns = COLUMNS + ([("wer", "ASR WER ↓")] if recognizer is not None else [])
     means = {name: {key: float(np.mean([s[key] for s in ss])) for key, _ in COLUMNS} for name, ss in scores.items()}
-    lines = [f"| system ({len(rows)} {split} videos) | " + " | ".join(h for _, h in COLUMNS) + " |",
-             "|---|" + "---:|" * len(COLUMNS)]
+    if recognizer is not None:
+        from speechkit.metrics.wer import wer
+
+        for name in means:
+            means[name]["wer"] = wer([r["text"] for r in rows], transcripts[name])
+    lines = [f"| system ({len(rows)} {split} videos) | " + " | ".join(h for _, h in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
     for name, m in means.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(m[key]) for key, _ in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_fmt(m[key]) for key, _ in columns) + " |")
     table = "\n".join(lines)
     if output is not None:
         from speechkit.utils.files import atomic_open

@@ -20,8 +20,10 @@ FORMAT_KIND = "vdtts"
 
 
 def default_model_dir() -> Path:
-    """``checkpoints/vdtts`` of the source tree (the small model shipped with speechkit)."""
-    return Path(__file__).resolve().parents[2] / "checkpoints" / "vdtts"
+    """``checkpoints/vdtts`` of the source tree (the small model shipped with speechkit), or of the working
+    directory when speechkit is installed without its source tree."""
+    here = Path(__file__).resolve().parents[2] / "checkpoints" / "vdtts"
+    return here if (here / "config.json").is_file() else Path.cwd() / "checkpoints" / "vdtts"
 
 
 def resample_frames(num_frames: int, fps: float, target_fps: float) -> np.ndarray:

@@ -62,3 +62,26 @@ def test_bad_inputs_exit_1_with_one_line(setup, capsys, tmp_path):
     assert main(["vdtts-sync", str(tmp_path), "--model", "novalue"]) == 1
     assert "--model must be NAME=DIR" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+@needs_espeak
+def test_shipped_model_dubs_a_new_face_by_default(tmp_path, capsys):
+    from speechkit.data.corpora.talking_face import render_face, viseme_track
+    from speechkit.vdtts.inference import default_model_dir
+
+    assert (default_model_dir() / "model.safetensors").is_file()
+    phonemes = [("_", 0.0, 0.3), ("h", 0.3, 0.4), ("@", 0.4, 0.5), ("l", 0.5, 0.6), ("@U", 0.6, 0.9), ("_", 0.9, 1.3),
+                ("w", 1.3, 1.4), ("r=", 1.4, 1.6), ("l", 1.6, 1.7), ("d", 1.7, 1.8), ("_", 1.8, 2.2)]
+    track = viseme_track(phonemes, 55, fps=25)
+    frames = np.stack([render_face("dark", o, w, offset=(2, -1), size=96) for o, w in track])  # a size never seen
+    src = video.write_video(tmp_path / "new_face.mp4", frames, 25)
+    out = tmp_path / "dubbed.mp4"
+    assert main(["vdtts", str(src), "--text", "Hello world.", "-o", str(out), "--speaker", "us3"]) == 0
+    v = video.read_video(out)
+    assert np.array_equal(v.frames, video.read_video(src).frames)
+    assert abs(len(v.audio) / v.sample_rate - 55 / 25) < 0.1
+    env = np.array([np.sqrt(np.mean(v.audio[i * 640 : (i + 1) * 640] ** 2)) for i in range(55)])
+    assert env.max() > 0.05  # audible speech
+    # louder where the mouth moves than in the silences the video shows
+    talking = np.array([any(s != "_" and a <= (i + 0.5) / 25 < b for s, a, b in phonemes) for i in range(55)])
+    assert env[talking].mean() > 2 * env[~talking].mean()
