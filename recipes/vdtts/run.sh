@@ -9,7 +9,7 @@
 #
 # Example (CPU debug run, seconds of training):
 #   recipes/vdtts/run.sh --data data/tf_debug --exp exp/vdtts_debug --minutes 0.5 --preset debug
-# The shipped model (checkpoints/vdtts): --minutes 20 --train-args "train.threads=1 train.max_minutes=28"
+# checkpoints/vdtts/README.md has the exact commands of the shipped model (60-minute corpus, features file, GPU).
 set -euo pipefail
 
 STAGES=(corpus train sync dub)
