@@ -62,3 +62,30 @@ def test_sync_metrics_reference_scores_perfectly():
     m = sync.sync_metrics(frames, 25, late, 16000, phonemes, ref, (0.25, 0.5, 0.75, 0.9))
     assert m["offset_ms"] == pytest.approx(200, abs=30) and m["length_ms"] == pytest.approx(200)
     assert m["boundary_ms"] > 100
+
+
+@pytest.mark.skipif(__import__("shutil").which("mbrola") is None, reason="mbrola is needed (make install)")
+def test_run_benchmark_table_and_json(tmp_path):
+    import json
+
+    import torch
+
+    from speechkit.data.corpora.talking_face import prepare_talking_face
+    from speechkit.vdtts.factory import build_vdtts
+    from speechkit.vdtts.inference import save_model
+    from tests.unit.test_vdtts import tiny_config
+
+    corpus = prepare_talking_face(tmp_path / "tf", minutes=0.2, speakers=("us1", "us2"))
+    torch.manual_seed(0)
+    save_model(tmp_path / "m", build_vdtts(tiny_config()), tiny_config())
+    table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2, asr=True,
+                               output=tmp_path / "sync.md")
+    lines = table.splitlines()
+    assert lines[0].startswith("| system (2 train videos) |") and lines[0].endswith("| ASR WER ↓ |")
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["reference (corpus speech)", "tiny",
+                                                                  "MBROLA TTS (text only)"]
+    means = json.loads((tmp_path / "sync.json").read_text())["means"]
+    ref, tts = means["reference (corpus speech)"], means["MBROLA TTS (text only)"]
+    assert ref["boundary_ms"] < 5 and ref["length_ms"] == 0 and ref["wer"] < 0.8
+    assert means["tiny"]["length_ms"] < 1 and tts["length_ms"] > 50  # plain TTS picks its own length
+    assert (tmp_path / "sync.md").read_text().strip() == table
