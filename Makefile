@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.speechkit-installed
 
-.PHONY: install system-deps test test-fast lint clean
+.PHONY: install system-deps demo test test-fast lint clean
 
 install: system-deps $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
+
+# The default bundle end to end: resynthesis into every speaker and style, a spoken continuation, evaluation with the
+# HTML report (outputs and figures are printed; everything lands in demo_out/).
+demo: install
+	$(PY) -m speechkit.cli.main demo
 
 # The whole suite: unit tests, slow corpus/ASR tests, and (as recipes land) every recipe's debug preset.
 test: install
