@@ -26,6 +26,12 @@ import numpy as np
 import torch
 
 
+def _nanmean(values) -> float | None:
+    """Mean over the finite values (``None`` when there are none: e.g. GPE when no frame is voiced in both)."""
+    v = np.asarray(values, dtype=float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else None
+
+
 def _test_items(data: Path, limit: int) -> list[dict]:
     """Read test utterances, interleaved over speakers and styles (the first ``limit``)."""
     from speechkit.data.corpora import expresso
@@ -131,7 +137,7 @@ def main() -> int:
                "wer_originals": wer(texts, [r["orig"] for r in rows]),
                "wer_resynthesis": wer(texts, [r["resynth"] for r in rows]),
                "wer_resynthesis_bf16": wer(texts, [r["resynth_bf16"] for r in rows]),
-               "gpe": float(np.nanmean([r["gpe"] for r in rows])), "vde": float(np.nanmean([r["vde"] for r in rows])),
+               "gpe": _nanmean([r["gpe"] for r in rows]), "vde": float(np.nanmean([r["vde"] for r in rows])),
                "ffe": float(np.nanmean([r["ffe"] for r in rows])),
                "real_time_factor": synth_time / audio_time, "torch_threads": torch.get_num_threads()}
     if clf is not None:
@@ -175,6 +181,9 @@ def main() -> int:
         wav, sr = io.load(it["path"], sample_rate=16000)
         prompt = wav[: int(2.5 * sr)]
         y = sc(prompt, sr, seconds=3.0, seed=i, include_prompt=False, speaker=it["speaker"], style=it["style"])
+        if len(y) == 0:  # the unit LM ended the utterance at once
+            cont_rows.append({"stem": it["stem"], "seconds": 0.0, "words": []})
+            continue
         io.save(out / "continuation" / f"{it['stem']}.wav", y.clamp(-1, 1), sc.output_sample_rate)
         words = transcribe(y, sc.output_sample_rate).split()
         cont_rows.append({"stem": it["stem"], "seconds": len(y) / sc.output_sample_rate, "words": words})
@@ -182,7 +191,9 @@ def main() -> int:
         results["continuation"] = {
             "prompts": len(cont_rows), "mean_seconds": float(np.mean([r["seconds"] for r in cont_rows])),
             "with_any_word": float(np.mean([bool(r["words"]) for r in cont_rows])),
-            "words_per_second": float(sum(len(r["words"]) for r in cont_rows) / sum(r["seconds"] for r in cont_rows))}
+            "empty": sum(r["seconds"] == 0 for r in cont_rows),
+            "words_per_second": float(sum(len(r["words"]) for r in cont_rows) /
+                                      max(sum(r["seconds"] for r in cont_rows), 1e-9))}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "continuation_rows.json").write_text(json.dumps(cont_rows, indent=1))
     (out / "unseen_rows.json").write_text(json.dumps(unseen_rows, indent=1))
