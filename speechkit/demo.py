@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from speechkit.errors import SpeechkitError
+from speechkit.hub import DEFAULT_MODEL
 
 
 def _samples(model: Path) -> tuple[list[Path], Path]:
@@ -30,7 +31,7 @@ def _samples(model: Path) -> tuple[list[Path], Path]:
     return wavs, transcripts
 
 
-def run_demo(model: str | os.PathLike = "checkpoints/default", out: str | os.PathLike = "demo_out", *,
+def run_demo(model: str | os.PathLike = DEFAULT_MODEL, out: str | os.PathLike = "demo_out", *,
              continuation_seconds: float = 3.0, seed: int = 0, jobs: int = 1) -> dict:
     """Runs the demo; returns its summary (also written to ``out/summary.json``).
 
@@ -41,6 +42,7 @@ def run_demo(model: str | os.PathLike = "checkpoints/default", out: str | os.Pat
     from speechkit.audio import io
     from speechkit.metrics.folder import FolderEvalConfig, evaluate_folder
     from speechkit.pipeline import Resynthesizer, SpeechContinuation
+    from speechkit.ulm import UnitLM
 
     t0 = time.time()
     model_dir, out = hub.local_model_dir(model), Path(out)
@@ -62,7 +64,7 @@ def run_demo(model: str | os.PathLike = "checkpoints/default", out: str | os.Pat
             y = rs(first, sr, speaker=speaker, style=style)
             io.save(out / "conversion" / f"{wavs[0].stem}__{speaker}__{style}.wav", y.clamp(-1, 1), sr_out)
     # 2. continuation of the first sample
-    sc = SpeechContinuation.from_pretrained(model_dir)
+    sc = SpeechContinuation(rs.encoder, UnitLM.from_pretrained(model_dir / "ulm"), rs.vocoder)  # parts loaded once
     cont = sc(first, sr, seconds=continuation_seconds, seed=seed)
     cont_path = io.save(out / "continuation" / f"{wavs[0].stem}.wav", cont.clamp(-1, 1), sc.output_sample_rate)
     # 3. evaluation

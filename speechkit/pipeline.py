@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from speechkit.errors import SpeechkitError
+from speechkit.hub import DEFAULT_MODEL
 
 __all__ = ["Resynthesizer", "SpeechContinuation", "PipelineError"]
 
@@ -53,7 +54,7 @@ class Resynthesizer:
         self.match_seconds = match_seconds
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike = "checkpoints/default", **options) -> Resynthesizer:
+    def from_pretrained(cls, folder: str | os.PathLike = DEFAULT_MODEL, **options) -> Resynthesizer:
         """Loads ``folder/encoder`` (a speech-encoder folder) and ``folder/vocoder`` (a speechkit vocoder folder,
         or an official ``g_XXXXXXXX`` + ``config.json`` folder). The default is the bundle speechkit trained
         itself; a relative folder missing from the working directory is looked up under the repository root.

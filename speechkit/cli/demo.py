@@ -16,10 +16,11 @@ writes the HTML report. `make demo` runs it after the set-up."""
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from speechkit.cli.main import HelpFormatter
+    from speechkit.hub import DEFAULT_MODEL
 
     p = sub.add_parser("demo", help="run the default bundle end to end on its samples", formatter_class=HelpFormatter,
                        epilog=EXAMPLES, description="The default bundle end to end on the samples it ships.")
-    p.add_argument("--model", type=Path, default=Path("checkpoints/default"),
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL),
                    help="bundle folder: encoder/, vocoder/, ulm/, samples/")
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--seconds", type=float, default=3.0, help="speech added by the continuation")

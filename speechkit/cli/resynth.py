@@ -18,6 +18,7 @@ Without --speaker the voice is kept: the vocoder speaker closest to the input is
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from speechkit.cli.main import HelpFormatter
+    from speechkit.hub import DEFAULT_MODEL
 
     p = sub.add_parser("resynth", help="resynthesise speech through units (voice / style conversion)",
                        formatter_class=HelpFormatter, epilog=EXAMPLES,
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "output at the vocoder's rate.")
     p.add_argument("inputs", nargs="*", type=Path, help="audio files or folders of them")
     p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (several)")
-    p.add_argument("--model", type=Path, default=Path("checkpoints/default"),
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL),
                    help="folder with encoder/ and vocoder/ (ignored when --encoder and --vocoder are given)")
     p.add_argument("--encoder", type=Path, default=None, help="speech-encoder folder")
     p.add_argument("--vocoder", type=Path, default=None,

@@ -150,7 +150,7 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     ``cfg`` needs only its ``loss`` weights; ``precision="bf16"`` autocasts the networks' convolutions."""
     y = batch["audio"]
     bf16 = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    with bf16:  # bf16 convolutions (fp32 weights, optimiser and losses): 2-3x faster on CPUs with AMX
+    with bf16:  # bf16 convolutions (fp32 weights, optimiser and losses): faster on CPUs with bf16 matrix units (AMX)
         y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"], batch.get("f0"))
     y_hat, dur_loss = y_hat.float(), dur_loss.float()
     w = cfg.loss
