@@ -143,6 +143,11 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ one step
+def _fp32(xs):
+    """Discriminator outputs (lists, or lists of lists of feature maps) as fp32 tensors."""
+    return [_fp32(x) if isinstance(x, (list, tuple)) else x.float() for x in xs]
+
+
 def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg: VocoderTrainConfig,
                adversarial: bool = True, precision: str = "fp32") -> dict:
     """One discriminator update then one generator update (the released order); returns the losses. With
@@ -166,6 +171,7 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     with bf16:
         r_f, g_f, _, _ = mpd(y, y_hat.detach())
         r_s, g_s, _, _ = msd(y, y_hat.detach())
+    r_f, g_f, r_s, g_s = _fp32(r_f), _fp32(g_f), _fp32(r_s), _fp32(g_s)  # losses in fp32 whatever the autocast
     loss_d = discriminator_loss(r_f, g_f) + discriminator_loss(r_s, g_s)
     loss_d.backward()
     optim_d.step()
@@ -178,6 +184,7 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     with bf16:
         _, g_f, fr_f, fg_f = d_f(y, y_hat)
         _, g_s, fr_s, fg_s = d_s(y, y_hat)
+    g_f, g_s, fr_f, fg_f, fr_s, fg_s = map(_fp32, (g_f, g_s, fr_f, fg_f, fr_s, fg_s))
     adv = generator_adversarial_loss(g_f) + generator_adversarial_loss(g_s)
     fm = feature_matching_loss(fr_f, fg_f) + feature_matching_loss(fr_s, fg_s)
     loss_g = w.adversarial * adv + w.feature_matching * fm + w.mel * mel_l1 + w.duration * dur_loss
@@ -255,6 +262,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
     if device.type == "cuda":  # TF32 convolutions and matmuls: the generator's cost, at fp32's range
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # training segments have one fixed shape: let cuDNN pick its kernels
     torch.manual_seed(cfg.train.seed + distributed.rank())
     out = Path(cfg.out)
     hop = cfg.model.generator.hop_length
