@@ -210,6 +210,8 @@ def wer_check(model_dir: Path, units_path: Path, root: Path, list_path: Path | N
             hyps[name].append(asr.transcribe(io.resample(wav, voc.output_sample_rate, 16000)))
     print(f"pocketsphinx WER on {len(records)} utterances: " +
           ", ".join(f"{k} {wer(refs, v):.3f}" for k, v in hyps.items()))
+    if any(h.strip() for h in hyps["fp32"]):  # how far the bf16 output's transcripts are from the fp32 output's
+        print(f"bf16 transcripts against the fp32 output's transcripts: WER {wer(hyps['fp32'], hyps['bf16']):.3f}")
 
 
 if __name__ == "__main__":

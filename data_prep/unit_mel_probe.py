@@ -59,7 +59,7 @@ def log_mel(path: str, hop: int, sample_rate: int = 16000) -> np.ndarray:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("units", nargs="+", type=Path, help="units jsonl files (same audio, different tokenizers)")
-    p.add_argument("--utterances", type=int, default=400, help="utterances drawn (seeded); the last quarter is held out")
+    p.add_argument("--utterances", type=int, default=400, help="utterances drawn (seeded); last quarter held out")
     p.add_argument("--hop", type=int, default=320, help="samples per unit frame at 16 kHz")
     p.add_argument("-o", "--output", type=Path, default=None, help="markdown table (a .json beside it)")
     args = p.parse_args()

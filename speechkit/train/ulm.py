@@ -267,7 +267,8 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
         config: the run's resolved config (kept in checkpoints).
 
     Returns:
-        ``{"step", "train_loss", "valid_loss"}`` at the end of training.
+        ``{"step", "train_loss", "valid_loss", "best_valid_loss"}`` at the end of training. ``out/model`` is the
+        last model, ``out/best`` the one with the lowest validation loss.
     """
     device = distributed.init()  # joins the torchrun process group when there is one
     if loop.device != "auto":
@@ -346,8 +347,13 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
                     "tokens_per_s": rate})
         if valid_blocks is not None and ((loop.eval_every and step % loop.eval_every == 0) or last):
             valid_loss = evaluate(ddp, valid_blocks, loop, micro, device)
-            best = min(best, valid_loss)
-            metrics["valid_loss"] = valid_loss
+            if valid_loss < best:  # the best model so far, beside the last one (fairseq's checkpoint_best)
+                best = valid_loss
+                if distributed.is_main():
+                    save_model(out / "best")
+                    (out / "best" / "valid_loss.json").write_text(json.dumps({"step": step, "valid_loss": best}))
+                distributed.barrier()
+            metrics.update(valid_loss=valid_loss, best_valid_loss=best)
             if distributed.is_main():
                 log.info("step %d  valid_loss %.4f  (best %.4f)", step, valid_loss, best)
             record({"step": step, "valid_loss": valid_loss})

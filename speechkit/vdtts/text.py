@@ -19,7 +19,7 @@ class TextError(SpeechkitError, ValueError):
 def _phonemize(text: str) -> tuple[str, ...]:
     from speechkit.data.corpora import tts
 
-    pho = tts._run([tts._espeak(), "-v", PHONEMIZER_VOICE, "-q", "--pho", text], "espeak-ng --pho")
+    pho = tts.espeak_pho(text, PHONEMIZER_VOICE)
     symbols = [line.split()[0] for line in pho.splitlines() if line.strip() and not line.startswith(";")]
     return tuple(s for s in symbols if s != "_")
 

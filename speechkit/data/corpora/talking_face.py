@@ -194,7 +194,7 @@ def _timed_pho(text: str, voice, rng: random.Random, cfg: TalkingFaceConfig) -> 
     words = text.split()
     spoken = " ".join(w + ("," if k < len(words) - 1 and rng.random() < cfg.pause_prob and not w.endswith(",")
                            else "") for k, w in enumerate(words))
-    pho = tts._run([tts._espeak(), "-v", voice.espeak_voice, "-q", "--pho", spoken], "espeak-ng --pho")
+    pho = tts.espeak_pho(spoken, voice.espeak_voice)
     rows = [line.split() for line in pho.splitlines() if line.strip() and not line.startswith(";")]
     while rows and rows[-1][0] == "_":  # the final silence is drawn below
         rows.pop()
@@ -229,12 +229,10 @@ def _utterance(job: dict) -> dict:
     rng = random.Random(f"{cfg.seed}-{uid}")
     voice = tts.MBROLA_VOICES[job["speaker"]]
     pho = _timed_pho(job["text"], voice, rng, cfg)
-    pho, phonemes = tts._transform_pho(pho, tts.Prosody(pitch=math.exp(rng.uniform(-0.08, 0.08))))
+    pho, phonemes = tts.apply_prosody(pho, tts.Prosody(pitch=math.exp(rng.uniform(-0.08, 0.08))))
     db = voice.espeak_voice.removeprefix("mb-")
     with tempfile.TemporaryDirectory(prefix="speechkit-face-") as tmp:
-        (Path(tmp) / "in.pho").write_text(pho)
-        tts._run(["mbrola", "-e", str(tts.MBROLA_DIR / db / db), str(Path(tmp) / "in.pho"), str(Path(tmp) / "o.wav")],
-                 "mbrola")
+        tts.mbrola_render(pho, db, Path(tmp) / "o.wav")
         wav, sr = audio_io.load(Path(tmp) / "o.wav", sample_rate=SAMPLE_RATE)
     hop = SAMPLE_RATE // FPS
     num_frames = math.ceil(len(wav) / hop)

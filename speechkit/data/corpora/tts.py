@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -27,7 +28,8 @@ from speechkit.audio import io as audio_io
 from speechkit.audio.functional import whisperize
 from speechkit.errors import SpeechkitError
 
-__all__ = ["Voice", "Prosody", "Synthesis", "MBROLA_VOICES", "ESPEAK_VOICES", "synthesize", "mbrola_available"]
+__all__ = ["Voice", "Prosody", "Synthesis", "MBROLA_VOICES", "ESPEAK_VOICES", "synthesize", "mbrola_available",
+           "espeak_pho", "apply_prosody", "mbrola_render"]
 
 MBROLA_DIR = Path("/usr/share/mbrola")
 
@@ -118,7 +120,23 @@ def _run(cmd: list[str], what: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def _transform_pho(pho: str, prosody: Prosody) -> tuple[str, list[tuple[str, float, float]]]:
+def espeak_pho(text: str, espeak_voice: str) -> str:
+    """MBROLA phoneme data (``.pho`` text: phone, milliseconds, pitch targets) that espeak-ng makes for ``text``
+    with ``espeak_voice`` (an ``mb-*`` voice)."""
+    return _run([_espeak(), "-v", espeak_voice, "-q", "--pho", text], "espeak-ng --pho")
+
+
+def mbrola_render(pho: str, database: str, out: str | os.PathLike) -> None:
+    """Renders ``.pho`` text with the installed MBROLA ``database`` (``us1``, ...) into the WAV file ``out``."""
+    if not mbrola_available(database):
+        raise SynthesisError(f"MBROLA voice {database} is not installed (Debian package mbrola-{database})")
+    with tempfile.TemporaryDirectory(prefix="speechkit-mbrola-") as tmp:
+        pho_path = Path(tmp) / "in.pho"
+        pho_path.write_text(pho)
+        _run(["mbrola", "-e", str(MBROLA_DIR / database / database), str(pho_path), str(out)], "mbrola")
+
+
+def apply_prosody(pho: str, prosody: Prosody) -> tuple[str, list[tuple[str, float, float]]]:
     """Rescales the durations and pitch targets of MBROLA phoneme data; returns new .pho text and timings."""
     rows = []
     for line in pho.splitlines():
@@ -168,11 +186,8 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody(), *, seed: i
             db = voice.espeak_voice.removeprefix("mb-")
             if not mbrola_available(db):
                 raise SynthesisError(f"MBROLA voice {db} is not installed (Debian package mbrola-{db})")
-            pho = _run([espeak, "-v", voice.espeak_voice, "-q", "--pho", text], "espeak-ng --pho")
-            pho, phonemes = _transform_pho(pho, prosody)
-            pho_path = Path(tmp) / "in.pho"
-            pho_path.write_text(pho)
-            _run(["mbrola", "-e", str(MBROLA_DIR / db / db), str(pho_path), str(out)], "mbrola")
+            pho, phonemes = apply_prosody(espeak_pho(text, voice.espeak_voice), prosody)
+            mbrola_render(pho, db, out)
         elif voice.engine == "espeak":
             speed = int(round(175 / prosody.tempo))
             pitch = int(min(99, max(0, round(50 + 100 * (prosody.pitch - 1)))))

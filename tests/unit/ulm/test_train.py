@@ -98,6 +98,10 @@ def test_debug_preset_trains_a_loadable_unit_lm_and_lowers_validation_loss(corpu
     # the trained LM prefers a rising run to a shuffled one
     ll = lm.log_likelihood([[3, 4, 5, 6, 7, 8], [3, 8, 5, 7, 4, 6]])
     assert ll[0] > ll[1]
+    # out/best holds the model of the lowest validation loss, with its step
+    best = json.loads((tmp_path / "run" / "best" / "valid_loss.json").read_text())
+    assert best["valid_loss"] == min(valid) and best["step"] == 10 * (1 + valid.index(min(valid)))
+    assert UnitLM.from_pretrained(tmp_path / "run" / "best").num_units == 20
 
 
 def test_resume_after_interruption_equals_an_uninterrupted_run(corpus, tmp_path):
