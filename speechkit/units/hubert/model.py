@@ -8,6 +8,8 @@ the positional convolution), so batching never changes features beyond float rou
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,7 +65,7 @@ class ConvBlock(nn.Module):
         if self.conv.bias is not None:
             x = x + self.conv.bias
         if lengths is not None:
-            lengths = torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1
+            lengths = (torch.div(lengths - self.kernel, self.stride, rounding_mode="floor") + 1).clamp(min=0)
         if self.norm_kind == "group":
             x = self._group_norm(x, lengths)
         elif self.norm_kind == "layer":
@@ -114,9 +116,8 @@ class ConvFeatureExtractor(nn.Module):
         self.layers = nn.ModuleList(blocks)
         self.tile_frames = 128  # output frames per tile of the tiled path (0: never tile)
         strides = [s for _, _, s in conv_layers]
-        self.hop = int(torch.tensor(strides).prod())
-        self.receptive_field = 1 + sum((k - 1) * int(torch.tensor(strides[:i]).prod()) for i, (_, k, _) in
-                                       enumerate(conv_layers))
+        self.hop = math.prod(strides)  # input samples per output frame
+        self.receptive_field = 1 + sum((k - 1) * math.prod(strides[:i]) for i, (_, k, _) in enumerate(conv_layers))
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None):
         """``wav`` ``(B, samples)`` -> ``(B, frames, channels)`` and frame lengths (``None`` if not given)."""
@@ -128,6 +129,7 @@ class ConvFeatureExtractor(nn.Module):
         return x, lengths
 
     def num_frames(self, samples: int) -> int:
+        """Output frames for ``samples`` input samples (0 when shorter than the receptive field)."""
         for block in self.layers:
             samples = max(0, (samples - block.kernel) // block.stride + 1)
         return samples
@@ -148,6 +150,8 @@ class ConvFeatureExtractor(nn.Module):
         T = self.num_frames(S)
         out = None
         for b in range(B):
+            if frames[b] == 0:
+                continue
             x = wav[b, : lens[b]].float()
             first = self._first_layer(x)
             for f0 in range(0, frames[b], self.tile_frames):
