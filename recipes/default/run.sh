@@ -141,6 +141,8 @@ if run_stage ulm; then
     train.out_dir="$exp/ulm"
 fi
 if run_stage bundle; then
+  ulm_dir="$exp/ulm/best"  # the lowest validation loss; runs older than out/best have only the last model
+  [ -d "$ulm_dir" ] || ulm_dir="$exp/ulm/model"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/vocoder/model" \
-    --ulm "$exp/ulm/model" --corpus "$data" --minutes "$minutes" -o "$out"
+    --ulm "$ulm_dir" --corpus "$data" --minutes "$minutes" -o "$out"
 fi

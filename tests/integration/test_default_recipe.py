@@ -60,6 +60,10 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     assert out.ndim == 1 and torch.isfinite(out).all() and len(out) > 0.5 * len(wav)
     sc = SpeechContinuation.from_pretrained(bundle)
     assert sc.lm.num_units == 16
+    # the bundled unit LM is the run's best-validation model, not merely its last one
+    assert (bundle / "ulm" / "valid_loss.json").read_text() == (exp / "ulm" / "best" / "valid_loss.json").read_text()
+    best = exp / "ulm" / "best" / "model.safetensors"
+    assert (bundle / "ulm" / "model.safetensors").read_bytes() == best.read_bytes()
     card = (bundle / "README.md").read_text()
     assert "non-commercial" in card and "K=16" in card
     assert not (bundle.parent / "bundle.partial").exists()
