@@ -150,7 +150,8 @@ def _fp32(xs):
 
 def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg: VocoderTrainConfig,
                adversarial: bool = True, precision: str = "fp32") -> dict:
-    """One discriminator update then one generator update (the released order); returns the losses. With
+    """One discriminator update then one generator update (the released order); returns the losses as detached
+    0-d tensors on the batch's device (read them when logging: no step waits for the GPU). With
     ``adversarial=False`` (before ``train.discriminator_start``) only the generator's mel and duration losses.
     ``cfg`` needs only its ``loss`` weights; ``precision="bf16"`` autocasts the networks' convolutions."""
     y = batch["audio"]
@@ -165,7 +166,7 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
         loss_g = w.mel * mel_l1 + w.duration * dur_loss
         loss_g.backward()
         optim_g.step()
-        return {"loss_g": loss_g.item(), "mel_l1": mel_l1.item(), "dur": float(dur_loss.detach())}
+        return {"loss_g": loss_g.detach(), "mel_l1": mel_l1.detach(), "dur": dur_loss.detach()}
     # discriminators on real vs detached fake
     optim_d.zero_grad(set_to_none=True)
     with bf16:
@@ -192,8 +193,8 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     optim_g.step()
     _set_requires_grad(d_f, True)
     _set_requires_grad(d_s, True)
-    return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "mel_l1": mel_l1.item(), "adv": adv.item(),
-            "fm": fm.item(), "dur": float(dur_loss.detach())}
+    return {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(), "mel_l1": mel_l1.detach(), "adv": adv.detach(),
+            "fm": fm.detach(), "dur": dur_loss.detach()}
 
 
 @torch.no_grad()
@@ -334,6 +335,8 @@ def train(cfg: VocoderTrainConfig) -> dict:
     def out_of_time() -> bool:  # every process stops at the same step: one over its budget stops them all
         if deadline is None:
             return False
+        if distributed.world_size() == 1:
+            return time.time() >= deadline
         over = torch.tensor(float(time.time() >= deadline), device=device)
         return bool(distributed.all_reduce_mean(over) > 0)
     stopped = False
@@ -351,11 +354,10 @@ def train(cfg: VocoderTrainConfig) -> dict:
             batch_in_epoch += 1
             count += 1
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums.get(k, 0.0) + v  # on the device: no synchronisation until the next log line
             done = step >= o.max_steps or out_of_time()
             if step % cfg.train.log_every == 0 or done or step == cfg.train.discriminator_start:
-                values = {k: float(distributed.all_reduce_mean(torch.tensor(v / count, device=device)))
-                          for k, v in sums.items()}
+                values = {k: float(distributed.all_reduce_mean(v / count)) for k, v in sums.items()}
                 last = {"step": step, "epoch": epoch, "lr": optim_g.param_groups[0]["lr"], **values,
                         "sec_per_step": (time.time() - t0) / count}
                 write_log(last)
