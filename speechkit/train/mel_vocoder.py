@@ -141,7 +141,8 @@ def run(cfg) -> int:
         step += 1
         done = step >= o.max_steps or (deadline is not None and time.time() >= deadline)
         if step % t.log_every == 0 or done:
-            row = {"step": step, **{k: round(float(v), 4) for k, v in losses.items()}, "sec": round(time.time() - t0, 1)}
+            row = {"step": step, **{k: round(float(v), 4) for k, v in losses.items()},
+                   "sec": round(time.time() - t0, 1)}
             if valid and (step % t.valid_every == 0 or done):
                 row["valid_mel_l1"] = round(_validate(generator, valid, mel, device), 4)
             log.info("%s", row)
