@@ -21,13 +21,6 @@ from pathlib import Path
 import numpy as np
 
 
-def frame_labels(record: dict) -> np.ndarray:
-    """Frame-level units of a jsonl record (durations expanded when present)."""
-    units = np.asarray(record["units"], dtype=np.int64)
-    dur = record.get("duration") or record.get("durations")
-    return np.repeat(units, dur) if dur is not None else units
-
-
 def unit_mean_l1(train: list[tuple[np.ndarray, np.ndarray]], test: list[tuple[np.ndarray, np.ndarray]],
                  num_units: int) -> tuple[float, float]:
     """``(L1 of per-unit mean frames, L1 of the global mean frame)`` on ``test``; pairs are ``(units (T,),
@@ -65,8 +58,11 @@ def main() -> int:
     args = p.parse_args()
     cache: dict[str, np.ndarray] = {}
     rows = []
+    from speechkit.data.manifest import read_units_jsonl
+    from speechkit.vocoders.hifigan.data import frame_units
+
     for path in args.units:
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = read_units_jsonl(path)
         if len(records) < 4:
             print(f"{path}: needs at least 4 utterances", file=sys.stderr)
             return 2
@@ -74,9 +70,9 @@ def main() -> int:
         pairs = []
         for i in pick:
             r = records[int(i)]
-            if r["audio"] not in cache:
-                cache[r["audio"]] = log_mel(r["audio"], args.hop)
-            u, m = frame_labels(r), cache[r["audio"]]
+            if r.audio not in cache:
+                cache[r.audio] = log_mel(r.audio, args.hop)
+            u, m = frame_units(r).numpy(), cache[r.audio]
             n = min(len(u), len(m))
             pairs.append((u[:n], m[:n]))
         split = len(pairs) * 3 // 4

@@ -14,11 +14,6 @@ probe = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(probe)
 
 
-def test_frame_labels_expand_durations():
-    assert probe.frame_labels({"units": [3, 1], "duration": [2, 3]}).tolist() == [3, 3, 1, 1, 1]
-    assert probe.frame_labels({"units": [3, 1, 1]}).tolist() == [3, 1, 1]
-
-
 def test_units_that_determine_the_frame_score_zero_and_random_units_score_the_global_mean():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(5, 4))

@@ -5,10 +5,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["HubertConfig", "BASE_CONV_LAYERS"]
+__all__ = ["HubertConfig", "BASE_CONV_LAYERS", "conv_frames", "receptive_field"]
 
 # fairseq's default "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2": 320 samples per frame (50 Hz at 16 kHz)
 BASE_CONV_LAYERS: list[tuple[int, int, int]] = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
+
+
+def conv_frames(conv_layers, num_samples: int) -> int:
+    """Frames a stack of ``(channels, kernel, stride)`` convolutions gives for ``num_samples`` (0 if too short)."""
+    n = num_samples
+    for _, k, s in conv_layers:
+        n = (n - k) // s + 1
+        if n <= 0:
+            return 0
+    return n
+
+
+def receptive_field(conv_layers) -> int:
+    """Input samples that one output frame of the stack sees (the shortest input that gives a frame)."""
+    n = 1
+    for _, k, s in reversed(conv_layers):
+        n = (n - 1) * s + k
+    return n
 
 
 @dataclass(kw_only=True)
@@ -81,16 +99,8 @@ class HubertConfig:
     @property
     def min_samples(self) -> int:
         """Shortest input that gives one frame (400 samples for base models)."""
-        n = 1
-        for _, k, s in reversed(self.conv_layers):
-            n = (n - 1) * s + k
-        return n
+        return receptive_field(self.conv_layers)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames the front end produces for ``num_samples`` input samples (0 if too short)."""
-        n = num_samples
-        for _, k, s in self.conv_layers:
-            n = (n - k) // s + 1
-            if n <= 0:
-                return 0
-        return n
+        return conv_frames(self.conv_layers, num_samples)

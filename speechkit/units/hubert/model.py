@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechkit.units.hubert.config import conv_frames, receptive_field
+
 __all__ = ["ConvFeatureExtractor", "ConvPositionalEmbedding", "EncoderLayer", "TransformerEncoder", "HubertModel",
            "lengths_to_padding_mask"]
 
@@ -114,10 +116,10 @@ class ConvFeatureExtractor(nn.Module):
             blocks.append(ConvBlock(in_dim, dim, kernel, stride, norm=norm, bias=bias))
             in_dim = dim
         self.layers = nn.ModuleList(blocks)
+        self.conv_layers = [tuple(layer) for layer in conv_layers]
         self.tile_frames = 128  # output frames per tile of the tiled path (0: never tile)
-        strides = [s for _, _, s in conv_layers]
-        self.hop = math.prod(strides)  # input samples per output frame
-        self.receptive_field = 1 + sum((k - 1) * math.prod(strides[:i]) for i, (_, k, _) in enumerate(conv_layers))
+        self.hop = math.prod(s for _, _, s in conv_layers)  # input samples per output frame
+        self.receptive_field = receptive_field(conv_layers)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None):
         """``wav`` ``(B, samples)`` -> ``(B, frames, channels)`` and frame lengths (``None`` if not given)."""
@@ -127,12 +129,6 @@ class ConvFeatureExtractor(nn.Module):
         for block in self.layers:
             x, lengths = block(x, lengths)
         return x, lengths
-
-    def num_frames(self, samples: int) -> int:
-        """Output frames for ``samples`` input samples (0 when shorter than the receptive field)."""
-        for block in self.layers:
-            samples = max(0, (samples - block.kernel) // block.stride + 1)
-        return samples
 
     @torch.no_grad()
     def forward_tiled(self, wav: torch.Tensor, lengths: torch.Tensor | None = None):
@@ -146,8 +142,8 @@ class ConvFeatureExtractor(nn.Module):
         """
         B, S = wav.shape
         lens = [S] * B if lengths is None else [int(n) for n in lengths]
-        frames = [self.num_frames(n) for n in lens]
-        T = self.num_frames(S)
+        frames = [conv_frames(self.conv_layers, n) for n in lens]
+        T = conv_frames(self.conv_layers, S)
         out = None
         for b in range(B):
             if frames[b] == 0:

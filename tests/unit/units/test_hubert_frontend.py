@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from speechkit.units.hubert.config import conv_frames
 from speechkit.units.hubert.model import ConvFeatureExtractor, _strided_conv, pack_conv_weight
 from tests.unit.units import fairseq_format as ff
 
@@ -42,7 +43,7 @@ def test_tiled_front_end_equals_plain_on_padded_batches(variant, tile):
     with torch.inference_mode():
         ours, our_len = fe(wav, lengths)
         alone = {i: fe(wav[i: i + 1, : int(n)])[0][0] for i, n in enumerate(lengths) if n >= 10}
-    assert our_len.tolist() == ref_len.tolist() == [fe.num_frames(int(n)) for n in lengths]
+    assert our_len.tolist() == ref_len.tolist() == [conv_frames(fe.conv_layers, int(n)) for n in lengths]
     assert our_len[-1] == our_len[-2] == 0
     for i, n in enumerate(our_len.tolist()):
         if n:
