@@ -11,10 +11,12 @@ its features; 10 minutes of synthetic speech (the mini-Expresso, 48 kHz) cut int
   then scikit-learn ``predict`` on the features.
 - **speechkit exact**: ``encode_corpus`` (fairseq2 decoding in background threads, longest-first padded batches,
   matmul front end, fp32).
-- **speechkit fast**: the same with ``--fast`` (bf16 autocast).
+- **speechkit fast**: the same with ``--fast`` (bf16 autocast; on a CPU without AVX512-BF16 / AMX it falls back
+  to fp32, and the row says so).
 
 Printed: real-time factor, speed ratio vs the reference, unit agreement with the reference, achieved GFLOP/s and
 its share of the machine's measured fp32 matmul peak; and the decoding pipelines alone (fairseq2 vs DataLoader).
+The first line names the CPU (model, ISA flags that decide the fast paths, threads).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def make_corpus(root: Path, minutes: float, seed: int = 0) -> list[Path]:
     files = sorted(out.glob("*.wav"))
     if files:
         return files
-    src = prepare_mini_expresso(root / "mini_expresso", minutes=minutes * 1.05, jobs=2, conversations=0)
+    src = prepare_mini_expresso(root / f"mini_expresso_{minutes:g}min", minutes=minutes * 1.05, jobs=2,
+                                conversations=0)
     stream = np.concatenate([io.load(f)[0].numpy() for f in sorted((src / "audio_48khz/read").rglob("*.wav"))])
     rng, pos, i, sr = np.random.default_rng(seed), 0, 0, 48000
     while pos < min(len(stream), int(minutes * 60 * sr)):
@@ -127,7 +130,10 @@ def main() -> int:
     quantizer = KMeansQuantizer(km.cluster_centers_)
     total_flops = sum(flops(cfg, int(io.info(f).num_frames / 3), args.layer) for f in files)
     peak32 = matmul_peak(torch.float32)
-    peak16 = matmul_peak(torch.bfloat16)
+    from speechkit.precision import fast_path_missing, machine_line
+
+    # an emulated bf16 matmul (AVX2-only CPUs) is ~30x slower than fp32: no peak to measure there
+    peak16 = matmul_peak(torch.bfloat16) if fast_path_missing("bf16") is None else float("nan")
 
     # ---- reference: one utterance at a time, fp32, torchaudio model, sklearn predict
     t = time.perf_counter()
@@ -144,6 +150,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, dtype in (("speechkit exact", None), ("speechkit fast (bf16)", torch.bfloat16)):
             reader.autocast = dtype
+            if dtype is not None and reader.autocast is None:
+                name = "speechkit fast (bf16 -> fp32: no bf16 on this CPU)"
             enc = SpeechEncoder(reader, quantizer, deduplicate=False)
             out = Path(tmp) / f"{name.split()[1]}.jsonl"
             t = time.perf_counter()
@@ -163,9 +171,11 @@ def main() -> int:
                 pass
             results[f"decode only: {loader}"] = dict(time=time.perf_counter() - t)
 
-    print(f"\n{len(files)} utterances, {seconds / 60:.1f} min of audio; {args.threads} threads; "
+    print("\n" + machine_line())
+    print(f"{len(files)} utterances, {seconds / 60:.1f} min of audio; {args.threads} threads; "
           f"HuBERT-base layer {args.layer}, k={args.k}; {total_flops / 1e12:.2f} TFLOP per pass")
-    print(f"measured matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s\n")
+    bf16_peak = f"{peak16:.0f} GFLOP/s" if math.isfinite(peak16) else "not measured (no bf16 arithmetic)"
+    print(f"measured matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {bf16_peak}\n")
     print("| path | seconds | real-time factor | speed vs reference | unit agreement | GFLOP/s | % of fp32 peak |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():

@@ -1,21 +1,26 @@
 #!/usr/bin/env python
-"""Unit-vocoder speed: the straightforward path vs ``CodeHiFiGANVocoder``'s exact and bf16 paths, in one run.
+"""Unit-vocoder speed: textlesslib's inference path vs ``CodeHiFiGANVocoder``'s exact and bf16 paths, in one run.
 
     .venv/bin/python benchmarks/vocoder.py --seconds 10 --threads 1
 
 Setup: the released V1 unit vocoder size (512 initial channels, upsampling 5·4·4·2·2, resblocks 3/7/11, 16 kHz,
 hop 320) with random weights and K = 100; ``--seconds`` of random units (50 per second).
 
-- **baseline** (the straightforward path, as the official generators are usually run): weight norm kept (weights
-  recomputed from g and v at every call), autograd on, the whole sequence in one pass;
+- **textlesslib** (the baseline: what users of textlesslib run): weight norm removed at load (textlesslib's
+  ``CodeHiFiGANVocoder.__init__`` calls ``remove_weight_norm()``), the released 1-D convolutions, forward without
+  ``no_grad`` (autograd records the graph), the whole sequence in one pass;
+- **weight norm + autograd** (a second reference row: the training-time modules run as they are): weights
+  recomputed from g and v at every call, autograd on, one pass;
 - **exact**: ``CodeHiFiGANVocoder`` as loaded (weight norm folded, ``torch.inference_mode``, chunks of
   ``chunk_frames`` with overlap, fp32);
-- **bf16**: the same with ``voc.set_precision("bf16")`` (opt-in).
+- **bf16**: the same with ``voc.set_precision("bf16")`` (opt-in; on a CPU without AVX512-BF16 / AMX it falls back
+  to fp32, and the row says so).
 
 Each path runs in a fresh subprocess (so its peak resident memory is its own). Printed per path: median wall time
 of ``--repeats`` runs after one warm-up, real-time factor (seconds of compute per second of audio), speed ratio
 vs the baseline, peak memory above the loaded model (VmHWM − VmRSS before synthesis), achieved GFLOP/s (convolution
 FLOPs counted from the layer shapes) and its share of the measured fp32 matmul peak, max |diff| vs the baseline.
+The first line names the CPU (model, ISA flags that decide the fast paths, threads).
 
 With ``--wer-model DIR --wer-units units.jsonl [--wer-list splits/test.txt]`` it also transcribes the originals
 and the fp32 / bf16 resyntheses of those utterances with pocketsphinx and prints their WERs against the corpus
@@ -94,18 +99,20 @@ def run_variant(name: str, seconds: float, repeats: int, chunk_frames: int | Non
     voc = build()
     units = torch.randint(0, 100, (int(seconds * 50),), generator=torch.Generator().manual_seed(1))
     features = voc.features(units)
-    if name == "baseline":
+    precision = "fp32"
+    if name in ("textlesslib", "weight_norm"):
         gen = voc.generator
-        gen.apply_weight_norm()  # g, v -> weight recomputed at every call, as the official modules do
-        for p in gen.parameters():
+        if name == "weight_norm":
+            gen.apply_weight_norm()  # g, v -> weight recomputed at every call, as the training modules do
+        for p in gen.parameters():  # textlesslib's forward runs without no_grad: autograd records the graph
             p.requires_grad_(True)
 
         def synth():
-            return gen(features.clone())[0, 0]
+            return gen(features.clone(), False)[0, 0].detach()
     else:
         voc.chunk_frames = chunk_frames
         if name == "bf16":
-            voc.set_precision("bf16")
+            precision = voc.set_precision("bf16").precision
 
         def synth():
             return voc(units)
@@ -120,7 +127,7 @@ def run_variant(name: str, seconds: float, repeats: int, chunk_frames: int | Non
         peak = max(peak, _status("VmHWM") - rss_before)
         del wav
     wav = synth().detach().float()
-    torch.save({"times": times, "peak": peak, "wav": wav}, out)
+    torch.save({"times": times, "peak": peak, "wav": wav, "precision": precision}, out)
 
 
 def main() -> None:
@@ -152,12 +159,15 @@ def main() -> None:
     features = voc.features(torch.zeros(int(args.seconds * 50), dtype=torch.long))
     flops = conv_flops(voc.generator, features)
     peak_gflops = matmul_peak()
+    from speechkit.precision import machine_line
+
+    print(machine_line())
     print(f"V1 unit vocoder, {args.seconds:g} s of 16 kHz audio, {args.threads} thread(s); convolutions "
           f"{flops / 1e9:.1f} GFLOP ({flops / 1e9 / args.seconds:.1f} GFLOP per audio second); fp32 matmul peak "
           f"{peak_gflops:.0f} GFLOP/s")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("baseline", "exact", "bf16"):
+        for name in ("textlesslib", "weight_norm", "exact", "bf16"):
             out = f"{tmp}/{name}.pt"
             subprocess.run([sys.executable, __file__, "--variant", name, "--out", out, "--seconds", str(args.seconds),
                             "--repeats", str(args.repeats), "--threads", str(args.threads), "--chunk-frames",
@@ -165,16 +175,19 @@ def main() -> None:
                            # fixed mmap threshold: freed tensors go back to the OS, so each peak is the path's own
                            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
             results[name] = torch.load(out, weights_only=True)
-    base = statistics.median(results["baseline"]["times"])
-    print(f"{'path':<9} {'time s':>7} {'RTF':>6} {'speed':>6} {'peak MB':>8} {'GFLOP/s':>8} {'% peak':>7} "
+    base = statistics.median(results["textlesslib"]["times"])
+    labels = {"textlesslib": "textlesslib (baseline)", "weight_norm": "weight norm + autograd", "exact": "exact",
+              "bf16": "bf16" if results["bf16"]["precision"] == "bf16" else "bf16 -> fp32 (no bf16 on this CPU)"}
+    width = max(map(len, labels.values()))
+    print(f"{'path':<{width}} {'time s':>7} {'RTF':>6} {'speed':>6} {'peak MB':>8} {'GFLOP/s':>8} {'% peak':>7} "
           f"{'max|diff|':>10}")
     for name, r in results.items():
         t = statistics.median(r["times"])
-        diff = float((r["wav"] - results["baseline"]["wav"]).abs().max())
-        print(f"{name:<9} {t:7.2f} {t / args.seconds:6.3f} {base / t:5.2f}x {r['peak'] / 2**20:8.0f} "
+        diff = float((r["wav"] - results["textlesslib"]["wav"]).abs().max())
+        print(f"{labels[name]:<{width}} {t:7.2f} {t / args.seconds:6.3f} {base / t:5.2f}x {r['peak'] / 2**20:8.0f} "
               f"{flops / t / 1e9:8.1f} {100 * flops / t / 1e9 / peak_gflops:6.0f}% {diff:10.2e}")
-    print("memory ratio exact/baseline: "
-          f"{results['exact']['peak'] / max(results['baseline']['peak'], 1):.3f}")
+    print("memory ratio exact/textlesslib: "
+          f"{results['exact']['peak'] / max(results['textlesslib']['peak'], 1):.3f}")
     if args.wer_model is not None:
         wer_check(args.wer_model, args.wer_units, args.wer_root, args.wer_list, args.wer_count)
 

@@ -31,18 +31,22 @@ class Resynthesizer:
 
     Args:
         encoder: a :class:`~speechkit.units.SpeechEncoder` (``units``, ``durations``; resamples its input).
-        vocoder: a :class:`~speechkit.vocoders.CodeHiFiGANVocoder` with the same unit vocabulary.
+        vocoder: a unit vocoder (:class:`~speechkit.vocoders.CodeHiFiGANVocoder` or
+            :class:`~speechkit.vocoders.UnitMelVocoder`) with the same unit vocabulary.
         dur_prediction: regenerate durations with the vocoder's duration predictor instead of keeping the input's
             (``None``: keep the input's timing).
-        match_seconds: seconds of the input synthesised per candidate speaker when the voice is kept (see
+        match_seconds: seconds at the start of the input the voice is chosen from when it is kept (see
             :meth:`match_speaker`).
+        voice_match: how the kept voice is chosen: ``"auto"`` (by speaker embedding where the vocoder stores its
+            speakers' embeddings, else by synthesis), ``"embedding"`` or ``"synthesis"``.
 
     Example:
         >>> rs = Resynthesizer(SpeechEncoder.from_pretrained("enc"), CodeHiFiGANVocoder.from_pretrained("voc"))
         >>> out = rs(wav, sample_rate=44100, speaker="ex02")
     """
 
-    def __init__(self, encoder, vocoder, *, dur_prediction: bool | None = None, match_seconds: float = 3.0):
+    def __init__(self, encoder, vocoder, *, dur_prediction: bool | None = None, match_seconds: float = 3.0,
+                 voice_match: str = "auto"):
         if encoder.vocab_size != vocoder.vocab_size:
             raise PipelineError(f"the encoder makes {encoder.vocab_size} units but the vocoder reads "
                                 f"{vocoder.vocab_size}: they were not trained together")
@@ -52,6 +56,13 @@ class Resynthesizer:
         self.encoder, self.vocoder = encoder, vocoder
         self.dur_prediction = bool(dur_prediction)
         self.match_seconds = match_seconds
+        if voice_match not in ("auto", "embedding", "synthesis"):
+            raise PipelineError(f"voice_match must be auto, embedding or synthesis. Found {voice_match!r}")
+        if voice_match == "embedding" and getattr(vocoder, "speaker_table", None) is None:
+            raise PipelineError("voice_match='embedding': the vocoder stores no speaker embeddings "
+                                "(speaker_embeddings.json); use 'synthesis' or 'auto'")
+        self.voice_match = voice_match
+        self._speaker_encoder = None
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike = DEFAULT_MODEL, **options) -> Resynthesizer:
@@ -64,7 +75,7 @@ class Resynthesizer:
         """
         from speechkit import hub
         from speechkit.units import SpeechEncoder
-        from speechkit.vocoders import CodeHiFiGANVocoder
+        from speechkit.vocoders import CodeHiFiGANVocoder, load_unit_vocoder
 
         if hub.is_card_name(folder):  # a vocoder card names the speech-encoder card whose units it reads
             card = hub.load_card(str(folder))
@@ -80,7 +91,7 @@ class Resynthesizer:
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")
-        vocoder = CodeHiFiGANVocoder.from_checkpoint(d / "vocoder")
+        vocoder = load_unit_vocoder(d / "vocoder")
         f0 = {"need_f0": True} if vocoder.config.f0 != "none" else {}
         return cls(SpeechEncoder.from_pretrained(d / "encoder", **f0), vocoder, **options)
 
@@ -135,11 +146,13 @@ class Resynthesizer:
         return self.vocoder(units, speaker=speaker, style=style, durations=durations, f0=f0)
 
     def match_speaker(self, wav: torch.Tensor, sample_rate: int, units: torch.Tensor, durations: torch.Tensor,
-                      style: Any = None, *, f0: torch.Tensor | None = None) -> int | None:
-        """The vocoder speaker whose voice is closest to ``wav``'s (analysis by synthesis).
+                      style: Any = None, *, f0: torch.Tensor | None = None) -> int | str | None:
+        """The vocoder speaker whose voice is closest to the first :attr:`match_seconds` of ``wav``.
 
-        The first :attr:`match_seconds` of the units are synthesised with every speaker of the vocoder; the one
-        whose mean and spread of the log-mel spectrum (timbre and pitch range) is closest to the input's wins.
+        By speaker embedding (``voice_match`` ``"auto"`` or ``"embedding"``) where the vocoder stores its speakers'
+        mean embeddings (``speaker_embeddings.json``, written when speechkit trains a vocoder): the speaker with
+        the highest cosine similarity to the input's resemblyzer embedding (:meth:`match_speaker_by_embedding`).
+        Otherwise, as for official checkpoints, by analysis by synthesis (:meth:`match_speaker_by_synthesis`).
         ``None`` for vocoders without a speaker table.
 
         Args:
@@ -147,15 +160,37 @@ class Resynthesizer:
             sample_rate: its rate.
             units: its deduplicated units.
             durations: their durations.
-            style: the style to synthesise the candidates with.
+            style: the style to synthesise the candidates with (synthesis only).
             f0: frame-level normalised F0 for F0-conditioned vocoders (see :meth:`vocoder_inputs`).
         """
         size = self.vocoder.config.num_speakers
         if size <= 1:
             return None if size == 0 else 0
+        if self.voice_match != "synthesis" and getattr(self.vocoder, "speaker_table", None) is not None:
+            return self.match_speaker_by_embedding(wav, sample_rate)
+        return self.match_speaker_by_synthesis(wav, sample_rate, units, durations, style, f0=f0)
+
+    def match_speaker_by_embedding(self, wav: torch.Tensor, sample_rate: int) -> str:
+        """The vocoder speaker whose stored mean speaker embedding is most similar (cosine) to the embedding of the
+        first :attr:`match_seconds` of ``wav``."""
+        from speechkit.metrics.speaker import SpeakerEncoder
+
+        if self._speaker_encoder is None:
+            self._speaker_encoder = SpeakerEncoder()
+        head = wav[: max(1, int(self.match_seconds * sample_rate))]
+        return self.vocoder.speaker_table.closest(self._speaker_encoder.embed(head, sample_rate))
+
+    def match_speaker_by_synthesis(self, wav: torch.Tensor, sample_rate: int, units: torch.Tensor,
+                                   durations: torch.Tensor, style: Any = None, *,
+                                   f0: torch.Tensor | None = None) -> int:
+        """Analysis by synthesis: the first :attr:`match_seconds` of the units are synthesised with every speaker
+        of the vocoder; the one whose mean and spread of the log-mel spectrum (timbre and pitch range) is closest
+        to the input's wins. Costs one vocoder pass per speaker; the fallback for vocoders without stored speaker
+        embeddings (arguments as :meth:`match_speaker`)."""
         from speechkit.audio.io import resample
         from speechkit.vocoders.hifigan.losses import MelSpectrogram
 
+        size = self.vocoder.config.num_speakers
         sr = self.output_sample_rate
         mel = MelSpectrogram(sr, n_fft=1024, num_mels=80, hop_length=256, win_length=1024)
         frames = int(self.match_seconds * sr / self.vocoder.code_hop_size)
@@ -179,7 +214,7 @@ class Resynthesizer:
             wav: ``(samples,)`` or ``(channels, samples)`` at any rate (resampled, mixed down).
             sample_rate: its rate.
             speaker: a vocoder speaker (name or id) to convert the voice to; ``None`` keeps the voice (the
-                closest vocoder speaker, :meth:`match_speaker`).
+                closest vocoder speaker, :meth:`match_speaker`: by stored speaker embedding, else by synthesis).
             style: a vocoder style (name or id); ``None`` = the vocoder's default style (id 0).
 
         Returns:

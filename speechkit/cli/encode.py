@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads for the model (0 = torch's default)")
     p.add_argument("--fast", action="store_true",
                    help="opt-in bf16 autocast (several times faster on CPUs with AMX/AVX512-BF16 and on GPUs; "
-                        "a few percent of units differ from the exact fp32 path)")
+                        "a few percent of units differ from the exact fp32 path); elsewhere fp32, with a warning")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)
 

@@ -46,7 +46,7 @@ def _name_or_id(value: str | None):
 def build(args: argparse.Namespace):
     from speechkit.pipeline import Resynthesizer
     from speechkit.units import SpeechEncoder
-    from speechkit.vocoders import CodeHiFiGANVocoder
+    from speechkit.vocoders import load_unit_vocoder
 
     options = {"dur_prediction": args.dur_prediction}
     if args.encoder is None and args.vocoder is None:
@@ -55,7 +55,7 @@ def build(args: argparse.Namespace):
         from speechkit.errors import SpeechkitError
 
         raise SpeechkitError("give both --encoder and --vocoder, or --model DIR holding encoder/ and vocoder/")
-    vocoder = CodeHiFiGANVocoder.from_checkpoint(args.vocoder, args.vocoder_config)
+    vocoder = load_unit_vocoder(args.vocoder, args.vocoder_config)
     return Resynthesizer(SpeechEncoder.from_pretrained(args.encoder), vocoder, **options)
 
 

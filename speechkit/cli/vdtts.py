@@ -47,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=None, help="VDTTS model folder (default: checkpoints/vdtts)")
     p.add_argument("--vocoder", choices=["griffinlim", "hifigan"], default="griffinlim", help="mel vocoder")
     p.add_argument("--vocoder-path", type=Path, default=None, help="mel HiFi-GAN checkpoint (--vocoder hifigan)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="fast path where the CPU/GPU computes in bf16/fp16 (else fp32, with a warning)")
     p.set_defaults(func=_dub)
 
     s = sub.add_parser("vdtts-sync", help="lip-sync benchmark of VDTTS models on held-out talking-face videos",
@@ -94,6 +96,7 @@ def _dub(args: argparse.Namespace) -> int:
     if not args.text.strip():
         raise TextError("--text must not be empty")
     tts = VDTTS.from_pretrained(args.model, vocoder=args.vocoder, vocoder_path=args.vocoder_path)
+    tts.set_precision(args.precision)
     out = tts.dub(args.video, args.text, args.output, speaker=args.speaker)
     print(f"wrote {out}")
     return 0

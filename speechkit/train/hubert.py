@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechkit.errors import SpeechkitError
+from speechkit.precision import resolve_precision
 from speechkit.train import distributed as dist
 from speechkit.train.checkpoint import load_training_state, save_training_state, unwrap
 from speechkit.units.hubert import HubertConfig, build_hubert, save_hubert
@@ -79,7 +80,8 @@ def compute_mask(frame_lengths: list[int], max_frames: int, mask_prob: float, ma
 class LabeledAudio(torch.utils.data.Dataset):
     """(audio crop, frame labels) pairs from a tsv manifest and a labels jsonl."""
 
-    def __init__(self, manifest: str, labels: str, config: HubertConfig, crop_seconds: float, seed: int):
+    def __init__(self, manifest: str, labels: str, config: HubertConfig, crop_seconds: float, seed: int,
+                 cache: bool = False):
         from speechkit.data.manifest import iter_units_jsonl, read_tsv
 
         root, entries = read_tsv(manifest)
@@ -95,6 +97,7 @@ class LabeledAudio(torch.utils.data.Dataset):
         self.config, self.hop = config, config.hop_size
         self.crop = int(crop_seconds * config.sample_rate) // self.hop * self.hop
         self.rng = random.Random(seed)
+        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -103,7 +106,12 @@ class LabeledAudio(torch.utils.data.Dataset):
         from speechkit.audio import io as audio_io
 
         path, labels = self.items[i]
-        wav, _ = audio_io.load(path, sample_rate=self.config.sample_rate)
+        if self._cache is not None and i in self._cache:
+            wav = self._cache[i]
+        else:
+            wav, _ = audio_io.load(path, sample_rate=self.config.sample_rate)
+            if self._cache is not None:
+                self._cache[i] = wav
         offset = 0
         if self.crop and len(wav) > self.crop:
             offset = self.rng.randrange((len(wav) - self.crop) // self.hop + 1) * self.hop
@@ -146,19 +154,51 @@ def _config_from(cfg) -> HubertConfig:
 
 
 def _step_loss(model, batch, cfg, hcfg: HubertConfig, rng, device):
-    """Masked-prediction loss and accuracy of one batch; also the number of scored frames."""
+    """Loss and masked accuracy of one batch, the number of scored masked frames and the unmasked accuracy.
+
+    The loss is HuBERT's: cross-entropy on the masked frames plus ``pretrain.unmasked_weight`` times the one on
+    the unmasked frames (fairseq's ``pred_nomask_weight``; 0 = masked prediction only, as pre-trained)."""
     audio, lengths, labels = (t.to(device) for t in batch)
     frame_lengths = [hcfg.num_frames(int(n)) for n in lengths]
     mask = compute_mask(frame_lengths, labels.shape[1], cfg.pretrain.mask_prob, cfg.pretrain.mask_length, rng)
     mask = mask.to(device)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+    bf16 = resolve_precision(cfg.train.precision, device, what="HuBERT training (train.precision)") == "bf16"
+    w_u = float(cfg.pretrain.unmasked_weight)
+    head = unwrap(model).head
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         x, _ = model(audio, lengths, mask)
         target = mask & (labels >= 0)
-        logits = unwrap(model).head(x[target])
+        logits = head(x[target])
+        unmasked = ~mask & (labels >= 0)
+        logits_u = head(x[unmasked]) if w_u > 0 else None
     y = labels[target]
     loss = F.cross_entropy(logits.float(), y)
     acc = (logits.argmax(-1) == y).float().mean()
-    return loss, acc, int(target.sum())
+    acc_u = torch.tensor(float("nan"))
+    if logits_u is not None and logits_u.shape[0]:
+        y_u = labels[unmasked]
+        loss = loss + w_u * F.cross_entropy(logits_u.float(), y_u)
+        acc_u = (logits_u.argmax(-1) == y_u).float().mean()
+    return loss, acc, int(target.sum()), acc_u
+
+
+def warm_start(encoder: HubertModel, folder: str) -> int:
+    """Copies the tensors of the HuBERT saved in ``folder`` (any format :func:`load_hubert` reads) into
+    ``encoder`` wherever name and shape match (the prediction head starts fresh: its targets change); returns how
+    many were copied.
+
+    Raises:
+        SpeechkitError: nothing fits (another architecture).
+    """
+    from speechkit.units.hubert.factory import load_hubert
+
+    source, _ = load_hubert(folder)
+    theirs, ours = source.state_dict(), encoder.state_dict()
+    fit = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if not fit:
+        raise SpeechkitError(f"train.init={folder}: no tensor of that HuBERT fits this model")
+    encoder.load_state_dict({**ours, **fit})
+    return len(fit)
 
 
 def _lr(step: int, cfg) -> float:
@@ -174,11 +214,16 @@ def _validate(model, loader, cfg, hcfg, device) -> dict:
     model.eval()
     rng = np.random.default_rng(12345)  # the same masks every validation
     tot_loss = tot_acc = n = 0.0
+    acc_u = []
     for batch in loader:
-        loss, acc, count = _step_loss(model, batch, cfg, hcfg, rng, device)
+        loss, acc, count, unmasked = _step_loss(model, batch, cfg, hcfg, rng, device)
         tot_loss, tot_acc, n = tot_loss + loss.item() * count, tot_acc + acc.item() * count, n + count
+        acc_u.append(unmasked.item())
     model.train()
-    return {"valid_loss": tot_loss / max(n, 1), "valid_acc": tot_acc / max(n, 1)}
+    out = {"valid_loss": tot_loss / max(n, 1), "valid_acc": tot_acc / max(n, 1)}
+    if acc_u and not np.isnan(acc_u).all():
+        out["valid_acc_unmasked"] = float(np.nanmean(acc_u))
+    return out
 
 
 def run(cfg) -> int:
@@ -192,7 +237,7 @@ def run(cfg) -> int:
     hcfg = _config_from(cfg)
     hcfg.validate()
     train_ds = LabeledAudio(cfg.data.train, cfg.data.train_labels, hcfg, cfg.data.crop_seconds,
-                            cfg.train.seed + dist.rank())
+                            cfg.train.seed + dist.rank(), cache=cfg.data.cache)
     k = cfg.pretrain.num_classes or 1 + max(max(u) for _, u in train_ds.items if u)
     encoder = build_hubert(hcfg, dropout=cfg.model.dropout, attention_dropout=cfg.model.attention_dropout)
     model = HubertPretrainModel(encoder, PretrainHead(hcfg.embed_dim, cfg.model.final_dim, k,
@@ -201,6 +246,9 @@ def run(cfg) -> int:
                             weight_decay=cfg.optim.weight_decay)
     step, plain_cfg = 0, OmegaConf.to_container(cfg, resolve=True)
     history: list[dict] = []
+    if cfg.train.init and not (out / "checkpoint_last.pt").exists():
+        copied = warm_start(model.encoder, cfg.train.init)
+        log.info("warm start of the encoder from %s: %d tensors", cfg.train.init, copied)
     if (out / "checkpoint_last.pt").exists():
         state = load_training_state(out)
         model.load_state_dict(state["model"])
@@ -224,7 +272,7 @@ def run(cfg) -> int:
         for batch in loader:
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg)
-            loss, acc, _ = _step_loss(ddp, batch, cfg, hcfg, rng, device)
+            loss, acc, _, _ = _step_loss(ddp, batch, cfg, hcfg, rng, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from speechkit.errors import SpeechkitError
+from speechkit.precision import resolve_precision
 from speechkit.train import distributed
 from speechkit.train.checkpoint import LAST, load_training_state, save_training_state
 
@@ -223,8 +224,9 @@ def lr_at(step: int, optim: OptimConfig) -> float:
 
 # ------------------------------------------------------------------------------------------------ loop
 def _autocast(precision: str, device: torch.device):
-    use_bf16 = precision == "bf16" or (
-        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    use_bf16 = resolve_precision(precision, device, what="LM training (train.precision)") == "bf16"
     return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechkit.precision import resolve_precision
 from speechkit.train import distributed
 from speechkit.train.checkpoint import LAST, load_training_state, save_training_state, unwrap
 from speechkit.vocoders.errors import VocoderError
@@ -36,9 +37,9 @@ from speechkit.vocoders.hifigan.losses import (
     generator_adversarial_loss,
 )
 from speechkit.vocoders.hifigan.model import CodeHiFiGANGenerator
-from speechkit.vocoders.hifigan.train_config import VocoderTrainConfig
+from speechkit.vocoders.hifigan.train_config import DataConfig, VocoderTrainConfig
 
-__all__ = ["run", "train"]
+__all__ = ["run", "train", "unit_audio_datasets", "epoch_indices", "speaker_table_of"]
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +73,31 @@ def _only(records, list_path: str | None):
 
 
 def _datasets(cfg: VocoderTrainConfig, hop: int):
+    return unit_audio_datasets(cfg.data, sample_rate=cfg.model.sample_rate, hop=hop, seed=cfg.train.seed,
+                               f0=cfg.model.f0)
+
+
+def unit_audio_datasets(data: DataConfig, *, sample_rate: int, hop: int, seed: int, f0: str = "none"):
+    """Training segments and whole validation utterances of the units jsonl ``data`` describes, with speaker and
+    style ids from the audio paths (and speaker-normalised F0 for ``f0="continuous"``).
+
+    Returns:
+        ``(train_set, valid_set or None, speakers, styles, f0_stats)``.
+    """
     from speechkit.data.manifest import read_units_jsonl
 
-    records = read_units_jsonl(cfg.data.units)
-    train = _only(records, cfg.data.train_list)
-    if cfg.data.valid_units:
-        valid = read_units_jsonl(cfg.data.valid_units)
-    elif cfg.data.valid_list:
-        valid = _only(records, cfg.data.valid_list)
+    records = read_units_jsonl(data.units)
+    train = _only(records, data.train_list)
+    if data.valid_units:
+        valid = read_units_jsonl(data.valid_units)
+    elif data.valid_list:
+        valid = _only(records, data.valid_list)
     else:
-        n = min(cfg.data.valid_count, len(train) - 1)
+        n = min(data.valid_count, len(train) - 1)
         train, valid = (train[:-n], train[-n:]) if n > 0 else (train, [])
-    valid = valid[: cfg.data.valid_count]
-    speakers, spk_train = _names(train, cfg.data.speaker, "speaker")
-    styles, sty_train = _names(train, cfg.data.style, "style")
+    valid = valid[: data.valid_count]
+    speakers, spk_train = _names(train, data.speaker, "speaker")
+    styles, sty_train = _names(train, data.style, "style")
 
     def ids(records, names, source, what):
         if names is None:
@@ -96,23 +108,23 @@ def _datasets(cfg: VocoderTrainConfig, hop: int):
             raise VocoderError(f"validation {what}s {unknown} do not occur in the training data")
         return [names.index(fn(r.audio)) for r in records]
 
-    spk_valid = ids(valid, speakers, cfg.data.speaker, "speaker")
-    sty_valid = ids(valid, styles, cfg.data.style, "style")
+    spk_valid = ids(valid, speakers, data.speaker, "speaker")
+    sty_valid = ids(valid, styles, data.style, "style")
     stats = f0_train = f0_valid = None
-    if cfg.model.f0 == "continuous":  # per-speaker statistics of the training records (speech-resynthesis)
+    if f0 == "continuous":  # per-speaker statistics of the training records (speech-resynthesis)
         names_train = [speakers[i] for i in spk_train] if spk_train is not None else [None] * len(train)
         names_valid = [speakers[i] for i in spk_valid] if spk_valid is not None else [None] * len(valid)
         stats = F0Stats.compute(zip(names_train, (frame_f0(r) for r in train), strict=True))
         f0_train, f0_valid = [stats.get(n) for n in names_train], [stats.get(n) for n in names_valid]
-    common = dict(sample_rate=cfg.model.sample_rate, hop=hop, audio_root=cfg.data.audio_root, peak=cfg.data.peak)
-    train_set = UnitAudioDataset(train, segment_frames=cfg.data.segment_size // hop, speakers=spk_train,
-                                 styles=sty_train, seed=cfg.train.seed, f0_norm=f0_train, **common)
+    common = dict(sample_rate=sample_rate, hop=hop, audio_root=data.audio_root, peak=data.peak)
+    train_set = UnitAudioDataset(train, segment_frames=data.segment_size // hop, speakers=spk_train,
+                                 styles=sty_train, seed=seed, f0_norm=f0_train, **common)
     valid_set = UnitAudioDataset(valid, segment_frames=None, speakers=spk_valid, styles=sty_valid, f0_norm=f0_valid,
                                  **common) if valid else None
     return train_set, valid_set, speakers, styles, stats
 
 
-def _epoch_indices(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]:
+def epoch_indices(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]:
     """This process' batches of one epoch: a seeded permutation, sharded by rank, incomplete batches dropped."""
     rank, world = distributed.rank(), distributed.world_size()
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
@@ -155,6 +167,7 @@ def train_step(batch, gen, mpd, msd, mel: MelSpectrogram, optim_g, optim_d, cfg:
     ``adversarial=False`` (before ``train.discriminator_start``) only the generator's mel and duration losses.
     ``cfg`` needs only its ``loss`` weights; ``precision="bf16"`` autocasts the networks' convolutions."""
     y = batch["audio"]
+    precision = resolve_precision(precision, y.device, what="vocoder training (train.precision)")
     bf16 = torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with bf16:  # bf16 convolutions (fp32 weights, optimiser and losses): faster on CPUs with bf16 matrix units (AMX)
         y_hat, dur_loss = gen(batch["units"], batch["speaker"], batch["style"], batch.get("f0"))
@@ -221,8 +234,21 @@ def validate(model: CodeHiFiGANGenerator, valid_set: UnitAudioDataset | None, me
 
 
 # ------------------------------------------------------------------------------------------------ saving
+def speaker_table_of(dataset: UnitAudioDataset, speakers: list[str] | None, per_speaker: int):
+    """The mean speaker embedding of the first ``per_speaker`` training utterances of each speaker (``None`` for
+    single-speaker vocoders or ``per_speaker=0``)."""
+    from speechkit.vocoders.hifigan.voices import compute_speaker_table
+
+    if not speakers or per_speaker <= 0 or dataset.speakers is None:
+        return None
+    files: dict[str, list[Path]] = {name: [] for name in speakers}
+    for record, sid in zip(dataset.records, dataset.speakers, strict=True):
+        files[speakers[sid]].append(dataset.audio_path(record))
+    return compute_speaker_table({k: v for k, v in files.items() if v}, max_utterances=per_speaker)
+
+
 def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styles, stats, out: Path, step: int,
-            official: bool) -> None:
+            official: bool, speaker_table=None) -> None:
     from speechkit.vocoders.hifigan.interop import fold_weight_norm
     from speechkit.vocoders.hifigan.vocoder import CodeHiFiGANVocoder
 
@@ -230,7 +256,7 @@ def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styl
     # the copy's weight norm would break the original)
     plain = build_code_hifigan(mcfg)
     plain.load_state_dict({k: v.detach().cpu().float() for k, v in fold_weight_norm(model.state_dict()).items()})
-    voc = CodeHiFiGANVocoder(plain, mcfg, speakers, styles, stats)
+    voc = CodeHiFiGANVocoder(plain, mcfg, speakers, styles, stats, speaker_table)
     voc.save_pretrained(out / "model", extra={"step": step})
     if official:
         voc.export_official(out / "official", step=step)
@@ -312,6 +338,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.resolved.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     last: dict = {}
+    table: list = []  # computed at the first export, from the training speech
 
     def save() -> None:
         if distributed.is_main():
@@ -319,7 +346,9 @@ def train(cfg: VocoderTrainConfig) -> dict:
                                 optimizers={"g": optim_g, "d": optim_d}, schedulers={"g": sched_g, "d": sched_d},
                                 extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch, "speakers": speakers,
                                        "styles": styles})
-            _export(model, mcfg, speakers, styles, f0_stats, out, step, cfg.train.export_official)
+            if not table:
+                table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
+            _export(model, mcfg, speakers, styles, f0_stats, out, step, cfg.train.export_official, table[0])
         distributed.barrier()
 
     def write_log(values: dict) -> None:
@@ -342,7 +371,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
     stopped = False
     while step < o.max_steps and not stopped:
         train_set.set_epoch(epoch)
-        batches = _epoch_indices(len(train_set), o.batch_size, epoch, cfg.train.seed)
+        batches = epoch_indices(len(train_set), o.batch_size, epoch, cfg.train.seed)
         if not batches:
             raise VocoderError(f"optim.batch_size={o.batch_size} exceeds the {len(train_set)} training records "
                                f"({distributed.world_size()} processes)")

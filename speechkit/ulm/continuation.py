@@ -27,7 +27,7 @@ class SpeechContinuation:
     Args:
         encoder: a :class:`~speechkit.units.SpeechEncoder` (deduplicating).
         lm: a :class:`~speechkit.ulm.UnitLM` over the encoder's units.
-        vocoder: a :class:`~speechkit.vocoders.CodeHiFiGANVocoder` over the same units.
+        vocoder: a unit vocoder (CodeHiFiGAN or unit-to-mel) over the same units.
         dur_prediction: synthesise with the vocoder's duration predictor (TWIST); ``False`` keeps the prompt's
             durations and gives every generated unit the prompt's median duration (for vocoders without one).
 
@@ -58,7 +58,7 @@ class SpeechContinuation:
         from speechkit.pipeline import PipelineError
         from speechkit.ulm import UnitLM
         from speechkit.units import SpeechEncoder
-        from speechkit.vocoders import CodeHiFiGANVocoder
+        from speechkit.vocoders import load_unit_vocoder
 
         parts = {"encoder": encoder, "ulm": ulm, "vocoder": vocoder}
         if folder is None and all(p is None for p in parts.values()):
@@ -71,7 +71,7 @@ class SpeechContinuation:
             if not Path(parts[name]).is_dir():
                 raise PipelineError(f"{parts[name]}: no such {name} folder")
         return cls(SpeechEncoder.from_pretrained(parts["encoder"]), UnitLM.from_pretrained(parts["ulm"]),
-                   CodeHiFiGANVocoder.from_checkpoint(parts["vocoder"]), **options)
+                   load_unit_vocoder(parts["vocoder"]), **options)
 
     @property
     def output_sample_rate(self) -> int:

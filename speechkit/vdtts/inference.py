@@ -47,6 +47,18 @@ class VDTTS(torch.nn.Module):
 
         self.model, self.config = model.eval(), config
         self.vocoder = load_vocoder(config, vocoder, vocoder_path)
+        self.precision = "fp32"
+
+    def set_precision(self, precision: str) -> VDTTS:
+        """Runs the acoustic model under ``"bf16"`` / ``"fp16"`` autocast and a HiFi-GAN mel vocoder in that
+        precision (Griffin-Lim stays fp32), or everything in ``"fp32"`` (the default). Where the device lacks the
+        kernels, everything stays fp32 and one warning line says why (:mod:`speechkit.precision`)."""
+        from speechkit.precision import resolve_precision
+
+        self.precision = resolve_precision(precision, next(self.model.parameters()).device, what="VDTTS")
+        if hasattr(self.vocoder, "set_precision"):
+            self.vocoder.set_precision(self.precision)
+        return self
 
     @property
     def output_sample_rate(self) -> int:
@@ -114,10 +126,13 @@ class VDTTS(torch.nn.Module):
         dev = next(self.model.parameters()).device
         phon = torch.tensor([ids], device=dev)
         x = torch.from_numpy(np.asarray(crops, dtype=np.float32) / 255.0)[None].to(dev)
-        _, mel, _ = self.model(phon, torch.tensor([len(ids)], device=dev), x,
-                               torch.tensor([len(crops)], device=dev),
-                               torch.tensor([self.speaker_id(speaker)], device=dev))
-        return mel[0].T
+        from speechkit.precision import DTYPES
+
+        with torch.autocast(dev.type, dtype=DTYPES[self.precision], enabled=self.precision != "fp32"):
+            _, mel, _ = self.model(phon, torch.tensor([len(ids)], device=dev), x,
+                                   torch.tensor([len(crops)], device=dev),
+                                   torch.tensor([self.speaker_id(speaker)], device=dev))
+        return mel[0].T.float()
 
     def synthesize_frames(self, frames: np.ndarray, fps: float, text: str,
                           speaker: str | int | None = None) -> np.ndarray:

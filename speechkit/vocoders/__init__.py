@@ -6,19 +6,23 @@ The public names are imported lazily, so ``import speechkit.vocoders`` costs not
     voc = CodeHiFiGANVocoder.from_checkpoint("g_00500000", "config.json")
     wav = voc(units, speaker="ex01", style="read-happy", dur_prediction=True)   # (samples,) at voc.output_sample_rate
 
-Families: :mod:`speechkit.vocoders.hifigan` (unit HiFi-GAN = CodeHiFiGAN, and the original mel HiFi-GAN).
+Families: :mod:`speechkit.vocoders.hifigan` (unit HiFi-GAN = CodeHiFiGAN, and the original mel HiFi-GAN),
+:mod:`speechkit.vocoders.unitmel` (units -> log-mel -> Griffin-Lim or a mel vocoder). ``load_unit_vocoder(path)``
+loads either from a folder.
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "VocoderError"]
+__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "UnitMelVocoder", "VocoderError", "load_unit_vocoder"]
 
 _LAZY = {
     "CodeHiFiGANVocoder": "speechkit.vocoders.hifigan.vocoder",
     "HiFiGANVocoder": "speechkit.vocoders.hifigan.mel_vocoder",
+    "UnitMelVocoder": "speechkit.vocoders.unitmel.vocoder",
     "VocoderError": "speechkit.vocoders.errors",
+    "load_unit_vocoder": "speechkit.vocoders.loading",
 }
 
 

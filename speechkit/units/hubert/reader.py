@@ -30,7 +30,8 @@ class HubertFeatureReader(nn.Module):
         max_chunk: longest piece encoded at once, in samples (textlesslib: 1,600,000).
         autocast: ``None`` (exact fp32, the default) or ``torch.bfloat16`` for the opt-in fast path (matrix
             products in bf16 under ``torch.autocast``, normalisations in fp32; ~3x faster on CPUs with AMX /
-            AVX512-BF16, features within bf16 rounding so a few percent of units change).
+            AVX512-BF16, features within bf16 rounding so a few percent of units change). On a device without
+            bf16 arithmetic the reader stays fp32 and one warning line says why (:mod:`speechkit.precision`).
 
     Example:
         >>> reader = HubertFeatureReader.from_checkpoint("hubert_base_ls960.pt", layer=6)
@@ -44,7 +45,23 @@ class HubertFeatureReader(nn.Module):
         if not 1 <= layer <= config.num_layers:
             raise ValueError(f"layer must be between 1 and {config.num_layers} for this model. Found {layer}")
         self.model, self.config, self.layer, self.max_chunk = model.eval(), config, layer, max_chunk
-        self.autocast = autocast
+        self._autocast: torch.dtype | None = None
+        self._requested: torch.dtype | None = autocast
+
+    @property
+    def autocast(self) -> torch.dtype | None:
+        """The autocast dtype the model runs under on its current device (``None``: exact fp32); setting a dtype
+        whose kernels the device lacks leaves fp32, with one warning line."""
+        from speechkit.precision import autocast_dtype
+
+        if self._requested is not None:  # resolved where the model runs, so .to(device) after setting works
+            self._autocast = autocast_dtype(self._requested, self.device, what="HuBERT fast path (bf16 autocast)")
+            self._requested = None
+        return self._autocast
+
+    @autocast.setter
+    def autocast(self, dtype: torch.dtype | None) -> None:
+        self._requested, self._autocast = dtype, None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, layer: int = 6, max_chunk: int = 1_600_000,
@@ -112,7 +129,8 @@ class HubertFeatureReader(nn.Module):
         return self._encode_chunked(self._normalize(self._check(wav).to(self.device)))
 
     def _run(self, batch: torch.Tensor, lengths: torch.Tensor | None):
-        with torch.autocast(self.device.type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
+        dtype = self.autocast
+        with torch.autocast(self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             return self.model(batch, lengths, output_layer=self.layer)
 
     def _encode_chunked(self, x: torch.Tensor) -> torch.Tensor:

@@ -127,7 +127,8 @@ class UnitAudioDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _path(self, record: UnitRecord) -> Path:
+    def audio_path(self, record: UnitRecord) -> Path:
+        """The audio file of ``record`` (relative paths are under ``audio_root``)."""
         p = Path(record.audio)
         return p if p.is_absolute() or self.audio_root is None else self.audio_root / p
 
@@ -138,13 +139,13 @@ class UnitAudioDataset(torch.utils.data.Dataset):
 
         record = self.records[index]
         units = frame_units(record)
-        audio, _ = io.load(self._path(record), sample_rate=self.sample_rate)
+        audio, _ = io.load(self.audio_path(record), sample_rate=self.sample_rate)
         if self.peak is not None:
             audio = audio / audio.abs().max().clamp(min=1e-8) * self.peak
         audio_frames = len(audio) // self.hop
         if abs(audio_frames - len(units)) > self.max_frame_mismatch:
             raise DataError(f"record {record.id!r}: {len(units)} unit frames but {audio_frames} audio frames of "
-                            f"{self.hop} samples at {self.sample_rate} Hz in {self._path(record)} (at most "
+                            f"{self.hop} samples at {self.sample_rate} Hz in {self.audio_path(record)} (at most "
                             f"{self.max_frame_mismatch} apart): wrong hop, sample rate or audio file")
         frames = min(audio_frames, len(units))
         if frames == 0:

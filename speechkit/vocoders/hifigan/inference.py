@@ -7,12 +7,11 @@ from pathlib import Path
 
 import torch
 
+from speechkit.precision import DTYPES as PRECISIONS
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan.model import HiFiGANGenerator
 
 __all__ = ["synthesize_chunked", "read_names", "PRECISIONS"]
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def synthesize_chunked(generator: HiFiGANGenerator, features: torch.Tensor, chunk_frames: int | None = None,

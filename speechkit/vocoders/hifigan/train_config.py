@@ -138,6 +138,9 @@ class LoopConfig:
     max_minutes: float | None = None
     """Wall-clock budget of this run: once spent, training stops as at ``optim.max_steps`` (validate, save, export);
     a later run resumes from the checkpoint. ``None``: no budget."""
+    speaker_embeddings: int = 20
+    """Utterances per speaker of the training speech whose mean speaker embedding (resemblyzer) is exported with
+    the model (``speaker_embeddings.json``), so a pipeline keeps an input's voice without synthesis; 0 = none."""
 
 
 @dataclass(kw_only=True)

@@ -26,6 +26,9 @@ from speechkit.vocoders.hifigan.f0 import F0Stats, normalize_f0
 from speechkit.vocoders.hifigan.factory import build_code_hifigan
 from speechkit.vocoders.hifigan.inference import PRECISIONS, read_names, synthesize_chunked
 from speechkit.vocoders.hifigan.model import CodeHiFiGANGenerator, HiFiGANGenerator
+from speechkit.vocoders.hifigan.voices import FILENAME as SPEAKER_TABLE_FILE
+from speechkit.vocoders.hifigan.voices import read_speaker_table
+from speechkit.vocoders.inputs import UnitInputs
 
 __all__ = ["CodeHiFiGANVocoder", "DEFAULT_CHUNK_FRAMES"]
 
@@ -87,19 +90,30 @@ class _Base(nn.Module):
 
     def set_precision(self, precision: str) -> _Base:
         """Computes the generator body in ``"fp32"`` (exact), ``"bf16"`` or ``"fp16"`` (fast paths on hardware
-        that supports them). Embeddings, conditioning and the duration predictor stay fp32."""
+        that computes in them). Embeddings, conditioning and the duration predictor stay fp32.
+
+        Where the device lacks the kernels (bf16 on a CPU without AVX512-BF16 / AMX, fp16 without AVX512-FP16 /
+        AMX-FP16), the vocoder stays fp32 and one warning line says why (:mod:`speechkit.precision`). Call it
+        after moving the vocoder to its device."""
+        from speechkit.precision import resolve_precision
+
         if precision not in PRECISIONS:
             raise VocoderError(f"precision must be one of {sorted(PRECISIONS)}. Found {precision!r}")
-        self.dtype = PRECISIONS[precision]
+        self.dtype = PRECISIONS[resolve_precision(precision, self.device, what=f"{type(self).__name__}.set_precision")]
         self.generator.to(self.dtype)
         return self
+
+    @property
+    def precision(self) -> str:
+        """The precision the generator body computes in (after any fallback of :meth:`set_precision`)."""
+        return {v: k for k, v in PRECISIONS.items()}[self.dtype]
 
     def _synthesize(self, features: torch.Tensor) -> torch.Tensor:
         return synthesize_chunked(self.generator, features, self.chunk_frames, dtype=self.dtype,
                                   channels_last=self.channels_last)
 
 
-class CodeHiFiGANVocoder(_Base):
+class CodeHiFiGANVocoder(UnitInputs, _Base):
     """Unit HiFi-GAN vocoder (speech-resynthesis / fairseq / textlesslib CodeHiFiGAN).
 
     Args:
@@ -107,6 +121,10 @@ class CodeHiFiGANVocoder(_Base):
         config: its config.
         speakers: speaker names, the line index being the id (``speakers.txt``).
         styles: style names, likewise (``styles.txt``).
+        f0_stats: per-speaker F0 statistics of the training data (F0-conditioned vocoders).
+        speaker_table: the mean speaker embedding of each speaker's training speech
+            (``speaker_embeddings.json``, :mod:`~speechkit.vocoders.hifigan.voices`); lets a pipeline pick the
+            closest voice without synthesis.
 
     Example:
         >>> voc = CodeHiFiGANVocoder.from_checkpoint("g_00400000", "config.json")   # speakers.txt found beside
@@ -116,7 +134,7 @@ class CodeHiFiGANVocoder(_Base):
     """
 
     def __init__(self, model: CodeHiFiGANGenerator, config: CodeHiFiGANConfig, speakers: list[str] | None = None,
-                 styles: list[str] | None = None, f0_stats: F0Stats | None = None):
+                 styles: list[str] | None = None, f0_stats: F0Stats | None = None, speaker_table=None):
         super().__init__()
         config.validate()
         self.model = model.eval()
@@ -125,6 +143,12 @@ class CodeHiFiGANVocoder(_Base):
         self.speakers = speakers
         self.styles = styles
         self.f0_stats = f0_stats
+        if speaker_table is not None:
+            unknown = sorted(set(speaker_table.names) - set(speakers or []))
+            if unknown:
+                raise VocoderError(f"speaker embeddings for {unknown}, which are not in the vocoder's speakers "
+                                   f"{speakers}")
+        self.speaker_table = speaker_table
 
     @property
     def generator(self) -> HiFiGANGenerator:  # type: ignore[override]
@@ -176,7 +200,8 @@ class CodeHiFiGANVocoder(_Base):
                                                 source=str(config_path))
         model = build_code_hifigan(cfg)
         _load_strict_shapes(model, interop.state_dict_from_official(official), str(p))
-        return cls(model, cfg, read_names(speakers_path, "speaker"), read_names(styles_path, "style"))
+        return cls(model, cfg, read_names(speakers_path, "speaker"), read_names(styles_path, "style"),
+                   speaker_table=read_speaker_table(beside))
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
@@ -198,7 +223,7 @@ class CodeHiFiGANVocoder(_Base):
         speakers = read_names(d / "speakers.txt", "speaker") if (d / "speakers.txt").is_file() else None
         styles = read_names(d / "styles.txt", "style") if (d / "styles.txt").is_file() else None
         stats = F0Stats.from_dict(config["f0_stats"]) if config.get("f0_stats") else None
-        return cls(model, cfg, speakers, styles, stats)
+        return cls(model, cfg, speakers, styles, stats, read_speaker_table(d))
 
     def _name_files(self) -> dict[str, str]:
         files = {}
@@ -206,10 +231,13 @@ class CodeHiFiGANVocoder(_Base):
             files["speakers.txt"] = "".join(f"{s}\n" for s in self.speakers)
         if self.styles:
             files["styles.txt"] = "".join(f"{s}\n" for s in self.styles)
+        if self.speaker_table is not None:
+            files[SPEAKER_TABLE_FILE] = self.speaker_table.to_json()
         return files
 
     def save_pretrained(self, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Writes ``model.safetensors`` (fp32, weight norm folded), ``config.json`` and the name lists."""
+        """Writes ``model.safetensors`` (fp32, weight norm folded), ``config.json``, the name lists and the speaker
+        embeddings (when the vocoder has them)."""
         from speechkit.train.checkpoint import save_pretrained
 
         state = {k: v.float() for k, v in self.model.state_dict().items()}
@@ -250,33 +278,6 @@ class CodeHiFiGANVocoder(_Base):
         mean, std = self.f0_stats.get(speaker if isinstance(speaker, str) else None)
         return normalize_f0(self._as_1d(f0_hz, "f0", integer=False), mean, std)
 
-    def _index(self, what: str, value: Any, names: list[str] | None, size: int) -> torch.Tensor | None:
-        if size == 0:
-            if value is not None:
-                raise VocoderError(f"{what}={value!r}: this vocoder has no {what} input")
-            return None
-        if value is None:
-            value = 0  # the official vocoders' default id
-        if isinstance(value, torch.Tensor | np.ndarray):  # e.g. torch.LongTensor([[3]]), as textlesslib builds it
-            arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
-            if arr.size != 1 or arr.dtype.kind not in "iu":
-                raise VocoderError(f"{what} must be a name or an integer id. Found an array of shape {arr.shape}, "
-                                   f"dtype {arr.dtype}")
-            value = int(arr.reshape(-1)[0])
-        if isinstance(value, str):
-            if not names:
-                raise VocoderError(f"{what}={value!r}: this vocoder has no {what}s.txt list, give an id in "
-                                   f"0..{size - 1}")
-            if value not in names:
-                shown = names if len(names) <= 12 else names[:12] + ["..."]
-                raise VocoderError(f"{what}={value!r}: unknown {what}; known: {shown}")
-            value = names.index(value)
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise VocoderError(f"{what} must be a name or an integer id. Found {type(value).__name__} {value!r}")
-        if not 0 <= int(value) < size:
-            raise VocoderError(f"{what} id must be in 0..{size - 1}. Found {int(value)}")
-        return torch.tensor([int(value)], device=self.device)
-
     def _speaker(self, speaker: Any) -> torch.Tensor | None:
         dim = self.config.speaker_embedding_dim
         if not dim:
@@ -286,24 +287,6 @@ class CodeHiFiGANVocoder(_Base):
             raise VocoderError(f"speaker: this vocoder takes a speaker vector of {dim} values. Found "
                                f"{'None' if speaker is None else tuple(v.shape)}")
         return v.reshape(1, dim).to(self.device)
-
-    @staticmethod
-    def _as_1d(x: Any, what: str, integer: bool) -> torch.Tensor:
-        if isinstance(x, str):  # "12 12 7 99", as textlesslib's preprocess_code reads it
-            try:
-                x = [float(v) if not integer else int(v) for v in x.split()]
-            except ValueError:
-                raise VocoderError(f"{what}: a string must hold numbers separated by spaces. "
-                                   f"Found {x[:40]!r}") from None
-        t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
-        while t.dim() > 1 and t.shape[0] == 1:  # (1, frames) and (1, 1, frames) as the official code takes them
-            t = t[0]
-        if t.dim() != 1:
-            raise VocoderError(f"{what} must be 1-D (frames,) or (1, frames). Found shape {tuple(t.shape)}")
-        if integer and (t.is_floating_point() or t.dtype == torch.bool):
-            if t.numel() and not torch.equal(t, t.round()):
-                raise VocoderError(f"{what} must be integers. Found dtype {t.dtype}")
-        return t.long() if integer else t.float()
 
     @torch.inference_mode()
     def forward(self, units: Any, speaker: Any = None, style: Any = None, dur_prediction: bool = False,
@@ -334,31 +317,9 @@ class CodeHiFiGANVocoder(_Base):
     def features(self, units: Any, speaker: Any = None, style: Any = None, dur_prediction: bool = False,
                  f0: Any = None, *, durations: Any = None) -> torch.Tensor:
         """The generator input of :meth:`forward` (same arguments): ``(1, conditioning_dim, frames)``."""
-        u = self._as_1d(units, "units", integer=True).to(self.device)
-        if u.numel() == 0:
-            raise VocoderError("units: empty unit sequence")
-        keep = u >= 0
-        if not bool(keep.any()):
-            raise VocoderError(f"units: all {u.numel()} ids are negative (negative ids are dropped as padding)")
-        if int(u.max()) >= self.config.num_units:
-            raise VocoderError(f"units must be < {self.config.num_units} (the vocoder's vocabulary). "
-                               f"Found {int(u.max())}")
+        u, keep = self._check_units(units, self.config.num_units)
         f = self._f0(f0, u, keep)
-        if durations is not None:
-            if dur_prediction:
-                raise VocoderError("give either durations or dur_prediction=True, not both")
-            d = self._as_1d(durations, "durations", integer=True).to(self.device)
-            if d.numel() != u.numel() or bool((d < 1).any()):
-                raise VocoderError(f"durations must be {u.numel()} positive integers (one per unit). Found "
-                                   f"{d.numel()} values, min {int(d.min()) if d.numel() else None}")
-            d = d[keep]
-        u = u[keep]
-        if dur_prediction:
-            if self.model.duration_predictor is None:
-                raise VocoderError("dur_prediction=True: this vocoder has no duration predictor")
-            d = self.model.predict_durations(u[None])[0]
-        if dur_prediction or durations is not None:
-            u = torch.repeat_interleave(u, d)
+        u = self._frame_units(u, keep, durations, dur_prediction, self.model)
         return self.model.conditioning(u[None], None if f is None else f[None], self._speaker(speaker),
                                        self._index("style", style, self.styles, self.config.num_styles))
 

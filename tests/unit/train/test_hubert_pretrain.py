@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import torch
 
@@ -42,3 +44,34 @@ def test_head_logits_are_scaled_cosines():
     x = torch.randn(3, 6)
     logits = head(x)
     assert logits.shape == (3, 5) and logits.abs().max() <= 10.0 + 1e-5
+
+
+def test_unmasked_loss_warm_start_and_cached_audio(tmp_path):
+    # phone-target training: the loss adds the unmasked frames (fairseq pred_nomask_weight), the encoder can start
+    # from another HuBERT, and decoded audio can stay in memory
+    from speechkit.cli.train import compose
+    from speechkit.train.hubert import run
+    from speechkit.units.hubert.factory import load_hubert
+
+    rng = np.random.default_rng(0)
+    entries, records = [], []
+    for i in range(4):
+        io.save(tmp_path / f"u{i}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+        entries.append(ManifestEntry(f"u{i}.wav", 16000))
+        records.append(UnitRecord(f"u{i}", f"u{i}.wav", [(f // 5) % 3 for f in range(50)]))
+    write_tsv(tmp_path / "m.tsv", tmp_path, entries)
+    write_units_jsonl(tmp_path / "l.jsonl", records)
+    base = ["preset=debug", f"data.train={tmp_path / 'm.tsv'}", f"data.train_labels={tmp_path / 'l.jsonl'}",
+            f"data.valid={tmp_path / 'm.tsv'}", f"data.valid_labels={tmp_path / 'l.jsonl'}", "data.cache=true",
+            "pretrain.num_classes=3", "optim.max_steps=2", "train.valid_every=2"]
+    assert run(compose("hubert", base + ["pretrain.unmasked_weight=1.0", f"out={tmp_path / 'a'}"])) == 0
+    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    valid = [h for h in history if "valid_acc" in h]
+    assert valid and 0.0 <= valid[-1]["valid_acc_unmasked"] <= 1.0
+    # warm start: with a learning rate of ~0 the exported encoder is the one it started from
+    assert run(compose("hubert", base + [f"train.init={tmp_path / 'a' / 'model'}", "optim.lr=1e-12",
+                                         "optim.max_steps=1", f"out={tmp_path / 'b'}"])) == 0
+    a, _ = load_hubert(tmp_path / "a" / "model")
+    b, _ = load_hubert(tmp_path / "b" / "model")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(va, vb, atol=1e-6), k

@@ -22,3 +22,18 @@ def test_atomic_path_keeps_suffix_and_creates_parent(tmp_path):
         assert tmp.suffix == ".flac" and tmp.parent == tmp_path / "sub"
         tmp.write_bytes(b"data")
     assert (tmp_path / "sub" / "x.flac").read_bytes() == b"data"
+
+
+def test_atomic_outputs_get_the_permissions_of_a_plain_open(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "a.txt") as f:
+            f.write("x")
+        (tmp_path / "b.txt").write_text("x")
+    finally:
+        os.umask(umask)
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from speechkit.precision import fast_path_missing
 from speechkit.vocoders import CodeHiFiGANVocoder, HiFiGANVocoder
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "vocoders"
@@ -88,11 +89,17 @@ def test_mel_hifigan(case):
 
 
 def test_training_mel_spectrogram():
+    # FFT rounding differs between CPUs (AVX2 vs AVX-512 kernels) and log(clamp(x, 1e-5)) magnifies it at tiny
+    # magnitudes (5e-3 at log values near -11), so compare magnitudes, and log values only within 60 dB of the peak
     from speechkit.vocoders.hifigan.losses import MelSpectrogram
 
     r = np.load(DATA / "mel_loss.npz")
-    mel = MelSpectrogram(sample_rate=16000)(torch.from_numpy(r["wav"])[None])[0]
-    np.testing.assert_allclose(mel.numpy(), r["mel"], atol=TOL, rtol=0)
+    mel = MelSpectrogram(sample_rate=16000)(torch.from_numpy(r["wav"])[None])[0].numpy()
+    mag, ref_mag = np.exp(mel), np.exp(r["mel"])
+    np.testing.assert_allclose(mag, ref_mag, atol=1e-5 * ref_mag.max(), rtol=0)
+    loud = ref_mag > 1e-3 * ref_mag.max()
+    assert 0.1 < loud.mean() < 1
+    np.testing.assert_allclose(mel[loud], r["mel"][loud], atol=TOL, rtol=0)
 
 
 @pytest.mark.parametrize("case", ["base", "expresso", "f0", "f0_quant"])
@@ -120,21 +127,68 @@ def test_chunked_synthesis_equals_one_pass(case):
     assert float((short - whole).abs().max()) > 1e-3
 
 
+def _released_generator_forward(sd: dict[str, torch.Tensor], cfg: dict, x: torch.Tensor) -> torch.Tensor:
+    """The released HiFi-GAN generator (ResBlock1) written out with torch.nn.functional from an official checkpoint:
+    weights rebuilt from weight_g / weight_v with torch._weight_norm, as the official remove_weight_norm() does."""
+    import torch.nn.functional as F
+
+    def w(name):
+        return torch._weight_norm(sd[f"{name}.weight_v"], sd[f"{name}.weight_g"], 0), sd[f"{name}.bias"]
+
+    def conv1d(name, x, dilation=1):
+        weight, bias = w(name)
+        k = weight.shape[-1]
+        return F.conv1d(x, weight, bias, padding=(k * dilation - dilation) // 2, dilation=dilation)
+
+    kernels = cfg["resblock_kernel_sizes"]
+    x = conv1d("conv_pre", x)
+    for i, (u, k) in enumerate(zip(cfg["upsample_rates"], cfg["upsample_kernel_sizes"], strict=True)):
+        x = F.leaky_relu(x, 0.1)
+        weight, bias = w(f"ups.{i}")
+        x = F.conv_transpose1d(x, weight, bias, stride=u, padding=(k - u) // 2)
+        xs = None
+        for j in range(len(kernels)):
+            b, y = f"resblocks.{i * len(kernels) + j}", x
+            for n, d in enumerate(cfg["resblock_dilation_sizes"][j]):
+                t = conv1d(f"{b}.convs1.{n}", F.leaky_relu(y, 0.1), d)
+                y = conv1d(f"{b}.convs2.{n}", F.leaky_relu(t, 0.1)) + y
+            xs = y if xs is None else xs + y
+        x = xs / len(kernels)
+    return torch.tanh(conv1d("conv_post", F.leaky_relu(x)))
+
+
 def test_released_conv1d_path_is_bit_exact():
-    # the default path computes channels-last 2-D convolutions (faster, within ~1e-6); channels_last=False runs the
-    # released 1-D convolutions with the official folded weights: bit-identical waveforms
+    # bit-exactness only holds in one process on one CPU: channels_last=False (the released 1-D convolutions) equals
+    # the released generator rebuilt here from the official checkpoint's weight_g / weight_v, bit for bit
+    import json
+
     r = ref("expresso")
     voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso" / "g_00000000")
+    sd = torch.load(DATA / "expresso" / "g_00000000", weights_only=True)["generator"]
+    cfg = json.loads((DATA / "expresso" / "config.json").read_text())
+    features = voc.features(r["units"], speaker=1, style=3, dur_prediction=True)
+    with torch.inference_mode():
+        ours = voc.generator(features, channels_last=False)
+        released = _released_generator_forward(sd, cfg, features)
+    assert float(released.abs().max()) > 0.1
+    assert torch.equal(ours, released)
+    # against the arrays the official code wrote on another machine: equal up to that CPU's float rounding
     voc.channels_last = False
-    assert np.array_equal(voc(r["units"], speaker=1, style=3, dur_prediction=True).numpy(), r["wav_dur_spk1_sty3"])
+    exact = voc(r["units"], speaker=1, style=3, dur_prediction=True).numpy()
     voc.channels_last = True
     fast = voc(r["units"], speaker=1, style=3, dur_prediction=True).numpy()
-    assert 0 < np.abs(fast - r["wav_dur_spk1_sty3"]).max() < 1e-5
+    np.testing.assert_array_equal(exact, ours[0, 0].numpy())
+    for wav in (exact, fast):
+        np.testing.assert_allclose(wav, r["wav_dur_spk1_sty3"], atol=1e-5, rtol=0)
 
 
+@pytest.mark.skipif(fast_path_missing("bf16") is not None, reason="this CPU has no bf16 arithmetic (the fallback "
+                    "is tested in tests/unit/test_precision.py)")
 def test_bf16_path_is_close():
     r = ref("base")
     voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "base" / "g_00000000").set_precision("bf16")
+    assert voc.precision == "bf16" and voc.generator.conv_pre.weight.dtype == torch.bfloat16
     wav = voc(r["units"])
-    assert wav.dtype == torch.float32 and float(np.abs(wav.numpy() - r["wav"]).max()) < 0.05
+    diff = float(np.abs(wav.numpy() - r["wav"]).max())
+    assert wav.dtype == torch.float32 and 0 < diff < 0.05  # computed in bf16 (not equal), close to fp32
     assert voc.model.unit_embedding.weight.dtype == torch.float32  # conditioning stays fp32

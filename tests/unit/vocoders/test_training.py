@@ -110,10 +110,10 @@ def test_discriminators_shapes_and_released_sizes():
     assert sum(p.numel() for p in MultiPeriodDiscriminator().parameters()) == pytest.approx(41.1e6, rel=0.02)
 
 
-def _compose(overrides):
+def _compose(overrides, task: str = "vocoder"):
     from speechkit.cli.train import compose
 
-    return compose("vocoder", overrides)
+    return compose(task, overrides)
 
 
 @pytest.mark.slow
@@ -130,6 +130,14 @@ def test_solver_trains_exports_and_resumes(tmp_path):
     assert any("valid_mel_l1" in x for x in lines)
     voc = CodeHiFiGANVocoder.from_pretrained(out / "model")
     assert voc.speakers == ["ex01", "ex02"] and voc.styles == ["happy", "sad"]
+    # each speaker's mean speaker embedding over its training speech is exported with the model
+    from speechkit.metrics.speaker import SpeakerEncoder
+
+    table, enc = voc.speaker_table, SpeakerEncoder()
+    assert table.names == ["ex01", "ex02"] and table.utterances == {"ex01": 3, "ex02": 3}  # the 2 last: valid
+    mean = np.mean([enc.embed(*io.load(tmp_path / "audio" / "ex02" / f"ex02_{s}_{i:05d}.wav"))
+                    for i, s in ((1, "happy"), (3, "sad"), (5, "happy"))], axis=0)
+    np.testing.assert_allclose(table.matrix[1], mean / np.linalg.norm(mean), atol=1e-6)
     wav = voc([1, 2, 3], speaker="ex02", style="sad", dur_prediction=True)
     assert wav.ndim == 1 and torch.isfinite(wav).all()
     official = CodeHiFiGANVocoder.from_checkpoint(out / "official" / "g_00000004")
