@@ -41,6 +41,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "splits/train.txt)")
     m.set_defaults(func=_manifest)
 
+    pl = corpora.add_parser("phone-labels", help="frame-level phone labels of a synthetic mini-Expresso manifest",
+                            formatter_class=HelpFormatter,
+                            description="Write the synthesiser's own phone of every frame of the files of MANIFEST "
+                                        "as a labels jsonl (the targets of phone-target HuBERT training), and the "
+                                        "corpus' phone inventory (phones.txt).",
+                            epilog="examples:\n  speechkit prepare phone-labels data/mini_expresso_120 --manifest "
+                                   "exp/train.tsv -o exp/phones/train.labels.jsonl\n  speechkit prepare phone-labels "
+                                   "data/mini_expresso_120 --manifest exp/dev.tsv -o exp/phones/dev.labels.jsonl "
+                                   "--inventory exp/phones/phones.txt")
+    pl.add_argument("corpus", type=Path, help="synthetic mini-Expresso root (MBROLA voices)")
+    pl.add_argument("--manifest", type=Path, required=True, help="tsv of read files of that corpus")
+    pl.add_argument("-o", "--output", type=Path, required=True, help="labels jsonl to write")
+    pl.add_argument("--inventory", type=Path, default=None,
+                    help="phones.txt to use (made from the whole corpus when missing; default OUTPUT's folder)")
+    pl.add_argument("--frame-rate", type=float, default=50.0, help="label frames per second")
+    pl.set_defaults(func=_phone_labels)
+
     sc = corpora.add_parser("storycloze", help="synthetic spoken StoryCloze (sSC/ and tSC/ pairs)",
                             formatter_class=HelpFormatter,
                             description="Generate five-sentence test stories, their sSC negative (the other branch's "
@@ -102,6 +119,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_mini_expresso)
     from speechkit.cli.vdtts import add_prepare_parser
     add_prepare_parser(corpora)
+
+
+def _phone_labels(args: argparse.Namespace) -> int:
+    from speechkit.audio import io
+    from speechkit.data.corpora.synthetic import phone_alignments
+    from speechkit.data.manifest import read_tsv
+    from speechkit.data.phones import PhoneInventory, write_phone_labels
+
+    root, entries = read_tsv(args.manifest)
+    stems = {Path(e.path).stem: Path(e.path).with_suffix("").as_posix() for e in entries}
+    alignments = phone_alignments(args.corpus, sorted(stems))
+    inventory_path = args.inventory or args.output.with_name("phones.txt")
+    if args.inventory is not None and args.inventory.is_file():
+        inventory = PhoneInventory.load(args.inventory)
+    else:  # every phone of the corpus, so that the labels of every split share one inventory
+        inventory = PhoneInventory.from_alignments(phone_alignments(args.corpus))
+        inventory.save(inventory_path)
+    hop = 1 / args.frame_rate
+    frames = {s: int(io.info(root / e.path).duration / hop + 0.5) for s, e in
+              ((Path(e.path).stem, e) for e in entries)}
+    write_phone_labels(alignments, frames, stems, inventory, hop, args.output)
+    print(f"wrote {args.output}: {len(stems)} files, {len(inventory)} phones ({inventory_path})")
+    return 0
 
 
 def _storycloze(args: argparse.Namespace) -> int:

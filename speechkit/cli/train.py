@@ -22,6 +22,8 @@ TASKS: dict[str, tuple[str, str]] = {
                "data.valid=data/text/valid.txt train.out_dir=runs/textlm"),
     "vocoder": ("speechkit.train.vocoder", "speechkit train vocoder preset=debug data.units=units.jsonl "
                 "data.speaker=expresso data.style=expresso model.num_units=100 out=runs/vocoder"),
+    "unit_mel": ("speechkit.train.unit_mel", "speechkit train unit_mel preset=debug data.units=units.jsonl "
+                 "data.speaker=expresso data.style=expresso model.num_units=100 out=runs/unit_mel"),
     "mel_vocoder": ("speechkit.train.mel_vocoder", "speechkit train mel_vocoder preset=debug "
                     "data.audio=data/mini_expresso/audio_48khz/read out=runs/mel_hifigan"),
     "vdtts": ("speechkit.train.vdtts", "speechkit train vdtts preset=debug data.root=data/talking_face out=runs/vdtts"),

@@ -28,8 +28,7 @@ def run(cfg) -> int:
     stats = {"frames": len(frames), "k": cfg.k, "used_clusters": int((counts > 0).sum()),
              "entropy_bits": float(-(p * p.log2()).sum())}
     (out / "kmeans_stats.json").write_text(json.dumps(stats, indent=2))
-    if cfg.features == "hubert":
-        SpeechEncoder(reader, km).save_pretrained(out / "encoder")
-        log.info("wrote %s (speechkit encode --encoder %s)", out / "encoder", out / "encoder")
+    SpeechEncoder(reader, km).save_pretrained(out / "encoder")
+    log.info("wrote %s (speechkit encode --encoder %s)", out / "encoder", out / "encoder")
     log.info("wrote %s: %s", out / "kmeans.safetensors", stats)
     return 0

@@ -114,17 +114,26 @@ class SpeechEncoder(nn.Module):
 
     # ---------------------------------------------------------------- our bundle format
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Writes ``hubert/`` (model), ``kmeans.safetensors`` and ``encoder.json`` (layer, dedup, f0)."""
-        from speechkit.units.hubert.factory import save_hubert
+        """Writes ``hubert/`` (model), ``kmeans.safetensors`` and ``encoder.json`` (layer, dedup, f0); an MFCC
+        k-means encoder (the first HuBERT iteration's targets, a baseline) writes its MFCC settings instead of a
+        model."""
+        from speechkit.units.mfcc import MfccFeatureReader
         from speechkit.utils.files import atomic_open
 
         out = Path(folder)
-        save_hubert(out / "hubert", self.reader.model, self.reader.config)
+        meta = {"kind": "speechkit-speech-encoder"}
+        if isinstance(self.reader, MfccFeatureReader):
+            out.mkdir(parents=True, exist_ok=True)
+            meta["mfcc"] = {"sample_rate": self.reader.expected_sample_rate, "hop_size": self.reader.code_hop_size}
+        else:
+            from speechkit.units.hubert.factory import save_hubert
+
+            save_hubert(out / "hubert", self.reader.model, self.reader.config)
+            meta.update(hubert="hubert", layer=self.reader.layer)
         self.quantizer.save(out / "kmeans.safetensors")
         with atomic_open(out / "encoder.json") as f:
-            json.dump({"kind": "speechkit-speech-encoder", "hubert": "hubert", "layer": self.reader.layer,
-                       "kmeans": "kmeans.safetensors", "deduplicate": self.deduplicate, "need_f0": self.need_f0},
-                      f, indent=2)
+            json.dump({**meta, "kmeans": "kmeans.safetensors", "deduplicate": self.deduplicate,
+                       "need_f0": self.need_f0}, f, indent=2)
         return out
 
     @classmethod
@@ -147,7 +156,12 @@ class SpeechEncoder(nn.Module):
             raise CheckpointError(f"{d}: no encoder.json (a speechkit speech-encoder folder holds encoder.json, "
                                   "hubert/ and kmeans.safetensors)")
         meta = json.loads(meta_path.read_text())
-        reader = HubertFeatureReader.from_checkpoint(d / meta["hubert"], layer=int(meta["layer"]))
+        if "mfcc" in meta:
+            from speechkit.units.mfcc import MfccFeatureReader
+
+            reader = MfccFeatureReader(**meta["mfcc"])
+        else:
+            reader = HubertFeatureReader.from_checkpoint(d / meta["hubert"], layer=int(meta["layer"]))
         quantizer = KMeansQuantizer.load(d / meta["kmeans"])
         options = {"deduplicate": meta.get("deduplicate", True), "need_f0": meta.get("need_f0", False), **overrides}
         return cls(reader, quantizer, **options)

@@ -24,6 +24,19 @@ def build_reader(features: str, checkpoint: str | os.PathLike | None = None, lay
     raise ValueError(f"features must be 'mfcc' or 'hubert'. Found {features!r}")
 
 
+def _frames_of(item: dict, reader) -> float:
+    """About how many feature frames ``item`` gives: its samples are at the file's rate, the hop at the reader's."""
+    from speechkit.audio import io as audio_io
+
+    if item["num_samples"] <= 0:
+        return 0.0
+    try:
+        rate = audio_io.info(item["path"]).sample_rate
+    except audio_io.AudioError:
+        return 0.0
+    return item["num_samples"] * reader.expected_sample_rate / rate / reader.code_hop_size
+
+
 def sample_frames(reader, source: str | os.PathLike, max_frames: int, *, seed: int = 0, workers: int = 2,
                   progress: bool = True) -> np.ndarray:
     """Features of a corpus, subsampled to at most ``max_frames`` frames (uniformly, seeded) for k-means.
@@ -36,7 +49,7 @@ def sample_frames(reader, source: str | os.PathLike, max_frames: int, *, seed: i
     from speechkit.units.corpus import list_corpus
 
     items = list_corpus(source)
-    total = sum(max(i["num_samples"], 0) for i in items) / reader.code_hop_size
+    total = sum(_frames_of(i, reader) for i in items)
     keep = min(1.0, max_frames / max(total, 1))
     rng = np.random.default_rng(seed)
     chunks = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 
-import torch
 from torch import nn
 
 from speechkit.errors import SpeechkitError
@@ -18,35 +17,13 @@ from speechkit.vdtts.config import VDTTSConfig
 __all__ = ["GriffinLimVocoder", "load_vocoder"]
 
 
-class GriffinLimVocoder(nn.Module):
-    """``(num_mels, frames)`` HiFi-GAN log-mel -> ``(frames * hop_length,)`` waveform by Griffin-Lim.
+def GriffinLimVocoder(cfg: VDTTSConfig, n_iter: int = 48, power: float = 1.3) -> nn.Module:  # noqa: N802
+    """Griffin-Lim with the VDTTS model's mel settings (:class:`speechkit.vocoders.griffinlim.GriffinLimVocoder`)."""
+    from speechkit.vocoders.griffinlim import GriffinLimVocoder as _GriffinLim
 
-    Args:
-        cfg: the VDTTS config (mel settings).
-        n_iter: Griffin-Lim iterations.
-        power: exponent sharpening the magnitudes before phase reconstruction (1.2-1.5 reduces smearing).
-    """
-
-    def __init__(self, cfg: VDTTSConfig, n_iter: int = 48, power: float = 1.3):
-        super().__init__()
-        import librosa
-        import torchaudio
-
-        basis = torch.from_numpy(librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.num_mels,
-                                                     fmin=cfg.fmin, fmax=cfg.fmax)).float()
-        self.register_buffer("inverse", torch.linalg.pinv(basis), persistent=False)
-        self.griffinlim = torchaudio.transforms.GriffinLim(n_fft=cfg.n_fft, n_iter=n_iter, win_length=cfg.win_length,
-                                                           hop_length=cfg.hop_length, power=1.0)
-        self.hop_length, self.power = cfg.hop_length, power
-        self.output_sample_rate = cfg.sample_rate
-
-    @torch.inference_mode()
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        mag = (self.inverse @ torch.exp(mel.float())).clamp(min=0) ** self.power  # (n_fft // 2 + 1, frames)
-        wav = self.griffinlim(mag)
-        n = mel.shape[-1] * self.hop_length
-        wav = torch.nn.functional.pad(wav, (0, max(0, n - len(wav))))[:n]
-        return wav / wav.abs().max().clamp(min=1e-4) * 0.9
+    return _GriffinLim(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                       win_length=cfg.win_length, num_mels=cfg.num_mels, fmin=cfg.fmin, fmax=cfg.fmax,
+                       n_iter=n_iter, power=power, rand_init=True)
 
 
 def load_vocoder(cfg: VDTTSConfig, kind: str = "griffinlim", path: str | os.PathLike | None = None) -> nn.Module:

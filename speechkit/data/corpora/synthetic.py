@@ -40,7 +40,7 @@ import numpy as np
 from speechkit.errors import SpeechkitError
 from speechkit.utils.files import atomic_open
 
-__all__ = ["STYLES", "SyntheticCorpusConfig", "prepare_mini_expresso", "expresso_split_rule"]
+__all__ = ["STYLES", "SyntheticCorpusConfig", "prepare_mini_expresso", "expresso_split_rule", "phone_alignments"]
 
 log = logging.getLogger(__name__)
 
@@ -133,18 +133,65 @@ def expresso_split_rule(durations: list[float]) -> list[str]:
     return out
 
 
+def _prosody(style: str, rng: random.Random):
+    """The style's synthesis controls with a little seeded jitter of tempo and pitch."""
+    from speechkit.data.corpora.tts import Prosody
+
+    controls = dict(STYLES[style])
+    controls["tempo"] *= math.exp(rng.uniform(-0.05, 0.05))
+    controls["pitch"] *= math.exp(rng.uniform(-0.04, 0.04))
+    return Prosody(**controls)
+
+
 def _render(text: str, voice, style: str, rng: random.Random, sample_rate: int) -> np.ndarray:
     """Synthesises one utterance with a little seeded jitter of tempo and pitch, at ``sample_rate``."""
     import torch
 
     from speechkit.audio.io import resample
-    from speechkit.data.corpora.tts import Prosody, synthesize
+    from speechkit.data.corpora.tts import synthesize
 
-    controls = dict(STYLES[style])
-    controls["tempo"] *= math.exp(rng.uniform(-0.05, 0.05))
-    controls["pitch"] *= math.exp(rng.uniform(-0.04, 0.04))
-    syn = synthesize(text, voice, Prosody(**controls), seed=rng.randrange(2**31))
+    syn = synthesize(text, voice, _prosody(style, rng), seed=rng.randrange(2**31))
     return resample(torch.from_numpy(syn.wav), syn.sample_rate, sample_rate).numpy()
+
+
+def phone_alignments(root: str | Path, stems: list[str] | None = None) -> dict[str, list[tuple[str, float, float]]]:
+    """The phones MBROLA spoke in each read file of a synthetic mini-Expresso, with their times in seconds.
+
+    Recomputed from the transcript, the voice, the style and the file's seeded jitter exactly as the corpus was
+    rendered (espeak-ng's phoneme stream, rescaled), without rendering audio again: the forced alignment a real
+    corpus would need, for free. ``"_"`` is silence.
+
+    Args:
+        root: a finished synthetic mini-Expresso (MBROLA voices).
+        stems: read-file stems (default: all read files).
+
+    Returns:
+        stem -> ``[(phone, start, end), ...]``.
+
+    Raises:
+        SpeechkitError: not a finished synthetic corpus, made with espeak-ng voices (no phone timings), or an
+            unknown stem.
+    """
+    from speechkit.data.corpora import tts
+    from speechkit.data.corpora.expresso import parse_stem, read_transcriptions
+
+    root = Path(root)
+    marker = root / MARKER
+    if not marker.is_file():
+        raise SpeechkitError(f"{root}: not a finished synthetic mini-Expresso (no {MARKER})")
+    cfg = json.loads(marker.read_text())
+    table = _voice_table(cfg["voices"])
+    if table is not tts.MBROLA_VOICES:
+        raise SpeechkitError(f"{root}: phone timings need the MBROLA voices (this corpus uses espeak-ng's)")
+    texts = read_transcriptions(root)
+    out = {}
+    for stem in stems if stems is not None else [s for s in texts if parse_stem(s).kind == "read"]:
+        if stem not in texts:
+            raise SpeechkitError(f"{root}/read_transcriptions.txt: no read file {stem!r}")
+        info = parse_stem(stem)
+        prosody = _prosody(info.style, random.Random(f"{cfg['seed']}-{stem}"))
+        _, out[stem] = tts.apply_prosody(tts.espeak_pho(texts[stem], table[info.speaker].espeak_voice), prosody)
+    return out
 
 
 def _read_cell(job: dict) -> list[tuple[str, str, float]]:

@@ -72,3 +72,19 @@ def test_dimension_mismatch_is_reported(data):
     q = KMeansQuantizer(data[:4])
     with pytest.raises(ValueError, match="features must have dim 16"):
         q(torch.zeros(3, 8))
+
+
+def test_frame_sampling_counts_frames_at_the_readers_rate(tmp_path):
+    # 48 kHz files: their sample counts are 3x the 16 kHz samples the 320-sample hop applies to. With max_frames
+    # above the corpus' frame count, every frame is used (an estimate in file samples kept only about a third)
+    from speechkit.audio import io
+    from speechkit.units.features import sample_frames
+    from speechkit.units.mfcc import MfccFeatureReader
+
+    g = np.random.default_rng(0)
+    for i in range(3):
+        io.save(tmp_path / f"u{i}.wav", (0.1 * g.standard_normal(48000 * 2)).astype(np.float32), 48000)
+    reader = MfccFeatureReader()
+    total = 3 * reader(torch.zeros(32000)).shape[0]
+    frames = sample_frames(reader, tmp_path, max_frames=int(total * 1.05), progress=False)
+    assert len(frames) == total

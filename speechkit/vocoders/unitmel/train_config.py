@@ -1,0 +1,116 @@
+"""The training config of ``speechkit train unit_mel`` (mirrored by ``speechkit/conf/unit_mel/config.yaml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from speechkit.vocoders.errors import VocoderError
+from speechkit.vocoders.hifigan.train_config import DataConfig
+from speechkit.vocoders.unitmel.config import MelSettings
+
+__all__ = ["UnitMelTrainConfig", "UnitMelModelConfig", "UnitMelOptimConfig", "UnitMelLoopConfig"]
+
+
+@dataclass(kw_only=True)
+class UnitMelModelConfig:
+    """The decoder (speaker / style table sizes come from the data); fields as
+    :class:`~speechkit.vocoders.unitmel.config.UnitMelConfig`."""
+
+    num_units: int
+    channels: int = 256
+    kernel_size: int = 5
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    post_layers: int = 2
+    dropout: float = 0.1
+    duration_predictor: int = 128
+    """Hidden width of the duration predictor (0 = none)."""
+    code_hop_size: int = 320
+    mel: MelSettings = field(default_factory=MelSettings)
+    griffin_lim_iters: int = 32
+    griffin_lim_power: float = 1.3
+
+    @property
+    def sample_rate(self) -> int:
+        return self.mel.sample_rate
+
+
+@dataclass(kw_only=True)
+class UnitMelOptimConfig:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    min_lr: float = 5e-5
+    """The learning rate decays along a cosine from ``lr`` to this at ``max_steps``."""
+    clip_norm: float = 1.0
+    batch_size: int = 16
+    max_steps: int = 20_000
+    duration_weight: float = 1.0
+    """Weight of the duration predictor's MSE on log(d + 1)."""
+
+
+@dataclass(kw_only=True)
+class UnitMelLoopConfig:
+    log_every: int = 100
+    valid_every: int = 1000
+    save_every: int = 1000
+    resume: bool = True
+    seed: int = 1234
+    device: str = "cpu"
+    threads: int = 0
+    """torch threads (0 = torch's default)."""
+    precision: str = "fp32"
+    """``"fp32"`` or ``"bf16"`` (autocast where the CPU / GPU computes in bf16; elsewhere fp32 with a warning)."""
+    max_minutes: float | None = None
+    """Wall-clock budget: once spent, training stops as at ``optim.max_steps`` (validate, save, export)."""
+    speaker_embeddings: int = 20
+    """Utterances per speaker whose mean speaker embedding is exported with the model (0 = none)."""
+
+
+@dataclass(kw_only=True)
+class UnitMelTrainConfig:
+    out: str
+    data: DataConfig
+    model: UnitMelModelConfig
+    optim: UnitMelOptimConfig = field(default_factory=UnitMelOptimConfig)
+    train: UnitMelLoopConfig = field(default_factory=UnitMelLoopConfig)
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.model.mel.validate()
+        hop = self.model.code_hop_size
+        if self.data.segment_size % (4 * hop) or self.data.segment_size < 4 * hop:
+            raise VocoderError(f"data.segment_size must be a positive multiple of 4 unit frames ({4 * hop} samples). "
+                               f"Found {self.data.segment_size}")
+        if self.train.precision not in ("fp32", "bf16"):
+            raise VocoderError(f"train.precision must be 'fp32' or 'bf16'. Found {self.train.precision!r}")
+        o = self.optim
+        if o.lr <= 0 or o.batch_size < 1 or o.max_steps < 1:
+            raise VocoderError(f"optim: lr > 0, batch_size >= 1, max_steps >= 1 required. Found {o.lr}, "
+                               f"{o.batch_size}, {o.max_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UnitMelTrainConfig:
+        """Builds and validates the config from plain values (a resolved Hydra config); unknown keys are errors."""
+        d = dict(d)
+        try:
+            m = dict(d.pop("model"))
+            m["mel"] = MelSettings(**m.pop("mel", {}))
+            if "dilations" in m:
+                m["dilations"] = tuple(m["dilations"])
+            o = dict(d.pop("optim", {}))
+            if "betas" in o:
+                o["betas"] = tuple(o["betas"])
+            cfg = cls(out=d.pop("out"), data=DataConfig(**d.pop("data")), model=UnitMelModelConfig(**m),
+                      optim=UnitMelOptimConfig(**o), train=UnitMelLoopConfig(**d.pop("train", {})))
+        except (TypeError, KeyError) as e:
+            raise VocoderError(f"unit-mel training config: {e}") from None
+        if d:
+            raise VocoderError(f"unit-mel training config: unknown keys {sorted(d)}")
+        cfg.validate()
+        return cfg
