@@ -21,10 +21,10 @@ CARD = """# speechkit default bundle
 
 Small models speechkit trained itself, on speech it synthesised itself: nothing here was downloaded.
 
-- `encoder/` ({enc_mb:.1f} MB): HuBERT small, second iteration ({hubert_params:.1f} M parameters), layer
-  {layer}, k-means K={k}.
-- `vocoder/` ({voc_mb:.1f} MB): CodeHiFiGAN, {gen_channels}-channel generator ({voc_params:.1f} M), speakers
-  {speakers}; styles {styles}; duration predictor.
+- `encoder/` ({enc_mb:.1f} MB): HuBERT small ({hubert_params:.1f} M parameters), layer {layer}, k-means K={k}.
+  Supervision: {supervision}
+- `vocoder/` ({voc_mb:.1f} MB): {vocoder} ({voc_params:.1f} M), speakers {speakers}; styles {styles}; duration
+  predictor; the mean speaker embedding of each speaker's training speech (`speaker_embeddings.json`).
 - `ulm/` ({ulm_mb:.1f} MB): TWIST unit LM warm-started from the small text LM ({ulm_params:.1f} M).
 - `samples/` ({samples_mb:.1f} MB): test-split utterances no model saw in training, with `transcripts.txt`.
 
@@ -72,7 +72,9 @@ def _mb(folder: Path) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", type=Path, required=True, help="speech-encoder folder")
-    p.add_argument("--vocoder", type=Path, required=True, help="speechkit vocoder folder")
+    p.add_argument("--vocoder", type=Path, required=True, help="speechkit vocoder folder (CodeHiFiGAN or unit-to-mel)")
+    p.add_argument("--supervision", default="self-supervised (HuBERT masked prediction of its own clusters, two "
+                   "iterations); no labels", help="what the encoder was trained on, for the model card")
     p.add_argument("--ulm", type=Path, required=True, help="unit LM folder")
     p.add_argument("--corpus", type=Path, required=True, help="the mini-Expresso root (samples: its test split)")
     p.add_argument("--samples", type=int, default=4, help="test utterances to copy into samples/ (one per speaker)")
@@ -85,10 +87,10 @@ def main() -> int:
     from speechkit.data.corpora import expresso
     from speechkit.ulm import UnitLM
     from speechkit.units import SpeechEncoder
-    from speechkit.vocoders import CodeHiFiGANVocoder
+    from speechkit.vocoders import load_unit_vocoder
 
     encoder = SpeechEncoder.from_pretrained(args.encoder)
-    vocoder = CodeHiFiGANVocoder.from_pretrained(args.vocoder)
+    vocoder = load_unit_vocoder(args.vocoder)
     lm = UnitLM.from_pretrained(args.ulm)
     if not encoder.vocab_size == vocoder.vocab_size == lm.num_units:
         print(f"unit vocabularies differ: encoder {encoder.vocab_size}, vocoder {vocoder.vocab_size}, unit LM "
@@ -116,10 +118,16 @@ def main() -> int:
 
     enc_cfg = json.loads((tmp / "encoder" / "encoder.json").read_text())
     voc_cfg = json.loads((tmp / "vocoder" / "config.json").read_text())
+    m = voc_cfg["model"]
+    if voc_cfg["kind"] == "unit_mel":
+        described = (f"unit-to-mel decoder ({len(m['dilations'])} dilated residual layers of {m['channels']} channels, "
+                     f"speaker and style embeddings) + Griffin-Lim ({m['griffin_lim_iters']} iterations)")
+    else:
+        described = f"CodeHiFiGAN, {m['generator']['upsample_initial_channel']}-channel generator"
     card = CARD.format(
         hubert_params=_params(next((tmp / "encoder" / "hubert").glob("*.safetensors"))), layer=enc_cfg["layer"],
-        k=encoder.vocab_size, enc_mb=_mb(tmp / "encoder"), gen_channels=voc_cfg["model"]["generator"][
-            "upsample_initial_channel"], voc_params=_params(tmp / "vocoder" / "model.safetensors"),
+        k=encoder.vocab_size, enc_mb=_mb(tmp / "encoder"), supervision=args.supervision, vocoder=described,
+        voc_params=_params(tmp / "vocoder" / "model.safetensors"),
         speakers=", ".join(vocoder.speakers or []), styles=", ".join(vocoder.styles or []), voc_mb=_mb(tmp / "vocoder"),
         ulm_params=_params(tmp / "ulm" / "model.safetensors"), ulm_mb=_mb(tmp / "ulm"),
         samples_mb=_mb(tmp / "samples"), minutes=args.minutes)

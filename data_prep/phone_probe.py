@@ -14,42 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections import Counter
 from pathlib import Path
 
 import torch
 
+from speechkit.data.phones import frame_phones as _frame_phones
+from speechkit.metrics.unit_quality import phone_unit_scores
 
-def frame_phones(phonemes: list[tuple[str, float, float]], frames: int, hop_seconds: float) -> list[str]:
-    """The phone at the centre of each frame (``"_"`` outside every segment)."""
-    out = []
-    j = 0
-    for i in range(frames):
-        t = (i + 0.5) * hop_seconds
-        while j < len(phonemes) and phonemes[j][2] <= t:
-            j += 1
-        out.append(phonemes[j][0] if j < len(phonemes) and phonemes[j][1] <= t else "_")
-    return out
-
-
-def scores(pairs: list[tuple[str, int]]) -> dict[str, float]:
-    """Phone purity, cluster purity and PNMI of ``(phone, unit)`` frame pairs."""
-    joint = Counter(pairs)
-    n = sum(joint.values())
-    by_unit: dict[int, Counter] = {}
-    by_phone: dict[str, Counter] = {}
-    for (ph, u), c in joint.items():
-        by_unit.setdefault(u, Counter())[ph] += c
-        by_phone.setdefault(ph, Counter())[u] += c
-    phone_purity = sum(max(c.values()) for c in by_unit.values()) / n
-    cluster_purity = sum(max(c.values()) for c in by_phone.values()) / n
-    p_phone = {ph: sum(c.values()) / n for ph, c in by_phone.items()}
-    p_unit = {u: sum(c.values()) / n for u, c in by_unit.items()}
-    mi = sum(c / n * math.log(c / n / (p_phone[ph] * p_unit[u])) for (ph, u), c in joint.items())
-    h_phone = -sum(p * math.log(p) for p in p_phone.values())
-    return {"phone_purity": phone_purity, "cluster_purity": cluster_purity, "pnmi": mi / h_phone}
+# the library's helpers, under the names this script has always used
+frame_phones = _frame_phones
+scores = phone_unit_scores
 
 
 def main() -> int:

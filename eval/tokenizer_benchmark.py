@@ -7,14 +7,15 @@
 For each speech-encoder folder (HuBERT or MFCC k-means), on a synthetic mini-Expresso whose phone timings are known
 (the synthesiser's own, :func:`speechkit.data.corpora.synthetic.phone_alignments`):
 
-- **PNMI, phone purity** of the test split's frame units against the phone of each 20 ms frame;
+- **PNMI, phone purity** of the test split's frame units against the phone of each 20 ms frame (silence left out);
 - **ABX** (ZeroSpeech-style triphone phone discrimination, DTW over units) within and across speakers, test split;
 - **speaker leakage**: speaker-ID accuracy of a logistic regression on unit histograms (train split utterances ->
   test split utterances), beside chance;
 - **bitrate** of the deduplicated units (entropy x units per second) on the test split;
 - **decodability**: a fixed unit-to-mel decoder (``speechkit train unit_mel preset=probe``: 4 dilated residual
   layers, about 0.9 M parameters, speaker and style embeddings, L1 to HiFi-GAN log-mel) trained on the train
-  split's units for ``--decoder-minutes`` of CPU time, then Griffin-Lim; pocketsphinx WER on ``--test-count``
+  split's units for ``--decoder-steps`` (or ``--decoder-minutes`` of CPU time), then a fixed Griffin-Lim (32
+  iterations, NNLS mel inversion); pocketsphinx WER on ``--test-count``
   test utterances (round-robin over speakers) and the decoder's log-mel L1 on them. Printed beside the originals'
   WER and the ceiling of this path (the true log-mel through Griffin-Lim).
 
@@ -74,6 +75,19 @@ def transcribe_all(asr, wavs: list[torch.Tensor]) -> list[str]:
     return [asr.transcribe(w) for w in wavs]
 
 
+def inverter():
+    """The fixed mel-to-waveform step of every decodability row: Griffin-Lim, 32 iterations from zero phases, NNLS
+    inversion of the mel filters (the unit-to-mel vocoder's defaults)."""
+    from speechkit.vocoders.griffinlim import GriffinLimVocoder
+    from speechkit.vocoders.unitmel.config import UnitMelConfig
+
+    cfg = UnitMelConfig(num_units=1)
+    m = cfg.mel
+    return GriffinLimVocoder(sample_rate=m.sample_rate, n_fft=m.n_fft, hop_length=m.hop_length, win_length=m.win_length,
+                             num_mels=m.num_mels, fmin=m.fmin, fmax=m.fmax, n_iter=cfg.griffin_lim_iters,
+                             power=cfg.griffin_lim_power, inversion=cfg.griffin_lim_inversion)
+
+
 def references(args, test: list, work: Path) -> dict:
     """Originals' WER and the Griffin-Lim ceiling on the decodability test set (cached)."""
     from speechkit.audio import io
@@ -81,7 +95,6 @@ def references(args, test: list, work: Path) -> dict:
     from speechkit.metrics.asr import PocketSphinxASR
     from speechkit.metrics.wer import wer
     from speechkit.train.unit_mel import mel_transform
-    from speechkit.vocoders.griffinlim import GriffinLimVocoder
     from speechkit.vocoders.unitmel.config import UnitMelConfig
 
     path = work / "references.json"
@@ -89,11 +102,7 @@ def references(args, test: list, work: Path) -> dict:
     if path.is_file() and json.loads(path.read_text()).get("stems") == key:
         return json.loads(path.read_text())
     texts = read_transcriptions(args.data)
-    cfg = UnitMelConfig(num_units=1)
-    mel, m = mel_transform(cfg), cfg.mel
-    gl = GriffinLimVocoder(sample_rate=m.sample_rate, n_fft=m.n_fft, hop_length=m.hop_length,
-                           win_length=m.win_length, num_mels=m.num_mels, fmin=m.fmin, fmax=m.fmax,
-                           n_iter=cfg.griffin_lim_iters, power=cfg.griffin_lim_power)
+    mel, gl = mel_transform(UnitMelConfig(num_units=1)), inverter()
     asr = PocketSphinxASR()
     originals = [io.load(p, sample_rate=16000)[0] for _, p, _, _ in test]
     with torch.inference_mode():
@@ -138,7 +147,7 @@ def decodability(args, name: str, encoder, work: Path, train_files: list, test: 
         print(f"[{name}] decoder trained for {(time.time() - t) / 60:.1f} min", flush=True)
     voc = UnitMelVocoder.from_pretrained(run_dir / "model")
     steps = json.loads((run_dir / "model" / "config.json").read_text()).get("step")
-    mel = mel_transform(voc.config)
+    mel, gl = mel_transform(voc.config), inverter()
     texts = read_transcriptions(args.data)
     asr = PocketSphinxASR()
     hyps, l1 = [], []
@@ -148,10 +157,11 @@ def decodability(args, name: str, encoder, work: Path, train_files: list, test: 
         with torch.inference_mode():
             enc = encoder(wav, sample_rate=sr)
             pred = voc.mel(enc["units"], speaker=speaker, style=style, durations=enc["durations"])
-            true = mel(io.resample(wav, sr, 16000)[None])[0]
+            ref = io.resample(wav, sr, 16000)
+            true = mel((ref * (0.95 / ref.abs().max().clamp(min=1e-6)))[None])[0]  # peak 0.95, as in training
             n = min(pred.shape[-1], true.shape[-1])
             l1.append(float((pred[:, :n] - true[:, :n]).abs().mean()))
-            hyps.append(asr.transcribe(voc.mel_vocoder(pred)))
+            hyps.append(asr.transcribe(gl(pred)))
     return {"wer": wer([texts[s] for s, *_ in test], hyps), "mel_l1": float(np.mean(l1)), "decoder_steps": steps}
 
 
@@ -170,9 +180,10 @@ def evaluate(args, name: str, folder: Path, refs: dict, test: list, test_all: li
     encoder = SpeechEncoder.from_pretrained(folder, deduplicate=True, need_f0=False).eval()
     t = time.time()
     test_units = {s: frame_units(encoder, p) for s, p, _, _ in test_all}
-    pairs = []
+    pairs = []  # phones only, not silence (as data_prep/phone_probe.py)
     for s, u in test_units.items():
-        pairs += list(zip(frame_phones(alignments[s], len(u), HOP_SECONDS), u, strict=True))
+        pairs += [(ph, x) for ph, x in zip(frame_phones(alignments[s], len(u), HOP_SECONDS), u, strict=True)
+                  if ph != "_"]
     row = {"name": name, "encoder": str(folder), "K": encoder.vocab_size, **phone_unit_scores(pairs)}
     items = triphone_items([(test_units[s], alignments[s], spk) for s, _, spk, _ in test_all], HOP_SECONDS)
     row["abx_within"] = abx_error(items, max_cells=args.abx_cells)
@@ -184,6 +195,9 @@ def evaluate(args, name: str, folder: Path, refs: dict, test: list, test_all: li
     row["speaker_id_accuracy"], row["speaker_id_chance"] = leak["accuracy"], leak["chance"]
     row["bitrate"] = unit_bitrates(list(test_units.values()), 50.0, encoder.vocab_size)["bitrate_entropy_dedup"]
     print(f"[{name}] unit measures in {time.time() - t:.0f} s", flush=True)
+    if args.no_decoder:
+        row.update(wer=None, mel_l1=None, decoder_steps=None)
+        return row  # not cached: a later run with the decoder completes it
     row.update(decodability(args, name, encoder, work, train_files, test))
     cached.write_text(json.dumps(row, indent=1))
     return row
@@ -197,11 +211,14 @@ def table(rows: list[dict], refs: dict, args) -> str:
              "decoder steps | log-mel L1 | WER |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
              f"| originals | | | | | | | | | | {refs['originals']:.3f} |",
              f"| true log-mel, Griffin-Lim (ceiling) | | | | | | | | | 0 | {refs['ceiling']:.3f} |"]
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
     for r in rows:
         lines.append(f"| {r['name']} | {r['K']} | {r['pnmi']:.3f} | {r['phone_purity']:.3f} | "
                      f"{r['abx_within']:.3f} | {r['abx_across']:.3f} | {r['speaker_id_accuracy']:.2f} "
-                     f"({r['speaker_id_chance']:.2f}) | {r['bitrate']:.0f} | {r['decoder_steps']} | "
-                     f"{r['mel_l1']:.3f} | {r['wer']:.3f} |")
+                     f"({r['speaker_id_chance']:.2f}) | {r['bitrate']:.0f} | {num(r['decoder_steps'], 'd')} | "
+                     f"{num(r['mel_l1'], '.3f')} | {num(r['wer'], '.3f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -222,6 +239,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", type=Path, default=Path("exp/tokenizer_benchmark"), help="cache of every candidate")
     p.add_argument("--retrain", action="store_true", help="recompute candidates found in --work")
+    p.add_argument("--no-decoder", action="store_true", help="unit measures only (no decodability columns)")
     p.add_argument("--preset", choices=["full", "debug"], default="full", help="debug: tiny budgets (CI)")
     p.add_argument("-o", "--output", type=Path, required=True, help="markdown table (a .json beside it)")
     args = p.parse_args()

@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
 # The default bundle (checkpoints/default): every model speechkit ships, trained on the synthetic mini-Expresso.
 #
-#   recipes/default/run.sh                                   # everything on CPU (hours: the vocoders dominate)
-#   recipes/default/run.sh --stage pre_vocoder --stop-stage pre_vocoder --pre-args "train.max_minutes=3"  # on a GPU
-#   recipes/default/run.sh --preset debug --minutes 2 --ks "8 16" --k 16 --exp exp/default_debug \
+#   recipes/default/run.sh                                   # everything on CPU (hours)
+#   recipes/default/run.sh --supervision none                # units from the self-supervised HuBERT alone
+#   recipes/default/run.sh --preset debug --minutes 3 --ks "8 16" --k 16 --exp exp/default_debug \
 #       --data data/mini_expresso_debug --out exp/default_debug/bundle   # a CI smoke run of every stage
 #
 # Stages (names or numbers; run a range with --stage / --stop-stage):
 #   0 corpus    120 minutes of read speech, 4 speakers x 5 styles     speechkit prepare mini-expresso
-#   1 hubert    small HuBERT, two iterations (recipes/hubert)           speechkit train hubert
-#   2 kmeans    k-means on the iteration-2 layer, one per K in --ks     speechkit train kmeans
-#   3 units     deduplicated units of the read speech, per K            speechkit encode
-#   4 probe     phone purity / PNMI / bitrate of each K's units          data_prep/phone_probe.py
-#   5 pre_vocoder  CodeHiFiGAN body on the iteration-1 labels (any     speechkit train vocoder preset=small
-#               tokenizer's units teach waveform generation; GPU)
-#   6 vocoder   CodeHiFiGAN (speaker, style, duration predictor) per K, speechkit train vocoder train.init=...
-#               warm-started from pre_vocoder when it exists
-#   7 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
-#   8 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
-#   9 textlm    the small text LM (recipes/twist)                       speechkit train textlm
-#  10 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
-#  11 bundle    encoder + vocoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
+#   1 hubert    small HuBERT, two self-supervised iterations           speechkit train hubert (recipes/hubert)
+#   2 phones    the synthesiser's phone of every 20 ms frame           speechkit prepare phone-labels
+#   3 phone_hubert  the iteration-2 HuBERT trained on, as masked and   speechkit train hubert train.init=...
+#               unmasked targets, those phone labels (--supervision phones; skipped with none)
+#   4 kmeans    k-means on the HuBERT's --layer, one per K in --ks      speechkit train kmeans
+#   5 units     deduplicated units of the read speech, per K            speechkit encode
+#   6 probe     tokenizer benchmark of each K (PNMI, ABX, speaker       eval/tokenizer_benchmark.py
+#               leakage, bitrate, decodability with a small decoder)
+#   7 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
+#               predictor) per K; Griffin-Lim makes the waveform
+#   8 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
+#   9 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
+#  10 textlm    the small text LM (recipes/twist)                       speechkit train textlm
+#  11 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
+#  12 bundle    encoder + decoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
+# (A CodeHiFiGAN on the same units: recipes/vocoder, or `speechkit train vocoder`.)
 set -euo pipefail
 
-STAGES=(corpus hubert kmeans units probe pre_vocoder vocoder style sweep textlm ulm bundle)
+STAGES=(corpus hubert phones phone_hubert kmeans units probe decoder style sweep textlm ulm bundle)
 stage=corpus
 stop_stage=bundle
 preset=small
@@ -32,17 +35,19 @@ exp=exp/default
 out=checkpoints/default
 minutes=120
 jobs=2
-ks="50 100 200"
+ks="100 200"
 k=100
-layer=""   # HuBERT layer of the units: 3 of 4 (small), 1 of 2 (debug)
+layer=""   # HuBERT layer of the units: 4 of 4 (small, phone-trained), 3 of 4 (small, self-supervised), 2/1 (debug)
+supervision=phones   # phones: the synthesiser's phone labels train the final HuBERT; none: self-supervised only
 sweep_limit=60
-voc_args=""
-pre_args=""
+probe_steps=""       # decoder steps of the tokenizer benchmark (default: 4000; debug: its preset's 4)
+dec_args=""
+phone_args=""
 SK=${SPEECHKIT:-.venv/bin/speechkit}
 PY=${PYTHON:-.venv/bin/python}
 
 usage() { sed -n '2,23p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
-  "--k --layer --sweep-limit --voc-args --pre-args"; exit "${1:-0}"; }
+  "--k --layer --supervision --sweep-limit --probe-steps --dec-args --phone-args"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -56,9 +61,11 @@ while [[ $# -gt 0 ]]; do
     --ks) ks=$2; shift 2;;
     --k) k=$2; shift 2;;
     --layer) layer=$2; shift 2;;
+    --supervision) supervision=$2; shift 2;;
     --sweep-limit) sweep_limit=$2; shift 2;;
-    --voc-args) voc_args=$2; shift 2;;
-    --pre-args) pre_args=$2; shift 2;;
+    --probe-steps) probe_steps=$2; shift 2;;
+    --dec-args) dec_args=$2; shift 2;;
+    --phone-args) phone_args=$2; shift 2;;
     -h|--help) usage 0;;
     *) echo "unknown option $1" >&2; usage 1;;
   esac
@@ -70,13 +77,15 @@ first=$(index "$stage"); last=$(index "$stop_stage")
 run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]] && echo "== $1"; }
 # the debug preset shrinks every model; the full run uses each task's bundle-sized preset
 km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
-voc_preset=$([[ $preset == debug ]] && echo "debug" || echo "small")
+dec_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "preset=small")
 lm_preset=$([[ $preset == debug ]] && echo "debug" || echo "mini")
 text_docs=$([[ $preset == debug ]] && echo 200 || echo 20000)
-probe_sentences=$([[ $preset == debug ]] && echo 2 || echo 40)
+probe_preset=$([[ $preset == debug ]] && echo "--preset debug --test-count 4 --leak-per-speaker 5" \
+  || echo "--decoder-steps ${probe_steps:-4000}")
+[[ $supervision == phones || $supervision == none ]] || { echo "--supervision must be phones or none" >&2; exit 1; }
 hubert=$exp/hubert/it2/model
-k1=50      # the iteration-1 (MFCC k-means) label vocabulary of recipes/hubert
-layer=${layer:-$([[ $preset == debug ]] && echo 1 || echo 3)}
+[[ $supervision == phones ]] && hubert=$exp/phone_hubert/model
+layer=${layer:-$([[ $preset == debug ]] && echo 2 || { [[ $supervision == phones ]] && echo 4 || echo 3; })}
 
 if run_stage corpus; then
   $SK prepare mini-expresso "$data" --minutes "$minutes" --jobs "$jobs"
@@ -84,6 +93,18 @@ fi
 if run_stage hubert; then
   SPEECHKIT=$SK bash "$(dirname "$0")/../hubert/run.sh" --stage manifests --stop-stage pretrain_it2 --preset "$preset" \
     --data "$data" --exp "$exp/hubert" --layer "$layer"
+fi
+if run_stage phones && [[ $supervision == phones ]]; then
+  $SK prepare phone-labels "$data" --manifest "$exp/hubert/train.tsv" -o "$exp/phones/train.labels.jsonl"
+  $SK prepare phone-labels "$data" --manifest "$exp/hubert/dev.tsv" -o "$exp/phones/dev.labels.jsonl" \
+    --inventory "$exp/phones/phones.txt"
+fi
+if run_stage phone_hubert && [[ $supervision == phones ]]; then
+  # shellcheck disable=SC2086  # phone_args holds several Hydra overrides
+  $SK train hubert preset="$preset" data.train="$exp/hubert/train.tsv" data.train_labels="$exp/phones/train.labels.jsonl" \
+    data.valid="$exp/hubert/dev.tsv" data.valid_labels="$exp/phones/dev.labels.jsonl" data.cache=true \
+    data.num_workers=0 pretrain.num_classes="$(wc -l < "$exp/phones/phones.txt")" pretrain.unmasked_weight=1.0 \
+    pretrain.mask_prob=0.4 train.init="$exp/hubert/it2/model" out="$exp/phone_hubert" $phone_args
 fi
 if run_stage kmeans; then
   for K in $ks; do
@@ -97,23 +118,16 @@ if run_stage units; then
   done
 fi
 if run_stage probe; then
-  # shellcheck disable=SC2046
-  $PY data_prep/phone_probe.py $(for K in $ks; do echo "$exp/k$K/encoder"; done) --data "$data" \
-    --sentences "$probe_sentences" -o "$exp/phone_probe.md"
+  # shellcheck disable=SC2046,SC2086
+  $PY eval/tokenizer_benchmark.py $(for K in $ks; do echo "k$K=$exp/k$K/encoder"; done) --data "$data" \
+    $probe_preset --work "$exp/tokenizer_benchmark" -o "$exp/tokenizer_benchmark.md"
 fi
-if run_stage pre_vocoder; then
-  # shellcheck disable=SC2086  # pre_args holds several Hydra overrides
-  $SK train vocoder preset="$voc_preset" data.units="$exp/hubert/it1/train.labels.jsonl" \
-    data.valid_units="$exp/hubert/it1/dev.labels.jsonl" data.valid_count=4 data.speaker=expresso data.style=expresso \
-    model.num_units="$k1" out="$exp/pre_vocoder" train.export_official=false $pre_args
-fi
-if run_stage vocoder; then
-  init=$([[ -f $exp/pre_vocoder/model/model.safetensors ]] && echo "train.init=$exp/pre_vocoder/model" || echo "")
+if run_stage decoder; then
   for K in $ks; do
-    # shellcheck disable=SC2086  # voc_args holds several Hydra overrides
-    $SK train vocoder preset="$voc_preset" data.units="$exp/k$K/units.jsonl" data.train_list="$data/splits/train.txt" \
+    # shellcheck disable=SC2086  # dec_args holds several Hydra overrides
+    $SK train unit_mel $dec_preset data.units="$exp/k$K/units.jsonl" data.train_list="$data/splits/train.txt" \
       data.valid_list="$data/splits/dev.txt" data.speaker=expresso data.style=expresso model.num_units="$K" \
-      out="$exp/k$K/vocoder" $init $voc_args
+      out="$exp/k$K/decoder" $dec_args
   done
 fi
 if run_stage style; then
@@ -123,7 +137,7 @@ fi
 if run_stage sweep; then
   for K in $ks; do
     $SK eval resynthesis --data "$exp/segments" --split test --kinds read --limit "$sweep_limit" \
-      --encoder "$exp/k$K/encoder" --vocoder "$exp/k$K/vocoder/model" --metrics wer,f0 \
+      --encoder "$exp/k$K/encoder" --vocoder "$exp/k$K/decoder/model" --metrics wer,f0 \
       --style-classifier "$exp/style" --jobs "$jobs" --no-media -o "$exp/k$K/sweep"
   done
   # shellcheck disable=SC2086
@@ -143,6 +157,10 @@ fi
 if run_stage bundle; then
   ulm_dir="$exp/ulm/best"  # the lowest validation loss; runs older than out/best have only the last model
   [ -d "$ulm_dir" ] || ulm_dir="$exp/ulm/model"
-  $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/vocoder/model" \
-    --ulm "$ulm_dir" --corpus "$data" --minutes "$minutes" -o "$out"
+  note="self-supervised (HuBERT masked prediction of its own clusters, two iterations); no labels"
+  [[ $supervision == phones ]] && note="two self-supervised HuBERT iterations, then training on the synthesiser's \
+frame-level phone labels (58 MBROLA phones) as masked and unmasked targets: phone-supervised, like the HuBERT \
+paper's forced-alignment top line; real speech needs the self-supervised recipe (--supervision none)"
+  $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
+    --ulm "$ulm_dir" --corpus "$data" --minutes "$minutes" --supervision "$note" -o "$out"
 fi

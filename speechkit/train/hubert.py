@@ -81,7 +81,7 @@ class LabeledAudio(torch.utils.data.Dataset):
     """(audio crop, frame labels) pairs from a tsv manifest and a labels jsonl."""
 
     def __init__(self, manifest: str, labels: str, config: HubertConfig, crop_seconds: float, seed: int,
-                 cache: bool = False):
+                 cache: bool = False, speed_perturb: tuple[int, ...] = ()):
         from speechkit.data.manifest import iter_units_jsonl, read_tsv
 
         root, entries = read_tsv(manifest)
@@ -98,6 +98,7 @@ class LabeledAudio(torch.utils.data.Dataset):
         self.crop = int(crop_seconds * config.sample_rate) // self.hop * self.hop
         self.rng = random.Random(seed)
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+        self.speed_perturb = tuple(int(r) for r in speed_perturb)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -120,7 +121,23 @@ class LabeledAudio(torch.utils.data.Dataset):
         lab = torch.full((frames,), -100, dtype=torch.long)
         chunk = torch.tensor(labels[offset // self.hop : offset // self.hop + frames], dtype=torch.long)
         lab[: len(chunk)] = chunk
+        if self.speed_perturb:
+            return self._perturb(wav, lab, self.rng.choice(self.speed_perturb))
         return wav, lab
+
+    def _perturb(self, wav: torch.Tensor, lab: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Speed perturbation (Ko et al. 2015): the crop resampled to ``rate`` and played at the model's rate, so
+        tempo, pitch and formants all scale by ``sample_rate / rate``; frame labels follow the new timing."""
+        import torchaudio.functional as AF
+
+        sr = self.config.sample_rate
+        if rate == sr:
+            return wav, lab
+        out = AF.resample(wav, sr, rate)
+        factor = sr / rate  # > 1: faster, higher
+        frames = self.config.num_frames(len(out))
+        src = ((torch.arange(frames) + 0.5) * factor).long().clamp(max=len(lab) - 1)
+        return out, lab[src]
 
 
 def collate(batch):
@@ -237,7 +254,8 @@ def run(cfg) -> int:
     hcfg = _config_from(cfg)
     hcfg.validate()
     train_ds = LabeledAudio(cfg.data.train, cfg.data.train_labels, hcfg, cfg.data.crop_seconds,
-                            cfg.train.seed + dist.rank(), cache=cfg.data.cache)
+                            cfg.train.seed + dist.rank(), cache=cfg.data.cache,
+                            speed_perturb=tuple(cfg.data.speed_perturb or ()))
     k = cfg.pretrain.num_classes or 1 + max(max(u) for _, u in train_ds.items if u)
     encoder = build_hubert(hcfg, dropout=cfg.model.dropout, attention_dropout=cfg.model.attention_dropout)
     model = HubertPretrainModel(encoder, PretrainHead(hcfg.embed_dim, cfg.model.final_dim, k,

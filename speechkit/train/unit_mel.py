@@ -82,7 +82,7 @@ def train(cfg: UnitMelTrainConfig) -> dict:
                          channels=m.channels, kernel_size=m.kernel_size, dilations=tuple(m.dilations),
                          post_layers=m.post_layers, dropout=m.dropout, code_hop_size=m.code_hop_size,
                          duration_predictor=m.duration_predictor, mel=m.mel, griffin_lim_iters=m.griffin_lim_iters,
-                         griffin_lim_power=m.griffin_lim_power)
+                         griffin_lim_power=m.griffin_lim_power, griffin_lim_inversion=m.griffin_lim_inversion)
     model = build_unit_mel(mcfg).to(device)
     o = cfg.optim
     decay, no_decay = [], []

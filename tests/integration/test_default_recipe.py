@@ -1,6 +1,6 @@
-"""recipes/default/run.sh end to end on CPU with the debug preset: corpus → HuBERT (two iterations) → k-means per K
-→ units → vocoders → style classifier → K sweep table → text LM → TWIST unit LM → bundle, then the bundle loads
-through the public API."""
+"""recipes/default/run.sh end to end on CPU with the debug preset: corpus → HuBERT (two iterations) → phone labels →
+HuBERT on phone targets → k-means per K → units → tokenizer benchmark → unit-to-mel decoders → style classifier → K
+sweep table → text LM → TWIST unit LM → bundle, then the bundle loads through the public API."""
 
 from __future__ import annotations
 
@@ -20,17 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     env = {**os.environ, "SPEECHKIT": f"{sys.executable} -m speechkit.cli.main", "PYTHON": sys.executable,
            "OMP_NUM_THREADS": "1"}
-    cmd = ["bash", str(ROOT / "recipes" / "default" / "run.sh"), "--preset", "debug", "--minutes", "2", "--ks", "8 16",
+    cmd = ["bash", str(ROOT / "recipes" / "default" / "run.sh"), "--preset", "debug", "--minutes", "3", "--ks", "8 16",
            "--k", "16", "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data"), "--out",
            str(tmp_path / "bundle"), "--sweep-limit", "4", "--jobs", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for stage in ("corpus", "hubert", "kmeans", "units", "probe", "pre_vocoder", "vocoder", "style", "sweep", "textlm",
-                  "ulm", "bundle"):
+    for stage in ("corpus", "hubert", "phones", "phone_hubert", "kmeans", "units", "probe", "decoder", "style", "sweep",
+                  "textlm", "ulm", "bundle"):
         assert f"== {stage}" in proc.stdout
     exp = tmp_path / "exp"
-    # every per-K vocoder starts from the body pre-trained on the iteration-1 labels (50 units): all but the embedding
-    assert proc.stderr.count("warm start from") == 2 and "left fresh (unit_embedding.weight)" in proc.stderr
+    # the phone-target HuBERT starts from the self-supervised iteration 2 and learns the synthesiser's phones
+    assert "warm start of the encoder from" in proc.stderr
+    phones = (exp / "phones" / "phones.txt").read_text().split()
+    assert phones[0] == "_" and len(phones) > 20
+    history = json.loads((exp / "phone_hubert" / "history.json").read_text())
+    assert any("valid_acc_unmasked" in h for h in history)
     # the K trade-off: one row per K, scored on the same utterances, with the originals as the reference row
     table = (exp / "k_tradeoff.md").read_text().splitlines()
     rows = [line.split("|")[1].strip() for line in table if line.startswith("| ") and "---" not in line]
@@ -39,8 +43,8 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     assert numbers["k8"]["num_files"] == numbers["k16"]["num_files"] == numbers["originals"]["num_files"] == 4
     assert numbers["k8"]["bitrate_nominal"] == pytest.approx(50 * 3)  # 50 Hz x log2(8)
     assert numbers["k16"]["bitrate_nominal"] == pytest.approx(50 * 4)
-    probe = json.loads((exp / "phone_probe.json").read_text())
-    assert sorted(v["k"] for v in probe.values()) == [8, 16] and all(0 <= v["pnmi"] <= 1 for v in probe.values())
+    probe = json.loads((exp / "tokenizer_benchmark.json").read_text())
+    assert sorted(r["K"] for r in probe["rows"]) == [8, 16] and all(0 <= r["pnmi"] <= 1 for r in probe["rows"])
     # the unit LM saw the train split only
     train_ids = {json.loads(line)["id"] for line in (exp / "ulm_data" / "train.jsonl").read_text().splitlines()}
     test_stems = {line.split()[0] for line in (tmp_path / "data" / "splits" / "test.txt").read_text().splitlines()
@@ -51,8 +55,11 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     from speechkit import Resynthesizer, SpeechContinuation
     from speechkit.audio import io
 
+    from speechkit.vocoders import UnitMelVocoder
+
     rs = Resynthesizer.from_pretrained(bundle)
     assert rs.encoder.vocab_size == 16 and rs.vocoder.speakers == ["en1", "us1", "us2", "us3"]
+    assert isinstance(rs.vocoder, UnitMelVocoder) and rs.vocoder.speaker_table.names == rs.vocoder.speakers
     samples = sorted((bundle / "samples").glob("*.wav"))
     assert len(samples) == 4 and len((bundle / "samples" / "transcripts.txt").read_text().splitlines()) == 4
     wav, sr = io.load(samples[0])
@@ -65,7 +72,7 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     best = exp / "ulm" / "best" / "model.safetensors"
     assert (bundle / "ulm" / "model.safetensors").read_bytes() == best.read_bytes()
     card = (bundle / "README.md").read_text()
-    assert "non-commercial" in card and "K=16" in card
+    assert "non-commercial" in card and "K=16" in card and "phone labels" in card and "unit-to-mel" in card
     assert not (bundle.parent / "bundle.partial").exists()
     # the demo on that bundle: every output it announces exists, and the figures come from its own files
     from speechkit.cli.main import main

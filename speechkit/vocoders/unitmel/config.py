@@ -50,7 +50,9 @@ class UnitMelConfig:
         duration_predictor: hidden width of the duration predictor (0 = none).
         mel: the predicted spectrogram.
         griffin_lim_iters: Griffin-Lim iterations when no mel vocoder is given.
-        griffin_lim_power: exponent sharpening magnitudes before phase reconstruction.
+        griffin_lim_power: exponent applied to the magnitudes before phase reconstruction.
+        griffin_lim_inversion: ``"nnls"`` or ``"pinv"`` inversion of the mel filters
+            (:class:`~speechkit.vocoders.griffinlim.GriffinLimVocoder`).
     """
 
     num_units: int
@@ -65,7 +67,8 @@ class UnitMelConfig:
     duration_predictor: int = 128
     mel: MelSettings = field(default_factory=MelSettings)
     griffin_lim_iters: int = 32
-    griffin_lim_power: float = 1.3
+    griffin_lim_power: float = 1.0
+    griffin_lim_inversion: str = "nnls"
     f0: str = "none"
     """Always ``"none"`` (pitch comes from units, speaker, style and context); kept for the pipelines, which ask
     every unit vocoder for it."""

@@ -29,7 +29,8 @@ class UnitMelModelConfig:
     code_hop_size: int = 320
     mel: MelSettings = field(default_factory=MelSettings)
     griffin_lim_iters: int = 32
-    griffin_lim_power: float = 1.3
+    griffin_lim_power: float = 1.0
+    griffin_lim_inversion: str = "nnls"
 
     @property
     def sample_rate(self) -> int:

@@ -74,7 +74,8 @@ class UnitMelVocoder(UnitInputs, nn.Module):
             m = config.mel
             mel_vocoder = GriffinLimVocoder(sample_rate=m.sample_rate, n_fft=m.n_fft, hop_length=m.hop_length,
                                             win_length=m.win_length, num_mels=m.num_mels, fmin=m.fmin, fmax=m.fmax,
-                                            n_iter=config.griffin_lim_iters, power=config.griffin_lim_power)
+                                            n_iter=config.griffin_lim_iters, power=config.griffin_lim_power,
+                                            inversion=config.griffin_lim_inversion)
         self.mel_vocoder = mel_vocoder
         self.precision = "fp32"
 

@@ -75,3 +75,23 @@ def test_unmasked_loss_warm_start_and_cached_audio(tmp_path):
     b, _ = load_hubert(tmp_path / "b" / "model")
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(va, vb, atol=1e-6), k
+
+
+def test_speed_perturbation_scales_audio_and_moves_labels_with_it(tmp_path):
+    cfg = HubertConfig(conv_layers=[(8, 10, 5), (8, 4, 4)], embed_dim=8, num_layers=1, num_heads=2, ffn_dim=8,
+                       conv_pos=4, conv_pos_groups=2)  # hop 20 samples at 16 kHz
+    n = 16000
+    t = np.arange(n) / 16000
+    io.save(tmp_path / "a.wav", (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000, subtype="FLOAT")
+    write_tsv(tmp_path / "m.tsv", tmp_path, [ManifestEntry("a.wav", n)])
+    labels = [f // 100 for f in range(cfg.num_frames(n))]  # 8 label runs of 100 frames (0.125 s each)
+    write_units_jsonl(tmp_path / "l.jsonl", [UnitRecord("a", "a.wav", labels)])
+    ds = LabeledAudio(str(tmp_path / "m.tsv"), str(tmp_path / "l.jsonl"), cfg, crop_seconds=0.0, seed=0,
+                      speed_perturb=(12800,))  # 16000 / 12800 = 1.25x faster and higher
+    wav, lab = ds[0]
+    assert len(wav) == 12800 and len(lab) == cfg.num_frames(12800)
+    spectrum = np.abs(np.fft.rfft(wav.numpy()))
+    assert abs(np.argmax(spectrum) * 16000 / len(wav) - 250) < 2  # 200 Hz played 1.25x faster
+    runs = np.diff(np.flatnonzero(np.diff(lab.numpy())))
+    assert (np.abs(runs - 80) <= 1).all()  # each label run is 1.25x shorter: 100 -> 80 frames
+    assert lab[0] == 0 and lab[-1] == labels[-1]
