@@ -54,7 +54,6 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     bundle = tmp_path / "bundle"
     from speechkit import Resynthesizer, SpeechContinuation
     from speechkit.audio import io
-
     from speechkit.vocoders import UnitMelVocoder
 
     rs = Resynthesizer.from_pretrained(bundle)
