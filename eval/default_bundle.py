@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+PARTS = ("resynthesis", "unseen", "continuation")
+
 
 def _nanmean(values) -> float | None:
     """Mean over the finite values (``None`` when there are none: e.g. GPE when no frame is voiced in both)."""
@@ -72,6 +74,8 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=80, help="test utterances (interleaved over speakers and styles)")
     p.add_argument("--unseen", type=int, default=30, help="sentences spoken by the unseen espeak-ng voices")
     p.add_argument("--prompts", type=int, default=20, help="continuation prompts")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help="comma list of the parts to run; the others keep their figures in OUTPUT/results.json")
     p.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args()
 
@@ -100,114 +104,128 @@ def main() -> int:
         return asr.transcribe(io.resample(wav, sr, 16000) if sr != 16000 else wav)
 
     items = _test_items(args.data, args.limit)
-    refs = _train_refs(args.data, rs.vocoder.speakers or [])
-    ref_emb = {s: np.mean([spk.embed(*io.load(pth)) for pth in paths], axis=0) for s, paths in refs.items()}
-    rows, synth_time, default_time, audio_time = [], 0.0, 0.0, 0.0
-    fast_precision = rs.vocoder.set_precision("bf16").precision  # fp32 where the CPU has no bf16 (one warning)
-    rs.vocoder.set_precision("fp32")
-    rs(io.load(items[0]["path"], sample_rate=16000)[0], 16000)  # warm-up (the speaker encoder loads here)
-    for it in items:
-        wav, sr = io.load(it["path"], sample_rate=16000)
-        t = time.perf_counter()
-        enc = rs.encode(wav, sr)
-        same = rs.vocoder(enc["units"], speaker=it["speaker"], style=it["style"], durations=enc["durations"])
-        synth_time += time.perf_counter() - t
-        t = time.perf_counter()
-        kept = rs(wav, sr)  # the default call: the voice is chosen from the input
-        default_time += time.perf_counter() - t
-        audio_time += len(wav) / sr
-        rs.vocoder.set_precision(fast_precision)
-        fast = rs.vocoder(enc["units"], speaker=it["speaker"], style=it["style"], durations=enc["durations"])
+    parts = set(args.parts.split(","))
+    unknown = parts - set(PARTS)
+    if unknown:
+        p.error(f"--parts: unknown {sorted(unknown)} (choose from {', '.join(PARTS)})")
+    previous = out / "results.json"  # a partial run updates the figures of the parts it ran
+    results = json.loads(previous.read_text()) if previous.is_file() and parts != set(PARTS) else {}
+    if "resynthesis" in parts:
+        refs = _train_refs(args.data, rs.vocoder.speakers or [])
+        ref_emb = {s: np.mean([spk.embed(*io.load(pth)) for pth in paths], axis=0) for s, paths in refs.items()}
+        rows, synth_time, default_time, audio_time = [], 0.0, 0.0, 0.0
+        fast_precision = rs.vocoder.set_precision("bf16").precision  # fp32 where the CPU has no bf16 (one warning)
         rs.vocoder.set_precision("fp32")
-        row = {"stem": it["stem"], "speaker": it["speaker"], "style": it["style"], "text": it["text"],
-               "orig": transcribe(wav, sr), "resynth": transcribe(same, sr_out),
-               "resynth_default_call": transcribe(kept, sr_out), "resynth_bf16": transcribe(fast.float(), sr_out)}
-        f0 = compare_f0(wav, sr, same, sr_out)
-        row.update({k: f0[k] for k in ("gpe", "vde", "ffe")})
-        if clf is not None:
-            row["style_orig_ok"] = clf.predict(wav, sr) == it["style"]
-            row["style_resynth_ok"] = clf.predict(same, sr_out) == it["style"]
-        conv = {}
-        for target in rs.vocoder.speakers or []:
-            if target == it["speaker"]:
-                continue
-            y = rs.vocoder(enc["units"], speaker=target, style=it["style"], durations=enc["durations"])
-            e = spk.embed(y, sr_out)
-            conv[target] = {"sim_target": cosine(e, ref_emb[target]), "sim_source": cosine(e, ref_emb[it["speaker"]]),
-                            "asr": transcribe(y, sr_out)}
-        row["conversion"] = conv
-        rows.append(row)
-    (out / "resynthesis_rows.json").write_text(json.dumps(rows, indent=1))
+        rs(io.load(items[0]["path"], sample_rate=16000)[0], 16000)  # warm-up (the speaker encoder loads here)
+        for it in items:
+            wav, sr = io.load(it["path"], sample_rate=16000)
+            t = time.perf_counter()
+            enc = rs.encode(wav, sr)
+            same = rs.vocoder(enc["units"], speaker=it["speaker"], style=it["style"], durations=enc["durations"])
+            synth_time += time.perf_counter() - t
+            t = time.perf_counter()
+            kept = rs(wav, sr)  # the default call: the voice is chosen from the input
+            default_time += time.perf_counter() - t
+            audio_time += len(wav) / sr
+            rs.vocoder.set_precision(fast_precision)
+            fast = rs.vocoder(enc["units"], speaker=it["speaker"], style=it["style"], durations=enc["durations"])
+            rs.vocoder.set_precision("fp32")
+            row = {"stem": it["stem"], "speaker": it["speaker"], "style": it["style"], "text": it["text"],
+                   "orig": transcribe(wav, sr), "resynth": transcribe(same, sr_out),
+                   "resynth_default_call": transcribe(kept, sr_out), "resynth_bf16": transcribe(fast.float(), sr_out)}
+            f0 = compare_f0(wav, sr, same, sr_out)
+            row.update({k: f0[k] for k in ("gpe", "vde", "ffe")})
+            if clf is not None:
+                row["style_orig_ok"] = clf.predict(wav, sr) == it["style"]
+                row["style_resynth_ok"] = clf.predict(same, sr_out) == it["style"]
+            conv = {}
+            for target in rs.vocoder.speakers or []:
+                if target == it["speaker"]:
+                    continue
+                y = rs.vocoder(enc["units"], speaker=target, style=it["style"], durations=enc["durations"])
+                e = spk.embed(y, sr_out)
+                conv[target] = {"sim_target": cosine(e, ref_emb[target]),
+                                "sim_source": cosine(e, ref_emb[it["speaker"]]), "asr": transcribe(y, sr_out)}
+            row["conversion"] = conv
+            rows.append(row)
+        (out / "resynthesis_rows.json").write_text(json.dumps(rows, indent=1))
 
-    texts = [r["text"] for r in rows]
-    results = {"model": str(args.model), "test_utterances": len(rows),
-               "wer_originals": wer(texts, [r["orig"] for r in rows]),
-               "wer_resynthesis": wer(texts, [r["resynth"] for r in rows]),
-               "wer_resynthesis_default_call": wer(texts, [r["resynth_default_call"] for r in rows]),
-               "wer_resynthesis_bf16": wer(texts, [r["resynth_bf16"] for r in rows]), "bf16_path": fast_precision,
-               "gpe": _nanmean([r["gpe"] for r in rows]), "vde": float(np.nanmean([r["vde"] for r in rows])),
-               "ffe": float(np.nanmean([r["ffe"] for r in rows])),
-               "real_time_factor": synth_time / audio_time,
-               "real_time_factor_default_call": default_time / audio_time, "torch_threads": torch.get_num_threads()}
-    if clf is not None:
-        results["style_accuracy_originals"] = float(np.mean([r["style_orig_ok"] for r in rows]))
-        results["style_accuracy_resynthesis"] = float(np.mean([r["style_resynth_ok"] for r in rows]))
-    conv = [c for r in rows for c in r["conversion"].values()]
-    conv_texts = [r["text"] for r in rows for _ in r["conversion"]]
-    if conv:
-        results["conversion_similarity_to_target"] = float(np.mean([c["sim_target"] for c in conv]))
-        results["conversion_similarity_to_source"] = float(np.mean([c["sim_source"] for c in conv]))
-        results["conversion_wer"] = wer(conv_texts, [c["asr"] for c in conv])
-        results["conversion_closer_to_target"] = float(np.mean([c["sim_target"] > c["sim_source"] for c in conv]))
-        results["conversion_similarity_to_target_min"] = float(np.min([c["sim_target"] for c in conv]))
-    by_style = defaultdict(lambda: ([], [], []))
-    for r in rows:
-        by_style[r["style"]][0].append(r["text"])
-        by_style[r["style"]][1].append(r["orig"])
-        by_style[r["style"]][2].append(r["resynth"])
-    results["wer_by_style"] = {s: {"originals": wer(t, o), "resynthesis": wer(t, h)}
-                               for s, (t, o, h) in sorted(by_style.items())}
+        texts = [r["text"] for r in rows]
+        results.update({"model": str(args.model), "test_utterances": len(rows),
+                   "wer_originals": wer(texts, [r["orig"] for r in rows]),
+                   "wer_resynthesis": wer(texts, [r["resynth"] for r in rows]),
+                   "wer_resynthesis_default_call": wer(texts, [r["resynth_default_call"] for r in rows]),
+                   "wer_resynthesis_bf16": wer(texts, [r["resynth_bf16"] for r in rows]), "bf16_path": fast_precision,
+                   "gpe": _nanmean([r["gpe"] for r in rows]), "vde": float(np.nanmean([r["vde"] for r in rows])),
+                   "ffe": float(np.nanmean([r["ffe"] for r in rows])),
+                   "real_time_factor": synth_time / audio_time,
+                   "real_time_factor_default_call": default_time / audio_time,
+                   "torch_threads": torch.get_num_threads()})
+        if clf is not None:
+            results["style_accuracy_originals"] = float(np.mean([r["style_orig_ok"] for r in rows]))
+            results["style_accuracy_resynthesis"] = float(np.mean([r["style_resynth_ok"] for r in rows]))
+        conv = [c for r in rows for c in r["conversion"].values()]
+        conv_texts = [r["text"] for r in rows for _ in r["conversion"]]
+        if conv:
+            results["conversion_similarity_to_target"] = float(np.mean([c["sim_target"] for c in conv]))
+            results["conversion_similarity_to_source"] = float(np.mean([c["sim_source"] for c in conv]))
+            results["conversion_wer"] = wer(conv_texts, [c["asr"] for c in conv])
+            results["conversion_closer_to_target"] = float(np.mean([c["sim_target"] > c["sim_source"] for c in conv]))
+            results["conversion_similarity_to_target_min"] = float(np.min([c["sim_target"] for c in conv]))
+        by_style = defaultdict(lambda: ([], [], []))
+        for r in rows:
+            by_style[r["style"]][0].append(r["text"])
+            by_style[r["style"]][1].append(r["orig"])
+            by_style[r["style"]][2].append(r["resynth"])
+        results["wer_by_style"] = {s: {"originals": wer(t, o), "resynthesis": wer(t, h)}
+                                   for s, (t, o, h) in sorted(by_style.items())}
 
     # 3. unseen voices: plain espeak-ng formant voices reading test sentences
-    unseen_rows = []
-    voices = list(tts.ESPEAK_VOICES.values())
-    for i, it in enumerate(items[: args.unseen]):
-        v = voices[i % len(voices)]
-        syn = tts.synthesize(it["text"], v)
-        wav = torch.from_numpy(syn.wav).float()
-        y = rs(wav, syn.sample_rate)
-        io.save(out / "unseen" / f"{v.name}_{i:03d}.wav", y.clamp(-1, 1), sr_out)
-        unseen_rows.append({"voice": v.espeak_voice, "text": it["text"], "orig": transcribe(wav, syn.sample_rate),
-                            "resynth": transcribe(y, sr_out)})
-    if unseen_rows:
-        t = [r["text"] for r in unseen_rows]
-        results["unseen_voice"] = {"utterances": len(unseen_rows), "voices": sorted({r["voice"] for r in unseen_rows}),
-                                   "wer_originals": wer(t, [r["orig"] for r in unseen_rows]),
-                                   "wer_resynthesis": wer(t, [r["resynth"] for r in unseen_rows])}
+    if "unseen" in parts:
+        unseen_rows = []
+        voices = list(tts.ESPEAK_VOICES.values())
+        for i, it in enumerate(items[: args.unseen]):
+            v = voices[i % len(voices)]
+            syn = tts.synthesize(it["text"], v)
+            wav = torch.from_numpy(syn.wav).float()
+            y = rs(wav, syn.sample_rate)
+            io.save(out / "unseen" / f"{v.name}_{i:03d}.wav", y.clamp(-1, 1), sr_out)
+            unseen_rows.append({"voice": v.espeak_voice, "text": it["text"], "orig": transcribe(wav, syn.sample_rate),
+                                "resynth": transcribe(y, sr_out)})
+        if unseen_rows:
+            t = [r["text"] for r in unseen_rows]
+            results["unseen_voice"] = {"utterances": len(unseen_rows),
+                                       "voices": sorted({r["voice"] for r in unseen_rows}),
+                                       "wer_originals": wer(t, [r["orig"] for r in unseen_rows]),
+                                       "wer_resynthesis": wer(t, [r["resynth"] for r in unseen_rows])}
+        (out / "unseen_rows.json").write_text(json.dumps(unseen_rows, indent=1))
 
-    # 4. continuation: 3 s of new speech after the first 2.5 s of test prompts
-    sc = SpeechContinuation.from_pretrained(args.model)
-    cont_rows = []
-    for i, it in enumerate(items[: args.prompts]):
-        wav, sr = io.load(it["path"], sample_rate=16000)
-        prompt = wav[: int(2.5 * sr)]
-        y = sc(prompt, sr, seconds=3.0, seed=i, include_prompt=False, speaker=it["speaker"], style=it["style"])
-        if len(y) == 0:  # the unit LM ended the utterance at once
-            cont_rows.append({"stem": it["stem"], "seconds": 0.0, "words": []})
-            continue
-        io.save(out / "continuation" / f"{it['stem']}.wav", y.clamp(-1, 1), sc.output_sample_rate)
-        words = transcribe(y, sc.output_sample_rate).split()
-        cont_rows.append({"stem": it["stem"], "seconds": len(y) / sc.output_sample_rate, "words": words})
-    if cont_rows:
-        results["continuation"] = {
-            "prompts": len(cont_rows), "mean_seconds": float(np.mean([r["seconds"] for r in cont_rows])),
-            "with_any_word": float(np.mean([bool(r["words"]) for r in cont_rows])),
-            "empty": sum(r["seconds"] == 0 for r in cont_rows),
-            "words_per_second": float(sum(len(r["words"]) for r in cont_rows) /
-                                      max(sum(r["seconds"] for r in cont_rows), 1e-9))}
+    # 4. continuation: 3 s of new speech after the first 2.5 s of test prompts, as the LM ends it and at full length
+    if "continuation" in parts:
+        sc = SpeechContinuation.from_pretrained(args.model)
+        cont_rows = {}
+        for key, stop in (("continuation", True), ("continuation_full_length", False)):
+            cont_rows[key] = []
+            for i, it in enumerate(items[: args.prompts]):
+                wav, sr = io.load(it["path"], sample_rate=16000)
+                prompt = wav[: int(2.5 * sr)]
+                y = sc(prompt, sr, seconds=3.0, seed=i, include_prompt=False, speaker=it["speaker"],
+                       style=it["style"], stop_on_eos=stop)
+                if len(y) == 0:  # the unit LM ended the utterance at once
+                    cont_rows[key].append({"stem": it["stem"], "seconds": 0.0, "words": []})
+                    continue
+                io.save(out / key / f"{it['stem']}.wav", y.clamp(-1, 1), sc.output_sample_rate)
+                words = transcribe(y, sc.output_sample_rate).split()
+                cont_rows[key].append({"stem": it["stem"], "seconds": len(y) / sc.output_sample_rate, "words": words})
+            r = cont_rows[key]
+            results[key] = {
+                "prompts": len(r), "mean_seconds": float(np.mean([x["seconds"] for x in r])),
+                "with_any_word": float(np.mean([bool(x["words"]) for x in r])),
+                "empty": sum(x["seconds"] == 0 for x in r),
+                "words_per_second": float(sum(len(x["words"]) for x in r) /
+                                          max(sum(x["seconds"] for x in r), 1e-9))}
+        (out / "continuation_rows.json").write_text(json.dumps(cont_rows, indent=1))
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "continuation_rows.json").write_text(json.dumps(cont_rows, indent=1))
-    (out / "unseen_rows.json").write_text(json.dumps(unseen_rows, indent=1))
     print(json.dumps(results, indent=2))
     return 0
 

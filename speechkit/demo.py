@@ -65,7 +65,7 @@ def run_demo(model: str | os.PathLike = DEFAULT_MODEL, out: str | os.PathLike = 
             io.save(out / "conversion" / f"{wavs[0].stem}__{speaker}__{style}.wav", y.clamp(-1, 1), sr_out)
     # 2. continuation of the first sample
     sc = SpeechContinuation(rs.encoder, UnitLM.from_pretrained(model_dir / "ulm"), rs.vocoder)  # parts loaded once
-    cont = sc(first, sr, seconds=continuation_seconds, seed=seed)
+    cont = sc(first, sr, seconds=continuation_seconds, seed=seed, stop_on_eos=False)  # the asked length
     cont_path = io.save(out / "continuation" / f"{wavs[0].stem}.wav", cont.clamp(-1, 1), sc.output_sample_rate)
     # 3. evaluation
     report = evaluate_folder(out / "resynthesis", ref_dir=model_dir / "samples", transcripts=transcripts,

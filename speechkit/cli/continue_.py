@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speaker", default=None, help="vocoder speaker name or id (default: closest to the prompt)")
     p.add_argument("--style", default=None, help="vocoder style name or id")
     p.add_argument("--no-prompt", action="store_true", help="write the continuation only")
+    p.add_argument("--ignore-eos", action="store_true",
+                   help="never end the utterance early: the continuation has the asked --seconds")
     p.add_argument("--cache", choices=["full", "tova", "window", "sinks", "h2o"], default="full",
                    help="KV-cache policy: full, or bounded to --cache-size entries per layer")
     p.add_argument("--cache-size", type=int, default=None, help="entries per layer kept by a bounded --cache")
@@ -58,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
         wav = wav[: int(args.prompt_seconds * sr)]
     out = sc(wav, sr, seconds=args.seconds, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
              seed=args.seed, speaker=_name_or_id(args.speaker), style=_name_or_id(args.style),
-             include_prompt=not args.no_prompt, cache=args.cache, cache_size=args.cache_size)
+             include_prompt=not args.no_prompt, cache=args.cache, cache_size=args.cache_size,
+             stop_on_eos=not args.ignore_eos)
     io.save(args.output, out, sc.output_sample_rate)
     print(f"wrote {args.output}: {len(out) / sc.output_sample_rate:.2f} s at {sc.output_sample_rate} Hz "
           f"(prompt {len(wav) / sr:.2f} s)")

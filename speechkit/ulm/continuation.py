@@ -79,9 +79,11 @@ class SpeechContinuation:
 
     def continue_units(self, units: torch.Tensor, num_new: int, *, temperature: float = 0.8,
                        top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                       cache: str | None = None, cache_size: int | None = None) -> torch.Tensor:
+                       cache: str | None = None, cache_size: int | None = None,
+                       stop_on_eos: bool = True) -> torch.Tensor:
         """Samples ``num_new`` units after ``units`` (``(N,)``); only the last units that fit the LM's context
-        (with room for ``num_new``) are used as the prompt. Returns ``(<= num_new,)`` unit ids.
+        (with room for ``num_new``) are used as the prompt. Returns ``(<= num_new,)`` unit ids: fewer where the LM
+        ends the utterance, unless ``stop_on_eos=False`` (the end token is never drawn: exactly ``num_new``).
 
         ``cache`` (``tova``, ``window``, ``sinks``, ``h2o``; see :mod:`speechkit.ulm.cache`) bounds the KV cache to
         ``cache_size`` entries per layer: memory stays flat, and a rotary LM may continue past its context (only
@@ -102,12 +104,12 @@ class SpeechContinuation:
                                     "fewer seconds")
             units = units[-room:]
         return self.lm.generate(units, max_new_tokens=num_new, temperature=temperature, top_k=top_k, top_p=top_p,
-                                seed=seed, cache=kv_cache)
+                                seed=seed, cache=kv_cache, stop_on_eos=stop_on_eos)
 
     def __call__(self, wav: torch.Tensor, sample_rate: int, *, seconds: float = 5.0, temperature: float = 0.8,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None, speaker: Any = None,
                  style: Any = None, include_prompt: bool = True, cache: str | None = None,
-                 cache_size: int | None = None) -> torch.Tensor:
+                 cache_size: int | None = None, stop_on_eos: bool = True) -> torch.Tensor:
         """Continues the speech in ``wav``.
 
         Args:
@@ -120,6 +122,8 @@ class SpeechContinuation:
             style: vocoder style; ``None`` = its default.
             include_prompt: return prompt + continuation (TWIST), or the continuation alone.
             cache, cache_size: bounded KV cache policy and size (see :meth:`continue_units`).
+            stop_on_eos: end where the unit LM ends the utterance (it may end at once after a whole sentence);
+                ``False`` never draws the end token, so the continuation has the asked length (TWIST's setting).
 
         Returns:
             ``(samples,)`` float32 at :attr:`output_sample_rate`.
@@ -134,7 +138,8 @@ class SpeechContinuation:
         units, durations = enc["units"].cpu(), enc["durations"].cpu()
         units_per_second = len(units) / (mono.numel() / sample_rate)
         new = self.continue_units(units, max(1, math.ceil(seconds * units_per_second)), temperature=temperature,
-                                  top_k=top_k, top_p=top_p, seed=seed, cache=cache, cache_size=cache_size)
+                                  top_k=top_k, top_p=top_p, seed=seed, cache=cache, cache_size=cache_size,
+                                  stop_on_eos=stop_on_eos)
         if speaker is None:
             speaker = self.resynthesizer.match_speaker(mono, sample_rate, units, durations, style)
         return self._render(units, durations, new, speaker, style, include_prompt)

@@ -89,3 +89,21 @@ def test_default_model_folder_is_found_from_any_working_directory(tmp_path, monk
     (tmp_path / "checkpoints" / "cards").mkdir(parents=True)  # the working directory wins when it has the folder
     assert hub.local_model_dir("checkpoints/cards") == Path("checkpoints/cards")
     assert hub.local_model_dir("no/such/folder") == Path("no/such/folder")
+
+
+def test_stop_on_eos_false_gives_the_asked_length_where_the_lm_would_end_at_once(sc):
+    lm = UnitLM.cold_start(tiny_config("llama", max_position_embeddings=512), num_units=K, seed=0)
+    with torch.no_grad():  # an LM that always ends the utterance: the end token's logit dominates
+        lm.model.get_output_embeddings().bias = torch.nn.Parameter(torch.zeros(lm.model.config.vocab_size))
+        lm.model.get_output_embeddings().bias[lm.vocab.eos_id] = 1e4
+    ending = SpeechContinuation(sc.encoder, lm, sc.vocoder)
+    wav = speech_like(2.0)
+    units = sc.encoder(wav, sample_rate=16000)["units"]
+    assert len(ending.continue_units(units, 12, seed=0)) == 0
+    new = ending.continue_units(units, 12, seed=0, stop_on_eos=False)
+    assert len(new) == 12 and int(new.max()) < K  # only units are drawn
+    assert len(ending(wav, 16000, seconds=1.0, seed=0, speaker="a", include_prompt=False)) == 0
+    full = ending(wav, 16000, seconds=1.0, seed=0, speaker="a", include_prompt=False, stop_on_eos=False)
+    n_new = int(torch.tensor(len(units) / 2.0).ceil())
+    assert torch.equal(full, sc.vocoder(ending.continue_units(units, n_new, seed=0, stop_on_eos=False), speaker="a",
+                                         dur_prediction=True))
