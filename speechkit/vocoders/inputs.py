@@ -20,8 +20,8 @@ class UnitInputs:
             if value is not None:
                 raise VocoderError(f"{what}={value!r}: this vocoder has no {what} input")
             return None
-        if value is None:
-            value = 0  # the official vocoders' default id
+        if value is None:  # a list with a "default" entry (Expresso's neutral style) names it; else id 0, as officially
+            value = names.index("default") if names and "default" in names else 0
         if isinstance(value, torch.Tensor | np.ndarray):  # e.g. torch.LongTensor([[3]]), as textlesslib builds it
             arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
             if arr.size != 1 or arr.dtype.kind not in "iu":

@@ -298,7 +298,8 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
                 Deduplicated units with ``dur_prediction=True`` or ``durations``.
             speaker: a name from ``speakers`` or an id (default id 0 when the vocoder has speakers); a vector of
                 ``speaker_embedding_dim`` values for vocoders with an external speaker embedder.
-            style: a name from ``styles`` or an id (default 0 when the vocoder has styles).
+            style: a name from ``styles`` or an id (default: the style named "default" where the list has one, else
+                id 0 when the vocoder has styles).
             dur_prediction: predict each unit's frames with the duration predictor,
                 ``clamp(round(exp(log_d) - 1), min=1)``.
             f0: F0 for F0-conditioned vocoders: ``(f0_frames,)`` speaker-normalised F0 (0 = unvoiced) or F0 bins,

@@ -192,7 +192,7 @@ class UnitMelVocoder(UnitInputs, nn.Module):
             units: ``(frames,)`` or ``(1, frames)`` unit ids; negative ids are dropped. Deduplicated units with
                 ``durations`` or ``dur_prediction=True``.
             speaker: a name from ``speakers`` or an id (default id 0).
-            style: a name from ``styles`` or an id (default id 0).
+            style: a name from ``styles`` or an id (default: the style named "default" where there is one, else id 0).
             dur_prediction: predict each unit's frames with the duration predictor.
             f0: not taken (the decoder is not F0-conditioned); given, it raises.
             durations: frames per unit.

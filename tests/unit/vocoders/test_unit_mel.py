@@ -39,6 +39,17 @@ def test_output_length_and_conditioning():
     assert len(voc(units, dur_prediction=True)) == n * 320
 
 
+
+def test_no_style_means_the_style_named_default_else_id_0():
+    voc, units, durations = tiny(), torch.tensor([1, 5, 7, 2]), torch.tensor([3, 1, 4, 2])
+    assert torch.equal(voc.mel(units, speaker="a", durations=durations),
+                       voc.mel(units, speaker="a", style=0, durations=durations))  # no "default" in the list
+    voc.styles = ["animated", "default"]  # Expresso's names: the neutral one is the default, not id 0
+    assert torch.equal(voc.mel(units, speaker="a", durations=durations),
+                       voc.mel(units, speaker="a", style=1, durations=durations))
+    assert not torch.equal(voc.mel(units, speaker="a", durations=durations),
+                           voc.mel(units, speaker="a", style=0, durations=durations))
+
 def test_decoder_is_local_in_time():
     # a frame's mel depends only on the units within the receptive field: changing a unit far away leaves it alone
     voc = tiny()
