@@ -12,8 +12,13 @@ EXAMPLES = """examples:
   speechkit resynth data/mini_expresso/audio_48khz/read/us1/default -o outdir/ --model checkpoints/default
   speechkit resynth in.wav -o out.wav --encoder ENC --vocoder g_00500000 --vocoder-config config.json
   speechkit resynth --list-speakers --model checkpoints/default
+  speechkit resynth long.wav -o out.wav --stream --chunk-ms 100          # bounded memory, any length
+  arecord -f S16_LE -r 16000 -c 1 | speechkit resynth - -o - --stream --rate 16000 --speaker us1 \
+      | aplay -f S16_LE -r 16000 -c 1                                      # live voice conversion
 
-Without --speaker the voice is kept: the vocoder speaker closest to the input is chosen."""
+Without --speaker the voice is kept: the vocoder speaker closest to the input is chosen (with --stream, from the
+first second, then held). '-' reads / writes raw mono 16-bit PCM (stdin: at --rate; stdout: at the vocoder's rate,
+printed on stderr)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +41,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", default=None, help="vocoder style name or id (default: the vocoder's first)")
     p.add_argument("--dur-prediction", action="store_true", help="predict durations instead of keeping them")
     p.add_argument("--list-speakers", action="store_true", help="print the vocoder's speakers and styles, exit")
+    p.add_argument("--stream", action="store_true",
+                   help="process chunk by chunk with bounded latency and memory (Resynthesizer.stream)")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="input read per step with --stream")
+    p.add_argument("--lookahead-ms", type=float, default=None,
+                   help="encoder lookahead with --stream (default 320 ms; latency = block + lookahead)")
+    p.add_argument("--block-ms", type=float, default=None, help="output finalised per step with --stream "
+                                                                "(default 160 ms)")
+    p.add_argument("--rate", type=int, default=None, help="sample rate of raw PCM on stdin (input '-')")
     p.set_defaults(func=run)
 
 
@@ -83,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.inputs or args.output is None:
         raise SpeechkitError("give input files and -o OUTPUT (or --list-speakers)")
+    if args.stream:
+        return run_stream(rs, args)
+    if str(args.output) == "-" or any(str(p) == "-" for p in args.inputs):
+        raise SpeechkitError("'-' (raw PCM on stdin / stdout) needs --stream")
     files = _expand(args.inputs)
     if not files:
         raise SpeechkitError(f"no audio files in {', '.join(map(str, args.inputs))}")
@@ -93,4 +110,58 @@ def run(args: argparse.Namespace) -> int:
         target = args.output / f"{path.stem}.wav" if several else args.output
         io.save(target, out, rs.output_sample_rate)
         print(f"{path} -> {target} ({len(out) / rs.output_sample_rate:.2f} s)")
+    return 0
+
+
+def _stream_config(rs, args):
+    from dataclasses import replace
+
+    from speechkit.errors import SpeechkitError
+    from speechkit.pipeline import StreamConfig
+
+    cfg = StreamConfig()
+    frame_ms = 1000.0 / rs.encoder.frame_rate
+    for name, value in (("block", args.block_ms), ("lookahead", args.lookahead_ms)):
+        if value is not None:
+            if value < 0:
+                raise SpeechkitError(f"--{name}-ms must be >= 0. Found {value}")
+            cfg = replace(cfg, **{name: round(value / frame_ms)})
+    return replace(cfg, vocoder_lookahead=min(cfg.vocoder_lookahead, cfg.lookahead))
+
+
+def run_stream(rs, args) -> int:
+    """``--stream``: one input (a file or '-') to one output (a file or '-'), chunk by chunk."""
+    import sys
+
+    import numpy as np
+
+    from speechkit.audio.streaming import StreamWriter, read_chunks, read_pcm16
+    from speechkit.errors import SpeechkitError
+
+    if len(args.inputs) != 1:
+        raise SpeechkitError(f"--stream takes one input (a file or '-'). Found {len(args.inputs)}")
+    if not args.chunk_ms > 0:
+        raise SpeechkitError(f"--chunk-ms must be > 0. Found {args.chunk_ms}")
+    src, dst = str(args.inputs[0]), str(args.output)
+    if src == "-":
+        if args.rate is None or args.rate <= 0:
+            raise SpeechkitError("input '-' is raw 16-bit PCM: give its sample rate with --rate")
+        sr = args.rate
+        chunks = read_pcm16(sys.stdin.buffer, max(1, int(sr * args.chunk_ms / 1000)))
+    else:
+        sr, chunks = read_chunks(args.inputs[0], args.chunk_ms)
+    out = rs.stream(chunks, sr, speaker=_name_or_id(args.speaker), style=_name_or_id(args.style),
+                    config=_stream_config(rs, args))
+    rate = rs.output_sample_rate
+    if dst == "-":
+        print(f"writing raw 16-bit mono PCM at {rate} Hz", file=sys.stderr)
+        sink = sys.stdout.buffer
+        for y in out:
+            sink.write((np.clip(y.numpy(), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+            sink.flush()
+        return 0
+    with StreamWriter(args.output, rate) as w:
+        for y in out:
+            w.write(y)
+    print(f"{src} -> {dst} ({w.frames / rate:.2f} s, streamed)", file=sys.stderr)
     return 0

@@ -183,7 +183,16 @@ class ConvFeatureExtractor(nn.Module):
             win = x.double().unfold(0, block.kernel, block.stride)  # (T, kernel)
             n = win.shape[0]
             mean = win.mean(0)
-            cov = (win.T @ win) / n - torch.outer(mean, mean)
+            return self.fold_group_norm(mean, (win.T @ win) / n - torch.outer(mean, mean))
+
+    def fold_group_norm(self, mean: torch.Tensor, cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first convolution with its group norm folded in, for input windows of the given ``(kernel,)`` mean
+        and ``(kernel, kernel)`` covariance (float64): ``(weight (kernel, out), bias (out,))``. Streaming encoders
+        pass running statistics; :meth:`forward_tiled` passes the whole utterance's."""
+        block = self.layers[0]
+        w = block.conv.weight[:, 0, :]
+        bias = block.conv.bias
+        with torch.autocast(mean.device.type, enabled=False):
             wd = w.double()
             mu = wd @ mean + (0 if bias is None else bias.double())
             var = ((wd @ cov) * wd).sum(1).clamp(min=0)
