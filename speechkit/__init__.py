@@ -8,13 +8,14 @@ Importing the package is cheap: it imports no torch and touches no file; the pip
 - :mod:`speechkit.units` — HuBERT features, k-means units, the speech encoder, corpus encoding.
 - :mod:`speechkit.ulm` — unit language models (TWIST). :mod:`speechkit.vocoders` — unit HiFi-GAN vocoders.
 - :mod:`speechkit.metrics` — ASR, F0, speaker, style, MOS, bitrate metrics and reports.
-- :mod:`speechkit.pipeline` — ``Resynthesizer`` and ``SpeechContinuation``; :mod:`speechkit.hub` — model cards.
+- :mod:`speechkit.pipeline` — ``Resynthesizer`` (offline and streaming) and ``SpeechContinuation``; :mod:`speechkit.hub` — model cards.
 - :mod:`speechkit.cli` — the ``speechkit`` command.
 """
 
 __version__ = "0.1.0"
 
-_LAZY = {"Resynthesizer": "speechkit.pipeline", "SpeechContinuation": "speechkit.pipeline"}
+_LAZY = {"Resynthesizer": "speechkit.pipeline", "SpeechContinuation": "speechkit.pipeline",
+         "StreamConfig": "speechkit.pipeline"}
 
 
 def __getattr__(name: str):

@@ -7,6 +7,7 @@ Example:
     >>> out = rs(wav, sample_rate=48000, speaker="us2", style="whisper")   # voice / style conversion
     >>> rs.output_sample_rate
     16000
+    >>> for y in rs.stream(chunks, sample_rate=16000, speaker="us1"): ...   # live: 1-D chunks in, out when final
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class StreamConfig:
             at 16 the streamed units decode as well as the offline ones (README, "Streaming").
         vocoder_left: vocoder frames of context before a block (its convolutions' receptive field).
         vocoder_lookahead: vocoder frames after a block, from the provisional units (at most ``lookahead``).
-        griffin_lim_lookahead: mel frames after a block that Griffin-Lim reconstructs with it (at least 2).
+        griffin_lim_block: mel frames Griffin-Lim commits per pass (a block of 8 units = 10 mel frames = 2 passes).
+        griffin_lim_lookahead: mel frames after a pass that Griffin-Lim reconstructs with it (at least 2; from the
+            decoder's provisional frames past the block).
+        griffin_lim_iters: Griffin-Lim iterations per pass.
         match_seconds: with no speaker given, the voice is chosen from this much input, then held; the output
             starts after it.
     """
@@ -55,16 +59,18 @@ class StreamConfig:
     lookahead: int = 16
     vocoder_left: int = 24
     vocoder_lookahead: int = 8
-    griffin_lim_lookahead: int = 5
+    griffin_lim_block: int = 5
+    griffin_lim_lookahead: int = 10
+    griffin_lim_iters: int = 16
     match_seconds: float = 1.0
 
     def check(self) -> None:
         for name in ("block", "left_context", "lookahead", "vocoder_left", "vocoder_lookahead",
-                     "griffin_lim_lookahead"):
+                     "griffin_lim_block", "griffin_lim_lookahead", "griffin_lim_iters"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "block" else 0):
-                raise PipelineError(f"StreamConfig.{name} must be an integer >= {1 if name == 'block' else 0}. "
-                                    f"Found {value!r}")
+            low = 1 if name in ("block", "griffin_lim_block", "griffin_lim_iters") else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise PipelineError(f"StreamConfig.{name} must be an integer >= {low}. Found {value!r}")
         if self.vocoder_lookahead > self.lookahead:
             raise PipelineError(f"StreamConfig.vocoder_lookahead ({self.vocoder_lookahead}) cannot exceed lookahead "
                                 f"({self.lookahead}): the vocoder's lookahead is the encoder's provisional units")
@@ -344,7 +350,8 @@ class Resynthesizer:
         def make_vocoder(spk):
             try:
                 return vocoder_stream(self.vocoder, spk, style, left=cfg.vocoder_left,
-                                      lookahead=cfg.vocoder_lookahead, gl_lookahead=cfg.griffin_lim_lookahead)
+                                      lookahead=cfg.vocoder_lookahead, gl_lookahead=cfg.griffin_lim_lookahead,
+                                      gl_block=cfg.griffin_lim_block, gl_iters=cfg.griffin_lim_iters)
             except (ValueError, VocoderError) as e:
                 raise PipelineError(f"stream: {e}") from None
 

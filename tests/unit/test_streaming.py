@@ -124,7 +124,7 @@ def test_encoder_state_stays_bounded_on_a_long_stream():
     s = StreamingUnitEncoder(enc, block=8, left_context=20, lookahead=6)
     sizes = []
     piece = speech_like(1.0)
-    for i in range(40):
+    for _ in range(40):
         s.push(piece)
         sizes.append((s._samples.numel(), len(s._feats) if s._feats is not None else 0))
     assert s.frames_available > 1900
@@ -341,3 +341,19 @@ def test_cli_stream_errors(model_dir, tmp_path, capsys):
                  "--stream"]) == 1
     assert "bad.wav: not a readable audio file" in capsys.readouterr().err
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_vocoder_state_stays_bounded_on_a_long_stream():
+    from speechkit.vocoders.streaming import UnitMelGriffinLimStream
+
+    voc = tiny_unit_mel()
+    stream = UnitMelGriffinLimStream(voc, "a", None, left=8, lookahead=4, gl_lookahead=6, gl_block=5, gl_iters=2)
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 12, 1200))
+    seen = []
+    for s in range(0, 1200, 8):
+        y = stream.push(s, frames[s: s + 8], frames[s + 8: s + 12])
+        assert y.shape == (8 * 320,) and torch.isfinite(y).all()
+        seen.append((len(stream._history), stream.gl._tail.numel(), stream.gl._guess.numel()))
+    assert max(h for h, _, _ in seen) <= 8 + 8 + 4   # the left context and a block, however long the stream
+    assert {t for _, t, _ in seen} == {1024 - 256}
+    assert max(g for _, _, g in seen) <= (6 + 4) * 256
