@@ -141,7 +141,7 @@ def memory_child(args) -> dict:
                     consumed += piece.numel()
                     yield piece
 
-    out, marks, t = 0, [], time.perf_counter()
+    out, t = 0, time.perf_counter()
     step = max(60 * SR, n // 6)
     next_mark = 60 * SR
     for y in rs.stream(source(), SR, speaker=data[0][1]):

@@ -37,8 +37,8 @@ def main() -> int:
     from speechkit.metrics.asr import PocketSphinxASR
     from speechkit.metrics.wer import wer
     from speechkit.pipeline import Resynthesizer, StreamConfig
-    from speechkit.units.streaming import StreamingUnitEncoder
     from speechkit.precision import machine_summary
+    from speechkit.units.streaming import StreamingUnitEncoder
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=Path("checkpoints/default"))

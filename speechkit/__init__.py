@@ -8,7 +8,8 @@ Importing the package is cheap: it imports no torch and touches no file; the pip
 - :mod:`speechkit.units` — HuBERT features, k-means units, the speech encoder, corpus encoding.
 - :mod:`speechkit.ulm` — unit language models (TWIST). :mod:`speechkit.vocoders` — unit HiFi-GAN vocoders.
 - :mod:`speechkit.metrics` — ASR, F0, speaker, style, MOS, bitrate metrics and reports.
-- :mod:`speechkit.pipeline` — ``Resynthesizer`` (offline and streaming) and ``SpeechContinuation``; :mod:`speechkit.hub` — model cards.
+- :mod:`speechkit.pipeline` — ``Resynthesizer`` (offline and streaming), ``SpeechContinuation``.
+- :mod:`speechkit.hub` — model cards.
 - :mod:`speechkit.cli` — the ``speechkit`` command.
 """
 
