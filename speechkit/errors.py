@@ -8,3 +8,7 @@ without a traceback.
 
 class SpeechkitError(Exception):
     """Base class of the errors speechkit raises for bad user input."""
+
+
+class FileFormatError(SpeechkitError, ValueError):
+    """A file exists but does not hold what it should (corrupt, truncated, another format); the message names it."""

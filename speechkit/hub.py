@@ -21,6 +21,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import stat
 import urllib.error
 import urllib.request
 import zipfile
@@ -106,10 +107,18 @@ def _parse(entry: dict, source: Path) -> Card:
     if not isinstance(entry, dict) or "name" not in entry or "kind" not in entry:
         raise HubError(f"{source}: every card needs 'name' and 'kind'; found {entry!r}")
     files = []
+    if not isinstance(entry.get("files") or {}, dict):
+        raise HubError(f"{source}: card {entry['name']!r}: 'files' maps a role to a file")
     for role, spec in (entry.get("files") or {}).items():
         if isinstance(spec, str):
             spec = {"file": spec}
-        files.append(CardFile(role, str(spec["file"]), spec.get("url"), spec.get("sha256")))
+        if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
+            raise HubError(f"{source}: card {entry['name']!r}: file {role!r} needs a 'file' name; found {spec!r}")
+        name = spec["file"]
+        if not name or name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name or "\\" in name:
+            raise HubError(f"{source}: card {entry['name']!r}: file name {name!r} must be a plain relative path "
+                           "inside the cache (no '..', no absolute path)")
+        files.append(CardFile(role, spec["file"], spec.get("url"), spec.get("sha256")))
     known = {k: v for k, v in entry.items() if k in _KNOWN}
     known["requires"] = tuple(known.get("requires") or ())
     extra = {k: v for k, v in entry.items() if k not in _KNOWN and k != "files"}
@@ -120,13 +129,19 @@ def list_cards() -> list[Card]:
     """Every card in :func:`cards_dir`, sorted by name."""
     import yaml
 
+    from speechkit.utils.files import loading, read_text
+
     cards: dict[str, Card] = {}
     for path in sorted(cards_dir().glob("*.yaml")):
-        for entry in yaml.safe_load(path.read_text()) or []:
-            card = _parse(entry, path)
-            if card.name in cards:
-                raise HubError(f"{path}: card {card.name!r} is defined twice")
-            cards[card.name] = card
+        with loading(path, "model-card file (YAML list of cards)", HubError):
+            entries = yaml.safe_load(read_text(path, HubError)) or []
+            if not isinstance(entries, list):
+                raise HubError(f"{path}: a card file holds a YAML list of cards; found {type(entries).__name__}")
+            for entry in entries:
+                card = _parse(entry, path)
+                if card.name in cards:
+                    raise HubError(f"{path}: card {card.name!r} is defined twice")
+                cards[card.name] = card
     return sorted(cards.values(), key=lambda c: c.name)
 
 
@@ -266,11 +281,21 @@ def _unpacked(card: Card, f: CardFile, archive: Path) -> Path:
     if not (dest / ".complete").exists():
         tmp = dest.with_name(dest.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        with zipfile.ZipFile(archive) as z:
-            for member in z.namelist():
-                if member.startswith("/") or ".." in Path(member).parts:
-                    raise HubError(f"{archive}: refusing to extract {member!r} outside the target folder")
-            z.extractall(tmp)
+        try:
+            with zipfile.ZipFile(archive) as z:
+                for info in z.infolist():
+                    member = info.filename
+                    if member.startswith(("/", "\\")) or ".." in Path(member).parts or ":" in member:
+                        raise HubError(f"{archive}: refusing to extract {member!r} outside the target folder")
+                    if stat.S_ISLNK(info.external_attr >> 16):
+                        raise HubError(f"{archive}: refusing to extract {member!r}, a symbolic link")
+                z.extractall(tmp)
+        except zipfile.BadZipFile as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise HubError(f"{archive}: not a readable zip archive ({e})") from None
+        except HubError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
         (dest / ".complete").write_text(f.file)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from speechkit.data.corpora.expresso import ExpressoError
+from speechkit.utils.files import read_text
 
 __all__ = ["ExpressoDataset", "collate_audio", "read_prepared"]
 
@@ -29,7 +30,7 @@ def read_prepared(folder: str | os.PathLike, split: str) -> list[dict]:
         raise ExpressoError(f"{path}: missing; run speechkit.data.corpora.expresso.prepare_expresso(root, "
                             f"{str(folder)!r}) with split {split!r} first")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, ExpressoError).splitlines(), start=1):
         if not line.strip():
             continue
         try:

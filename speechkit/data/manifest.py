@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from speechkit.errors import SpeechkitError
-from speechkit.utils.files import atomic_open
+from speechkit.utils.files import atomic_open, read_text
 
 __all__ = [
     "ManifestError",
@@ -72,7 +72,7 @@ def read_tsv(path: str | os.PathLike) -> tuple[Path, list[ManifestEntry]]:
     p = Path(path)
     if not p.is_file():
         raise ManifestError(f"{p}: no such manifest file")
-    lines = p.read_text(encoding="utf-8").splitlines()
+    lines = read_text(p, ManifestError).splitlines()
     if not lines or not lines[0].strip():
         raise ManifestError(f"{p}: empty manifest; the first line must be the audio root directory")
     root = Path(lines[0].strip())
@@ -197,8 +197,12 @@ def iter_units_jsonl(path: str | os.PathLike) -> Iterator[UnitRecord]:
     p = Path(path)
     if not p.is_file():
         raise ManifestError(f"{p}: no such units file")
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with open(p, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ManifestError(f"{p}:{n}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
             if line.strip():
                 yield _parse_unit_line(p, n, line)
 

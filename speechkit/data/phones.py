@@ -61,7 +61,9 @@ class PhoneInventory:
         p = Path(path)
         if not p.is_file():
             raise SpeechkitError(f"{p}: no such phone inventory")
-        phones = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from speechkit.utils.files import read_lines
+
+        phones = read_lines(p, SpeechkitError)
         if not phones or phones[0] != SILENCE or len(set(phones)) != len(phones):
             raise SpeechkitError(f"{p}: a phone inventory lists distinct phones, one a line, {SILENCE!r} first")
         inv = cls(phones)

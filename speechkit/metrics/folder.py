@@ -30,6 +30,7 @@ import numpy as np
 from speechkit.errors import SpeechkitError
 from speechkit.metrics.f0 import F0_METRICS, PitchConfig
 from speechkit.metrics.mos import DNSMOS_METRICS
+from speechkit.utils.files import read_text
 
 __all__ = ["EvalError", "FolderEvalConfig", "Pair", "pair_files", "read_transcripts", "score_pairs",
            "summarize", "evaluate_folder", "METRIC_GROUPS"]
@@ -112,7 +113,7 @@ def read_transcripts(path: str | os.PathLike) -> dict[str, str]:
     if not p.is_file():
         raise EvalError(f"transcripts {p}: no such file")
     out: dict[str, str] = {}
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(p, EvalError).splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         stem, sep, text = line.partition("\t")

@@ -136,16 +136,42 @@ def load_pretrained(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
     Raises:
         CheckpointError: a file is missing or unreadable.
     """
-    from safetensors.torch import load_file
+    from speechkit.utils.files import read_json, read_safetensors
 
     d = Path(folder)
     for name in ("model.safetensors", "config.json"):
         if not (d / name).is_file():
             raise CheckpointError(f"{d}: missing {name} (a speechkit model folder holds model.safetensors and "
                                   "config.json)")
-    try:
-        state = load_file(str(d / "model.safetensors"))
-        config = json.loads((d / "config.json").read_text())
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{d}: unreadable model folder ({type(e).__name__}: {e})") from None
-    return state, config
+    config = read_json(d / "config.json", CheckpointError)
+    return read_safetensors(d / "model.safetensors", CheckpointError), config
+
+
+def resume_log(path: str | os.PathLike, step: int) -> None:
+    """Makes a run's ``log.jsonl`` agree with the checkpoint being resumed at ``step``.
+
+    A job killed after its last checkpoint has logged steps that the resumed run will do again, and may have left
+    a torn last line. Both are removed (atomically), so the log holds each step once: lines whose ``"step"`` is
+    above ``step`` are dropped, as is any line that is not whole JSON.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return
+    keep = []
+    for line in p.read_bytes().decode("utf-8", "replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and int(row.get("step", 0)) <= step:
+            keep.append(line + "\n")
+    with atomic_path(p) as tmp:
+        tmp.write_text("".join(keep), encoding="utf-8")
+
+
+def restore_rng(state: dict) -> None:
+    """Puts back the torch RNG state saved with a training state: a resumed run then draws the same random
+    numbers (dropout, crops) as the uninterrupted run would have, and ends with the same weights."""
+    rng = state.get("rng") or {}
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])

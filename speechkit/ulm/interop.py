@@ -41,13 +41,9 @@ def read_hf_config(folder: str | os.PathLike) -> dict:
     path = d / "config.json"
     if not path.is_file():
         raise UnitLMError(f"{d}: no config.json; a Hugging Face model folder holds config.json and its weights")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise UnitLMError(f"{path}: unreadable JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise UnitLMError(f"{path}: expected a JSON object")
-    return config
+    from speechkit.utils.files import read_json
+
+    return read_json(path, UnitLMError)
 
 
 def check_causal_lm(folder: str | os.PathLike, config: dict | None = None) -> dict:

@@ -123,15 +123,25 @@ class UnitLM:
         Raises:
             UnitLMError: not a unit LM folder; the message says what was found and what to do.
         """
-        from transformers import AutoModelForCausalLM
-
         from speechkit import hub
-        from speechkit.ulm.interop import detect_format, load_slamkit, load_twist
 
         if hub.is_card_name(folder):  # a released model by name (e.g. "TWIST-350M"), fetched and unzipped
             _, files = hub.fetch_kind(str(folder), "unit-lm")
             folder = files["folder"] / "ulm" if "folder" in files else files["model"]
+        from speechkit.utils.files import loading
+
         d = Path(folder)
+        with loading(d, "unit-LM folder", UnitLMError):
+            lm = cls._load_folder(d, dtype)
+        return lm.to(device) if device is not None else lm
+
+    @classmethod
+    def _load_folder(cls, d: Path, dtype: torch.dtype | None) -> UnitLM:
+        from transformers import AutoModelForCausalLM
+
+        from speechkit.ulm.interop import detect_format, load_slamkit, load_twist
+        from speechkit.utils.files import read_json
+
         fmt = detect_format(d)
         if fmt == "twist":
             model, vocab = load_twist(d, dtype=dtype)
@@ -141,11 +151,8 @@ class UnitLM:
             info = {"init": "slamkit-release", "source": str(d)}
         else:
             meta_path = d / METADATA_FILE
-            try:
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as e:
-                raise UnitLMError(f"{meta_path}: unreadable ({e})") from None
-            if not isinstance(meta, dict) or "vocab" not in meta:
+            meta = read_json(meta_path, UnitLMError)
+            if "vocab" not in meta:
                 raise UnitLMError(f"{meta_path}: expected an object with key 'vocab'")
             if meta.get("version", 0) > FORMAT_VERSION:
                 raise UnitLMError(f"{meta_path}: format version {meta['version']} is newer than this speechkit "
@@ -153,11 +160,11 @@ class UnitLM:
             vocab = UnitVocab.from_dict(meta["vocab"], source=str(meta_path))
             try:
                 model = AutoModelForCausalLM.from_pretrained(str(d), dtype=dtype or torch.float32)
-            except (OSError, ValueError) as e:
-                raise UnitLMError(f"{d}: could not load the model weights ({str(e)[:300]})") from None
+            except Exception as e:  # noqa: BLE001 - OSError, ValueError, SafetensorError on a corrupt folder
+                raise UnitLMError(f"{d}: could not load the model weights ({type(e).__name__}: "
+                                  f"{str(e)[:300]})") from None
             info = meta.get("info", {})
-        lm = cls(model.eval(), vocab, info=info)
-        return lm.to(device) if device is not None else lm
+        return cls(model.eval(), vocab, info=info)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Writes an HF folder (``config.json`` + ``model.safetensors``) plus ``unit_lm.json`` (layout, provenance).

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from speechkit.data.manifest import AUDIO_EXTENSIONS, UnitRecord, read_tsv
 from speechkit.errors import SpeechkitError
+from speechkit.utils.files import exclusive
 
 __all__ = ["EncodeStats", "list_corpus", "encode_corpus"]
 
@@ -161,10 +162,6 @@ def encode_corpus(encoder, source: str | os.PathLike, output: str | os.PathLike,
     Returns:
         :class:`EncodeStats`.
     """
-    from tqdm import tqdm
-
-    from speechkit.audio.io import iter_audio
-
     index, count = shard
     if not (count >= 1 and 0 <= index < count):
         raise ValueError(f"shard must be i/n with 0 <= i < n. Found {index}/{count}")
@@ -172,6 +169,24 @@ def encode_corpus(encoder, source: str | os.PathLike, output: str | os.PathLike,
     if out.exists() and not resume:
         raise SpeechkitError(f"{out}: already exists; pass --resume to continue it or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    out.touch()  # the lock needs the file: a second writer of the same output is refused, not interleaved
+    try:
+        with exclusive(out, "units file"):
+            return _encode_corpus(encoder, source, out, err, index, count, resume, batch_seconds, max_batch, loader,
+                                  workers, progress)
+    except BaseException:
+        if created and out.exists() and out.stat().st_size == 0:
+            out.unlink()  # failed before writing anything: leave no empty output that would block a rerun
+        raise
+
+
+def _encode_corpus(encoder, source, out: Path, err: Path, index: int, count: int, resume: bool, batch_seconds: float,
+                   max_batch: int, loader: str, workers: int, progress: bool) -> EncodeStats:
+    from tqdm import tqdm
+
+    from speechkit.audio.io import iter_audio
+
     done = _recover(out) | _recover_errors(err) if resume else set()
     items = list_corpus(source)[index::count]
     todo = [i for i in items if i["id"] not in done]

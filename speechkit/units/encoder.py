@@ -155,16 +155,23 @@ class SpeechEncoder(nn.Module):
         if not meta_path.is_file():
             raise CheckpointError(f"{d}: no encoder.json (a speechkit speech-encoder folder holds encoder.json, "
                                   "hubert/ and kmeans.safetensors)")
-        meta = json.loads(meta_path.read_text())
-        if "mfcc" in meta:
-            from speechkit.units.mfcc import MfccFeatureReader
+        from speechkit.utils.files import loading, read_json
 
-            reader = MfccFeatureReader(**meta["mfcc"])
-        else:
-            reader = HubertFeatureReader.from_checkpoint(d / meta["hubert"], layer=int(meta["layer"]))
-        quantizer = KMeansQuantizer.load(d / meta["kmeans"])
-        options = {"deduplicate": meta.get("deduplicate", True), "need_f0": meta.get("need_f0", False), **overrides}
-        return cls(reader, quantizer, **options)
+        with loading(d, "speech-encoder folder", CheckpointError):
+            meta = read_json(meta_path, CheckpointError)
+            for key in ("kmeans", *(() if "mfcc" in meta else ("hubert", "layer"))):
+                if key not in meta:
+                    raise CheckpointError(f"{meta_path}: no {key!r} entry")
+            if "mfcc" in meta:
+                from speechkit.units.mfcc import MfccFeatureReader
+
+                reader = MfccFeatureReader(**meta["mfcc"])
+            else:
+                reader = HubertFeatureReader.from_checkpoint(d / meta["hubert"], layer=int(meta["layer"]))
+            quantizer = KMeansQuantizer.load(d / meta["kmeans"])
+            options = {"deduplicate": meta.get("deduplicate", True), "need_f0": meta.get("need_f0", False),
+                       **overrides}
+            return cls(reader, quantizer, **options)
 
     @classmethod
     def _from_card(cls, name: str, **overrides) -> SpeechEncoder:

@@ -84,8 +84,8 @@ class KMeansQuantizer(nn.Module):
         if p.suffix == ".npy":
             try:
                 arr = np.load(p, allow_pickle=False)
-            except ValueError as e:
-                raise CheckpointError(f"{p}: not a plain .npy array ({e})") from None
+            except Exception as e:  # noqa: BLE001 - ValueError, EOFError, a tokenizer error on a broken header
+                raise CheckpointError(f"{p}: not a plain .npy array ({type(e).__name__}: {e})") from None
             return cls._checked(arr, p)
         if p.suffix == ".safetensors":
             from safetensors import safe_open

@@ -53,3 +53,171 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             yield f
             f.flush()
             os.fsync(f.fileno())
+
+
+# ------------------------------------------------------------------------------------------------ reading safely
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+
+
+def _renamed(e: Exception, prefix: str) -> Exception:
+    """``e`` (same type) with ``prefix`` put before its message."""
+    import copy
+
+    new = copy.copy(e)
+    new.args = (f"{prefix}: {e}",)
+    return new
+
+
+@contextlib.contextmanager
+def loading(path: str | os.PathLike, what: str, error: type[Exception] | None = None) -> Iterator[None]:
+    """The boundary of a loader: whatever goes wrong inside becomes an error that names ``path``.
+
+    - a :class:`~speechkit.errors.SpeechkitError` that already names ``path`` passes unchanged; one that does not
+      gets ``path`` put in front of its message (same type);
+    - any other exception (a corrupt file making torch, numpy, safetensors or json fail deep inside) becomes
+      ``error`` (default :class:`~speechkit.errors.FileFormatError`): ``"<path>: not a readable <what> (...)"``.
+
+    Example:
+        >>> with loading(folder, "vocoder folder", VocoderError):
+        ...     config = read_json(folder / "config.json", VocoderError)
+    """
+    from speechkit.errors import FileFormatError, SpeechkitError
+
+    error = error or FileFormatError
+    try:
+        yield
+    except SpeechkitError as e:
+        if str(path) in str(e):
+            raise
+        raise _renamed(e, str(path)) from None
+    except Exception as e:  # noqa: BLE001 - the point: nothing from inside a library reaches the user
+        raise error(f"{path}: not a readable {what} ({_first_line(e)})") from None
+
+
+def read_text(path: str | os.PathLike, error: type[Exception] | None = None) -> str:
+    """The UTF-8 text of ``path``; a missing, unreadable or non-UTF-8 file raises ``error`` naming it."""
+    from speechkit.errors import FileFormatError
+
+    error = error or FileFormatError
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{p}: no such file") from None
+    except OSError as e:
+        raise error(f"{p}: cannot be read ({_first_line(e)})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{p}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
+def read_json(path: str | os.PathLike, error: type[Exception] | None = None, *, expect: type = dict):
+    """``path`` parsed as JSON, which must be an ``expect`` (a JSON object by default); errors name the file."""
+    import json
+
+    from speechkit.errors import FileFormatError
+
+    error = error or FileFormatError
+    text = read_text(path, error)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if not isinstance(value, expect):
+        raise error(f"{path}: expected a JSON {'object' if expect is dict else expect.__name__}, found "
+                    f"{type(value).__name__}")
+    return value
+
+
+def read_lines(path: str | os.PathLike, error: type[Exception] | None = None) -> list[str]:
+    """The non-empty lines of a UTF-8 text file, stripped (speaker lists, style lists, phone inventories)."""
+    return [s.strip() for s in read_text(path, error).splitlines() if s.strip()]
+
+
+def read_safetensors(path: str | os.PathLike, error: type[Exception] | None = None) -> dict:
+    """All tensors of a ``.safetensors`` file. The header is checked before anything is allocated: its claimed
+    length must fit inside the file and under 100 MB (safetensors' own limit); errors name the file."""
+    import struct
+
+    from speechkit.errors import FileFormatError
+
+    error = error or FileFormatError
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: no such file")
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8:
+        raise error(f"{p}: not a safetensors file ({size} bytes; the 8-byte header length is missing)")
+    (claimed,) = struct.unpack("<Q", head)
+    if claimed > min(size - 8, 100_000_000):
+        raise error(f"{p}: not a safetensors file (its header claims {claimed} bytes; the file has {size}, and "
+                    "headers are limited to 100 MB)")
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(p))
+    except Exception as e:  # noqa: BLE001 - SafetensorError and friends for a corrupt file
+        raise error(f"{p}: not a readable safetensors file ({_first_line(e)})") from None
+
+
+def loader(what: str, error: type[Exception] | None = None):
+    """Decorator form of :func:`loading` for a public loader: the path is its first ``str``/``PathLike`` argument.
+
+    Example:
+        >>> @classmethod
+        ... @loader("vocoder folder", VocoderError)
+        ... def from_pretrained(cls, folder): ...
+    """
+    import functools
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            path = next((a for a in (*args, *kwargs.values()) if isinstance(a, str | os.PathLike)), "?")
+            with loading(path, what, error):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return wrap
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, what: str = "output") -> Iterator[None]:
+    """Holds an exclusive lock on ``path`` (a file or a folder that exists) while the block runs.
+
+    A second process that tries to take it is refused at once with an error naming ``path``; the lock goes with
+    the process that holds it, even on ``kill -9``, so a dead job never leaves a stale lock behind.
+
+    Raises:
+        SpeechkitError: another process holds the lock.
+    """
+    import fcntl
+
+    from speechkit.errors import SpeechkitError
+
+    p = Path(path)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpeechkitError(f"{p}: another process is writing this {what}; wait for it to finish or stop it "
+                                 "(two writers would interleave their work)") from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def write_json(path: str | os.PathLike, value, indent: int | None = 2) -> Path:
+    """Writes ``value`` as JSON atomically: a reader (or a resumed job) never sees half a file."""
+    import json
+
+    with atomic_open(path) as f:
+        f.write(json.dumps(value, indent=indent))
+    return Path(path)

@@ -122,15 +122,20 @@ class VDTTSConfig:
         unknown = set(d) - names
         if unknown:
             raise VDTTSConfigError(f"unknown VDTTS config fields {sorted(unknown)}")
-        d = dict(d)
-        for key in ("video_channels", "mouth_box"):
-            if key in d:
-                d[key] = tuple(d[key])
-        for key in ("phonemes", "speakers"):
-            if key in d:
-                d[key] = list(d[key])
-        cfg = cls(**d)
-        cfg.validate()
+        try:
+            d = dict(d)
+            for key in ("video_channels", "mouth_box"):
+                if key in d:
+                    d[key] = tuple(d[key])
+            for key in ("phonemes", "speakers"):
+                if key in d:
+                    d[key] = list(d[key])
+            cfg = cls(**d)
+            cfg.validate()
+        except VDTTSConfigError:
+            raise
+        except (TypeError, ValueError, AttributeError) as e:  # a value of the wrong type
+            raise VDTTSConfigError(f"VDTTS config: not a valid config ({type(e).__name__}: {e})") from None
         return cfg
 
 

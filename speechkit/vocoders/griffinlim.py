@@ -89,6 +89,9 @@ class GriffinLimVocoder(nn.Module):
     @torch.inference_mode()
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         mag = self.magnitudes(mel) ** self.power  # (n_fft // 2 + 1, frames)
+        short = self.griffinlim.n_fft // self.hop_length + 2 - mag.shape[-1]
+        if short > 0:  # a few frames (a 50 ms input): the STFT's reflect padding needs more; pad with silence
+            mag = torch.nn.functional.pad(mag, (0, short))
         wav = self.griffinlim(mag)
         n = mel.shape[-1] * self.hop_length
         wav = torch.nn.functional.pad(wav, (0, max(0, n - len(wav))))[:n]

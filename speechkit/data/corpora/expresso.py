@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from speechkit.errors import SpeechkitError
+from speechkit.utils.files import read_text
 
 __all__ = ["ExpressoError", "SplitEntry", "StemInfo", "parse_stem", "audio_path", "read_splits",
            "read_transcriptions", "read_vad_segments", "prepare_expresso", "Segment", "plan_segments", "short_segments"]
@@ -100,7 +101,7 @@ def read_transcriptions(root: str | os.PathLike) -> dict[str, str]:
     if not path.is_file():
         raise ExpressoError(f"{path}: missing (an Expresso root holds read_transcriptions.txt)")
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, ExpressoError).splitlines(), start=1):
         if not line.strip():
             continue
         stem, sep, text = line.partition("\t")
@@ -118,7 +119,7 @@ def read_splits(root: str | os.PathLike) -> dict[str, list[SplitEntry]]:
         if not path.is_file():
             raise ExpressoError(f"{path}: missing (an Expresso root holds splits/{split}.txt)")
         entries = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, line in enumerate(read_text(path, ExpressoError).splitlines(), start=1):
             if not line.strip() or line.startswith("#"):
                 continue
             stem, _, seg = line.partition("\t")
@@ -145,7 +146,7 @@ def read_vad_segments(root: str | os.PathLike) -> dict[tuple[str, int | None], l
     if not path.is_file():
         return {}
     out: dict[tuple[str, int | None], list[tuple[float, float]]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, ExpressoError).splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         key, sep, rest = line.partition("\t")

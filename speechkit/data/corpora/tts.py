@@ -114,7 +114,11 @@ def mbrola_available(voice: str = "us1") -> bool:
 
 
 def _run(cmd: list[str], what: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    except OSError as e:  # the binary vanished (or is not executable) since it was found
+        raise SynthesisError(f"{what}: cannot run {cmd[0]} ({e.strerror or e}); reinstall it (`make install`)"
+                             ) from None
     if proc.returncode != 0:
         raise SynthesisError(f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}")
     return proc.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from speechkit.train.checkpoint import CheckpointError, load_pretrained, save_pretrained
 from speechkit.units.hubert.config import HubertConfig
 from speechkit.units.hubert.model import HubertModel
+from speechkit.utils.files import read_json
 
 __all__ = ["build_hubert", "load_hubert", "save_hubert", "MODEL_KIND"]
 
@@ -61,10 +61,7 @@ def load_hubert(path: str | os.PathLike) -> tuple[HubertModel, HubertConfig]:
         cfg_file = p / "config.json"
         if not cfg_file.is_file():
             raise CheckpointError(f"{p}: a model folder needs config.json")
-        try:
-            meta = json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{cfg_file}: not valid JSON ({e.msg})") from None
+        meta = read_json(cfg_file, CheckpointError)
         if meta.get("kind") == MODEL_KIND:
             state, meta = load_pretrained(p)
             config = _config_from_dict(meta["config"])

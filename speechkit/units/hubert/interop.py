@@ -19,7 +19,6 @@ HF transformers folders (``config.json`` with ``model_type`` ``hubert`` or ``wav
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 from speechkit.train.checkpoint import CheckpointError
 from speechkit.units.hubert.config import HubertConfig
+from speechkit.utils.files import read_json, read_safetensors
 
 __all__ = ["parse_conv_layers", "load_fairseq_hubert", "load_hf_hubert", "fold_weight_norm"]
 
@@ -56,18 +56,29 @@ def parse_conv_layers(expr: str) -> list[tuple[int, int, int]]:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             left, right = value(node.left), value(node.right)
             if isinstance(left, list) and isinstance(right, int):
-                return left * right
+                return left * _repeat(right)
             if isinstance(right, list) and isinstance(left, int):
-                return right * left
-        raise ValueError(f"unsupported element {ast.dump(node)}")
+                return right * _repeat(left)
+        raise ValueError(f"unsupported element {ast.dump(node)[:80]}")
 
+    def _repeat(n: int) -> int:
+        if not 0 <= n <= 1000:
+            raise ValueError(f"a repeat count must be in 0..1000, found {n}")
+        return n
+
+    if not isinstance(expr, str) or len(expr) > 10_000:
+        raise CheckpointError(f"conv_feature_layers must be a string of at most 10000 characters. Found "
+                              f"{str(expr)[:80]!r}")
     try:
         layers = value(ast.parse(expr.strip(), mode="eval").body)
-    except (SyntaxError, ValueError) as e:
-        raise ValueError(f"conv_feature_layers must be a list expression of (dim, kernel, stride) tuples. "
-                         f"Found {expr!r} ({e})") from None
-    if not isinstance(layers, list) or not all(isinstance(t, tuple) and len(t) == 3 for t in layers):
-        raise ValueError(f"conv_feature_layers must give a list of (dim, kernel, stride). Found {expr!r}")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        raise CheckpointError(f"conv_feature_layers must be a list expression of (dim, kernel, stride) tuples. "
+                              f"Found {expr[:200]!r} ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(layers, list) or not layers or not all(
+            isinstance(t, tuple) and len(t) == 3 and all(isinstance(v, int) and 0 < v <= 1 << 16 for v in t)
+            for t in layers):
+        raise CheckpointError(f"conv_feature_layers must give a non-empty list of (dim, kernel, stride) with "
+                              f"values in 1..65536. Found {expr[:200]!r}")
     return [tuple(int(v) for v in t) for t in layers]
 
 
@@ -230,7 +241,7 @@ def load_hf_hubert(folder: str | os.PathLike) -> tuple[HubertConfig, dict[str, t
     cfg_path = d / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{d}: no config.json (expected a transformers HuBERT/wav2vec2 folder)")
-    hf = json.loads(cfg_path.read_text())
+    hf = read_json(cfg_path, CheckpointError)
     if hf.get("model_type") not in ("hubert", "wav2vec2"):
         raise CheckpointError(f"{cfg_path}: model_type must be 'hubert' or 'wav2vec2'. Found {hf.get('model_type')!r}")
     if hf.get("feat_proj_layer_norm", True) is False:
@@ -240,7 +251,7 @@ def load_hf_hubert(folder: str | os.PathLike) -> tuple[HubertConfig, dict[str, t
     normalize = False
     pre = d / "preprocessor_config.json"
     if pre.is_file():
-        normalize = bool(json.loads(pre.read_text()).get("do_normalize", False))
+        normalize = bool(read_json(pre, CheckpointError).get("do_normalize", False))
     config = HubertConfig(
         conv_layers=list(zip(hf["conv_dim"], hf["conv_kernel"], hf["conv_stride"], strict=True)),
         extractor_mode="layer_norm" if hf.get("feat_extract_norm", "group") == "layer" else "default",
@@ -274,9 +285,7 @@ def load_hf_hubert(folder: str | os.PathLike) -> tuple[HubertConfig, dict[str, t
 
 def _read_hf_weights(d: Path) -> dict[str, torch.Tensor]:
     if (d / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(d / "model.safetensors"))
+        return read_safetensors(d / "model.safetensors", CheckpointError)
     if (d / "pytorch_model.bin").is_file():
         from speechkit.utils.safe_pickle import load_torch_checkpoint
 

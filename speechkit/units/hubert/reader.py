@@ -74,8 +74,10 @@ class HubertFeatureReader(nn.Module):
         """
         from speechkit.train.checkpoint import CheckpointError
         from speechkit.units.hubert.factory import load_hubert
+        from speechkit.utils.files import loading
 
-        model, config = load_hubert(path)
+        with loading(path, "HuBERT checkpoint", CheckpointError):
+            model, config = load_hubert(path)
         try:
             return cls(model, config, layer, max_chunk, autocast).to(device)
         except ValueError as e:

@@ -172,16 +172,18 @@ class CodeHiFiGANConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CodeHiFiGANConfig:
         """The config of a dict written by :meth:`to_dict` (unknown keys are refused)."""
-        d = dict(d)
-        d.pop("kind", None)
-        dp = d.pop("duration_predictor", None)
-        gen = d.pop("generator", {})
         try:
+            d = dict(d)
+            d.pop("kind", None)
+            dp = d.pop("duration_predictor", None)
+            gen = d.pop("generator", {})
             cfg = cls(**d, duration_predictor=None if dp is None else DurationPredictorConfig(**dp),
                       generator=_generator_from_dict(gen))
-        except TypeError as e:
-            raise VocoderError(f"not a CodeHiFiGAN config ({e})") from None
-        cfg.validate()
+            cfg.validate()
+        except VocoderError:
+            raise
+        except (TypeError, ValueError, AttributeError) as e:  # a missing field or a value of the wrong type
+            raise VocoderError(f"not a CodeHiFiGAN config ({type(e).__name__}: {e})") from None
         return cfg
 
 

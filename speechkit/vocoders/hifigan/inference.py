@@ -57,7 +57,9 @@ def read_names(path: str | os.PathLike | None, what: str) -> list[str] | None:
     p = Path(path)
     if not p.is_file():
         raise VocoderError(f"{p}: no such {what} list")
-    names = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+    from speechkit.utils.files import read_text
+
+    names = [line.strip() for line in read_text(p, VocoderError).splitlines()]
     while names and not names[-1]:
         names.pop()
     if not names or any(not n for n in names):

@@ -195,7 +195,13 @@ def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                                    (".parametrizations.weight.original0", ".parametrizations.weight.original1")):
             if k.endswith(g_suffix):
                 base = k[: -len(g_suffix)]
-                out[base + ".weight"] = torch._weight_norm(state[base + v_suffix], v, 0)
+                weight = state.get(base + v_suffix)
+                # checked before torch sees them: a corrupt shape (a zero-size dim) crashes torch._weight_norm
+                expected = None if weight is None else (weight.shape[0],) + (1,) * (weight.dim() - 1)
+                if weight is None or weight.numel() == 0 or tuple(v.shape) != expected:
+                    raise VocoderError(f"weight norm of {base}: magnitude {tuple(v.shape)} does not fit direction "
+                                       f"{None if weight is None else tuple(weight.shape)} (a corrupt checkpoint)")
+                out[base + ".weight"] = torch._weight_norm(weight, v, 0)
                 break
             if k.endswith(v_suffix):
                 break

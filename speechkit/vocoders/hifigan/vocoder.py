@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from speechkit.utils.files import loader
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan import interop
 from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig
@@ -169,6 +170,7 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
 
     # ---------------------------------------------------------------- loading and saving
     @classmethod
+    @loader("vocoder checkpoint", VocoderError)
     def from_checkpoint(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None,
                         speakers_path: str | os.PathLike | None = None, styles_path: str | os.PathLike | None = None,
                         ) -> CodeHiFiGANVocoder:
@@ -204,6 +206,7 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
                    speaker_table=read_speaker_table(beside))
 
     @classmethod
+    @loader("vocoder folder", VocoderError)
     def from_pretrained(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
         """Loads a speechkit model folder written by :meth:`save_pretrained`, or a vocoder model card by name
         (e.g. ``"hubert-base-ls960-layer-9-kmeans-expresso-2000-hifigan"``, fetched through :mod:`speechkit.hub`)."""

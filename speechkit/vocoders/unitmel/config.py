@@ -102,11 +102,16 @@ class UnitMelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise VocoderError(f"unit-mel config: unknown keys {unknown}")
-        d = dict(d)
-        if isinstance(d.get("mel"), dict):
-            d["mel"] = MelSettings(**d["mel"])
-        if "dilations" in d:
-            d["dilations"] = tuple(d["dilations"])
-        cfg = cls(**d)
-        cfg.validate()
+        try:
+            d = dict(d)
+            if isinstance(d.get("mel"), dict):
+                d["mel"] = MelSettings(**d["mel"])
+            if "dilations" in d:
+                d["dilations"] = tuple(d["dilations"])
+            cfg = cls(**d)
+            cfg.validate()
+        except VocoderError:
+            raise
+        except (TypeError, ValueError, AttributeError) as e:  # a value of the wrong type
+            raise VocoderError(f"unit-mel config: not a valid config ({type(e).__name__}: {e})") from None
         return cfg

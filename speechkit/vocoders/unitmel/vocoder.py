@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from speechkit.utils.files import loader
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.inputs import UnitInputs
 from speechkit.vocoders.unitmel.config import UnitMelConfig
@@ -109,6 +110,7 @@ class UnitMelVocoder(UnitInputs, nn.Module):
 
     # ---------------------------------------------------------------- loading and saving
     @classmethod
+    @loader("unit-to-mel vocoder folder", VocoderError)
     def from_pretrained(cls, folder: str | os.PathLike) -> UnitMelVocoder:
         """Loads a folder written by :meth:`save_pretrained`.
 
