@@ -12,13 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
 from speechkit.errors import SpeechkitError
 from speechkit.hub import DEFAULT_MODEL
+from speechkit.utils.files import write_json
 
 
 def _samples(model: Path) -> tuple[list[Path], Path]:
@@ -84,7 +84,7 @@ def run_demo(model: str | os.PathLike = DEFAULT_MODEL, out: str | os.PathLike = 
                "continuation": str(cont_path), "continuation_asr": words,
                "real_time_factor": synth_seconds / audio_seconds if audio_seconds else None,
                "report": str(out / "report" / "report.html"), "seconds": round(time.time() - t0, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary, indent=2)
     return summary
 
 

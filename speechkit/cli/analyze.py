@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from speechkit.errors import SpeechkitError
+from speechkit.utils.files import write_json
 
 EXAMPLES = """examples:
   speechkit analyze papa --hubert exp/adaptive/hubert/pre6/model --data data/mini_expresso -o eval/papa/pre6.json
@@ -113,7 +113,7 @@ def _run_papa(args: argparse.Namespace) -> int:
     print(papa_table(result, tasks))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=1))
+        write_json(args.output, result, indent=1)
         print(f"wrote {args.output}")
     return 0
 
@@ -142,6 +142,6 @@ def _run_papa_lm(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=1))
+        write_json(args.output, result, indent=1)
         print(f"wrote {args.output}")
     return 0

@@ -54,6 +54,8 @@ def compose(task: str, overrides: list[str]):
             return hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         raise SpeechkitError(f"train {task}: bad config override ({e})") from None
+    except Exception as e:  # noqa: BLE001 - Hydra's own checks raise ValueError / TypeError (preset=1e-4, preset=[1,2])
+        raise SpeechkitError(f"train {task}: bad config override ({type(e).__name__}: {e})") from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +69,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+def output_dir(cfg) -> Path | None:
+    """The run folder of a composed config (``out`` or ``train.out_dir``), where it is set."""
+    from omegaconf import OmegaConf
+
+    for key in ("out", "train.out_dir"):
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if isinstance(value, str) and value and value != "???":
+            return Path(value)
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
+    import os
+
+    from speechkit.utils.files import exclusive
+
     cfg = compose(args.task, args.overrides)
-    return int(importlib.import_module(TASKS[args.task][0]).run(cfg) or 0)
+    solver = importlib.import_module(TASKS[args.task][0])
+    out = output_dir(cfg)
+    if out is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun all ranks share the folder
+        return int(solver.run(cfg) or 0)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, "run folder"):  # two trainings in one folder would overwrite each other's checkpoints
+        return int(solver.run(cfg) or 0)

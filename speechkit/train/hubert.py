@@ -32,6 +32,7 @@ from speechkit.train import distributed as dist
 from speechkit.train.checkpoint import load_training_state, save_training_state, unwrap
 from speechkit.units.hubert import HubertConfig, build_hubert, save_hubert
 from speechkit.units.hubert.model import HubertModel
+from speechkit.utils.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +317,7 @@ def run(cfg) -> int:
         epoch += 1
     if dist.is_main():
         save_hubert(out / "model", model.encoder, hcfg, extra={"trained_steps": step, "num_classes": k})
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        write_json(out / "history.json", history, indent=1)
         log.info("exported %s (load with HubertFeatureReader.from_checkpoint)", out / "model")
     dist.barrier()
     dist.cleanup()

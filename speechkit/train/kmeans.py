@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
+
+from speechkit.utils.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def run(cfg) -> int:
     p = counts[counts > 0] / counts.sum()
     stats = {"frames": len(frames), "k": cfg.k, "used_clusters": int((counts > 0).sum()),
              "entropy_bits": float(-(p * p.log2()).sum())}
-    (out / "kmeans_stats.json").write_text(json.dumps(stats, indent=2))
+    write_json(out / "kmeans_stats.json", stats, indent=2)
     SpeechEncoder(reader, km).save_pretrained(out / "encoder")
     log.info("wrote %s (speechkit encode --encoder %s)", out / "encoder", out / "encoder")
     log.info("wrote %s: %s", out / "kmeans.safetensors", stats)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechkit.errors import SpeechkitError
-from speechkit.train.checkpoint import LAST, load_training_state, save_training_state
+from speechkit.train.checkpoint import LAST, load_training_state, restore_rng, resume_log, save_training_state
 from speechkit.train.vocoder import train_step
 from speechkit.vocoders.hifigan.config import GeneratorConfig, MelHiFiGANConfig
 from speechkit.vocoders.hifigan.factory import build_discriminators, build_mel_hifigan
@@ -121,18 +121,20 @@ def run(cfg) -> int:
         optim_g.load_state_dict(state["optimizers"]["g"])
         optim_d.load_state_dict(state["optimizers"]["d"])
         step = state["step"]
+        restore_rng(state)
+        resume_log(out / "log.jsonl", step)
         log.info("resumed %s at step %d", out / LAST, step)
     m = cfg.mel
     mel = MelSpectrogram(cfg.data.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
     gen = MelGeneratorStep(generator, t.channels_last)
     loss_cfg = SimpleNamespace(loss=SimpleNamespace(**OmegaConf.to_container(cfg.loss), duration=0.0))
-    rng = random.Random(t.seed * 1000 + step)
     deadline = time.time() + 60 * t.max_minutes if t.max_minutes else None
     t0, plain_cfg = time.time(), OmegaConf.to_container(cfg, resolve=True)
     nets.train()
     while step < o.max_steps:
         for g in (*optim_g.param_groups, *optim_d.param_groups):
             g["lr"] = o.lr * o.lr_decay ** (step / max(1, o.decay_every))
+        rng = random.Random(t.seed * 1000 + step)  # seeded by step: a resumed run draws the same segments
         y = segments(train, cfg.data.segment_size, o.batch_size, rng).to(device)
         with torch.no_grad():
             x = mel(y.squeeze(1))
@@ -150,7 +152,8 @@ def run(cfg) -> int:
                 f.write(json.dumps(row) + "\n")
         if step % t.save_every == 0 or done:
             save_training_state(out, step=step, model=nets, config=plain_cfg, optimizers={"g": optim_g, "d": optim_d})
-            _export(generator, mcfg, out / "model")
+            with torch.random.fork_rng(devices=[]):  # exporting builds modules: keep it off the training RNG
+                _export(generator, mcfg, out / "model")
         if done:
             break
     return 0

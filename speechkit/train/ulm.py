@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from speechkit.errors import SpeechkitError
 from speechkit.precision import resolve_precision
 from speechkit.train import distributed
-from speechkit.train.checkpoint import LAST, load_training_state, save_training_state
+from speechkit.train.checkpoint import LAST, load_training_state, resume_log, save_training_state
+from speechkit.utils.files import write_json
 
 __all__ = ["ConfigError", "OptimConfig", "LoopConfig", "UlmDataConfig", "UlmModelConfig", "UlmConfig", "lr_at",
            "train_causal_lm", "config_from_dict", "load_config", "run"]
@@ -199,13 +200,15 @@ def config_from_dict(cls, d: dict, where: str = ""):
 def load_config(cls, cfg):
     """A Hydra/OmegaConf config as a validated ``cls`` dataclass (``preset`` dropped; ``???`` left = error)."""
     from omegaconf import OmegaConf
-    from omegaconf.errors import MissingMandatoryValue
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     try:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as e:
         raise ConfigError(f"missing required value: {e.full_key} (set it on the command line: "
                           f"{e.full_key}=...)") from None
+    except OmegaConfBaseException as e:  # e.g. an interpolation ${...} to a key that does not exist
+        raise ConfigError(f"bad config value: {str(e).splitlines()[0]}") from None
     plain.pop("preset", None)
     conf = config_from_dict(cls, plain)
     conf.validate()
@@ -294,8 +297,9 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
         opt.load_state_dict(state["optimizers"]["adamw"])
         torch.set_rng_state(state["rng"]["torch"])
         step, best = state["step"], state["extra"].get("best_valid_loss", best)
+        if distributed.is_main():
+            resume_log(out / "log.jsonl", step)
         log.info("resumed from %s at step %d", out / LAST, step)
-    torch.manual_seed(loop.seed * 7919 + step + rank)  # dropout differs per process and per resume point
     ddp = model
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -320,6 +324,9 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
     record({"step": step, "world_size": world, "micro_batch": micro, "device": str(device)})
     t0, tokens = time.time(), 0
     while step < optim.max_steps:
+        # seeded by step: dropout differs per process and per step, and a resumed run draws what the uninterrupted
+        # one would have drawn (the same weights, bit for bit)
+        torch.manual_seed(loop.seed * 7919 + step + rank)
         lr = lr_at(step, optim)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -353,7 +360,7 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
                 best = valid_loss
                 if distributed.is_main():
                     save_model(out / "best")
-                    (out / "best" / "valid_loss.json").write_text(json.dumps({"step": step, "valid_loss": best}))
+                    write_json(out / "best" / "valid_loss.json", {"step": step, "valid_loss": best})
                 distributed.barrier()
             metrics.update(valid_loss=valid_loss, best_valid_loss=best)
             if distributed.is_main():

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from speechkit.precision import resolve_precision
-from speechkit.train.checkpoint import LAST, load_training_state, save_training_state
+from speechkit.train.checkpoint import LAST, load_training_state, restore_rng, resume_log, save_training_state
 from speechkit.train.vocoder import epoch_indices, speaker_table_of, unit_audio_datasets
+from speechkit.utils.files import write_json
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan.data import collate
 from speechkit.vocoders.hifigan.losses import MelSpectrogram
@@ -100,22 +101,25 @@ def train(cfg: UnitMelTrainConfig) -> dict:
             raise VocoderError(f"{out / LAST}: does not fit this config ({str(e)[:300]})") from None
         opt.load_state_dict(state["optimizers"]["opt"])
         step, epoch, batch_in_epoch = state["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
+        restore_rng(state)
+        resume_log(out / "log.jsonl", step)
         log.info("resumed %s at step %d (epoch %d)", out / LAST, step, epoch)
     mel = mel_transform(mcfg).to(device)
     precision = resolve_precision(cfg.train.precision, device, what="unit-mel training (train.precision)")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.resolved.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    write_json(out / "config.resolved.json", cfg.to_dict(), indent=2)
     table: list = []
     last: dict = {}
 
     def save() -> None:
         save_training_state(out, step=step, model=model, config=cfg.to_dict(), optimizers={"opt": opt},
                             extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch})
-        if not table:
-            table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
-        export = UnitMelVocoder(build_unit_mel(mcfg), mcfg, speakers, styles, table[0])
-        export.model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        export.save_pretrained(out / "model", extra={"step": step})
+        with torch.random.fork_rng(devices=[]):  # exporting builds modules: keep it off the training RNG
+            if not table:
+                table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
+            export = UnitMelVocoder(build_unit_mel(mcfg), mcfg, speakers, styles, table[0])
+            export.model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            export.save_pretrained(out / "model", extra={"step": step})
 
     def write_log(values: dict) -> None:
         with open(out / "log.jsonl", "a", encoding="utf-8") as f:

@@ -24,7 +24,15 @@ from torch import nn
 
 from speechkit.precision import resolve_precision
 from speechkit.train import distributed
-from speechkit.train.checkpoint import LAST, load_training_state, save_training_state, unwrap
+from speechkit.train.checkpoint import (
+    LAST,
+    load_training_state,
+    restore_rng,
+    resume_log,
+    save_training_state,
+    unwrap,
+)
+from speechkit.utils.files import write_json
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig
 from speechkit.vocoders.hifigan.data import UnitAudioDataset, collate, frame_f0, name_function
@@ -244,7 +252,10 @@ def speaker_table_of(dataset: UnitAudioDataset, speakers: list[str] | None, per_
     files: dict[str, list[Path]] = {name: [] for name in speakers}
     for record, sid in zip(dataset.records, dataset.speakers, strict=True):
         files[speakers[sid]].append(dataset.audio_path(record))
-    return compute_speaker_table({k: v for k, v in files.items() if v}, max_utterances=per_speaker)
+    # the speaker encoder initialises its layers from the global RNG before loading its weights: keep that out of
+    # the training's random stream, or a resumed run (which builds the table at another step) would diverge
+    with torch.random.fork_rng(devices=[]):
+        return compute_speaker_table({k: v for k, v in files.items() if v}, max_utterances=per_speaker)
 
 
 def _export(model: CodeHiFiGANGenerator, mcfg: CodeHiFiGANConfig, speakers, styles, stats, out: Path, step: int,
@@ -325,6 +336,9 @@ def train(cfg: VocoderTrainConfig) -> dict:
         sched_g.load_state_dict(state["schedulers"]["g"])
         sched_d.load_state_dict(state["schedulers"]["d"])
         step, epoch, batch_in_epoch = state["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
+        restore_rng(state)
+        if distributed.is_main():
+            resume_log(out / "log.jsonl", step)
         log.info("resumed %s at step %d (epoch %d)", out / LAST, step, epoch)
     gen: nn.Module = GeneratorStep(model, cfg.train.channels_last)
     if distributed.world_size() > 1:
@@ -336,7 +350,7 @@ def train(cfg: VocoderTrainConfig) -> dict:
     mel = MelSpectrogram(cfg.model.sample_rate, m.n_fft, m.num_mels, m.hop_size, m.win_size, m.fmin, m.fmax).to(device)
     if distributed.is_main():
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.resolved.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        write_json(out / "config.resolved.json", cfg.to_dict(), indent=2)
     last: dict = {}
     table: list = []  # computed at the first export, from the training speech
 
@@ -346,9 +360,10 @@ def train(cfg: VocoderTrainConfig) -> dict:
                                 optimizers={"g": optim_g, "d": optim_d}, schedulers={"g": sched_g, "d": sched_d},
                                 extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch, "speakers": speakers,
                                        "styles": styles})
-            if not table:
-                table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
-            _export(model, mcfg, speakers, styles, f0_stats, out, step, cfg.train.export_official, table[0])
+            with torch.random.fork_rng(devices=[]):  # exporting builds modules: keep it off the training RNG
+                if not table:
+                    table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
+                _export(model, mcfg, speakers, styles, f0_stats, out, step, cfg.train.export_official, table[0])
         distributed.barrier()
 
     def write_log(values: dict) -> None:
