@@ -25,6 +25,19 @@ from speechkit.hub import DEFAULT_MODEL
 __all__ = ["Resynthesizer", "SpeechContinuation", "PipelineError", "StreamConfig"]
 
 
+MAX_OFFLINE_SECONDS = 600.0
+"""The longest input the offline :meth:`Resynthesizer.__call__` takes (10 minutes: about 3 GB at peak on a CPU).
+Longer recordings go through :meth:`Resynthesizer.stream` (``speechkit resynth --stream``), whose memory is flat."""
+
+
+def check_offline_length(seconds: float, what: str) -> None:
+    """Refuses offline resynthesis of more than :data:`MAX_OFFLINE_SECONDS` (``what`` names the input)."""
+    if seconds > MAX_OFFLINE_SECONDS:
+        raise PipelineError(f"{what} is {seconds:.0f} s long; offline resynthesis takes at most "
+                            f"{MAX_OFFLINE_SECONDS:.0f} s (memory grows with the length): stream it instead "
+                            "(speechkit resynth --stream, Resynthesizer.stream), in flat memory")
+
+
 class PipelineError(SpeechkitError, ValueError):
     """A pipeline folder or input is unusable; the message names the file or argument."""
 
@@ -275,9 +288,15 @@ class Resynthesizer:
 
         Returns:
             ``(samples,)`` float32 at :attr:`output_sample_rate`.
+
+        Raises:
+            PipelineError: the input is longer than :data:`MAX_OFFLINE_SECONDS` (offline memory grows with the
+                length; :meth:`stream` takes any length in bounded memory).
         """
         if isinstance(wav, torch.Tensor):
             wav = wav.detach().float().cpu()
+        seconds = (wav.shape[-1] if hasattr(wav, "shape") else len(wav)) / sample_rate
+        check_offline_length(seconds, "the input")
         inputs = self.vocoder_inputs(self.encode(wav, sample_rate))
         mono = torch.as_tensor(wav, dtype=torch.float32)
         mono = mono.mean(0) if mono.dim() == 2 else mono

@@ -90,6 +90,28 @@ def info(path: str | os.PathLike) -> AudioInfo:
     return AudioInfo(int(i.samplerate), int(i.frames), int(i.channels), str(i.subtype), str(i.format))
 
 
+def max_seconds() -> float:
+    """The longest audio :func:`load` reads into memory at once: ``$SPEECHKIT_MAX_AUDIO_SECONDS``, default 4 hours
+    (about 0.9 GB of float32 at 16 kHz). Longer input is streamed (``speechkit resynth --stream``)."""
+    return float(os.environ.get("SPEECHKIT_MAX_AUDIO_SECONDS", 4 * 3600))
+
+
+def _check_length(p: Path, start: int, stop: int | None) -> None:
+    """Refuses, from the header alone, a read longer than :func:`max_seconds` (a header can claim 2^36 frames)."""
+    try:
+        i = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(p, f"not a readable audio file or corrupt ({e})") from None
+    if i.samplerate <= 0:
+        raise AudioError(p, f"not a readable audio file or corrupt (sample rate {i.samplerate})")
+    frames = (min(stop, i.frames) if stop is not None else i.frames) - start
+    limit = max_seconds()
+    if frames / i.samplerate > limit:
+        raise AudioError(p, f"is {frames / i.samplerate:.0f} s long (by its header); speechkit reads at most "
+                            f"{limit:.0f} s into memory (SPEECHKIT_MAX_AUDIO_SECONDS); stream longer audio "
+                            "(speechkit resynth --stream, speechkit.audio.streaming.read_chunks)")
+
+
 def resample(wav: torch.Tensor, orig_sample_rate: int, new_sample_rate: int) -> torch.Tensor:
     """Band-limited sinc resampling (torchaudio's windowed-sinc filter) along the last dimension.
 
@@ -147,6 +169,7 @@ def load(
     if frame_offset < 0:
         raise ValueError(f"frame_offset must be >= 0. Found {frame_offset}")
     stop = None if num_frames is None or num_frames < 0 else frame_offset + num_frames
+    _check_length(p, frame_offset, stop)
     try:
         data, file_rate = sf.read(str(p), start=frame_offset, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:

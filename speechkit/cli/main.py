@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     except SpeechkitError as e:
         print(f"speechkit: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a full disk, a read-only folder, a vanished mount: name the file and the reason
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"speechkit: error: {where}{e.strerror or e} (nothing was left half written: outputs are replaced "
+              "atomically)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("speechkit: interrupted", file=sys.stderr)
         return 130

@@ -104,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise SpeechkitError(f"no audio files in {', '.join(map(str, args.inputs))}")
     several = len(files) > 1 or args.output.is_dir() or any(p.is_dir() for p in args.inputs)
+    from speechkit.pipeline import check_offline_length
+
     for path in files:
+        check_offline_length(io.info(path).duration, str(path))  # from the header, before reading the samples
         wav, sr = io.load(path, mono=True)
         out = rs(wav, sample_rate=sr, speaker=_name_or_id(args.speaker), style=_name_or_id(args.style))
         target = args.output / f"{path.stem}.wav" if several else args.output

@@ -116,7 +116,16 @@ def yin(wav: np.ndarray, sample_rate: int, *, frame_length: int = 512, hop_lengt
     times = starts / float(sample_rate)
     if len(starts) == 0:
         return F0Track(times, np.zeros(0))
-    frames = np.lib.stride_tricks.sliding_window_view(x, frame_length)[starts]  # (F, W)
+    windows = np.lib.stride_tricks.sliding_window_view(x, frame_length)
+    # frames are independent: blocks of 4096 keep memory flat (a whole hour at once took 8 GB), same numbers
+    f0 = np.concatenate([_yin_frames(windows[starts[i:i + 4096]], sample_rate, frame_length, tau_min, tau_max,
+                                     threshold) for i in range(0, len(starts), 4096)])
+    return F0Track(times, f0)
+
+
+def _yin_frames(frames: np.ndarray, sample_rate: int, frame_length: int, tau_min: int, tau_max: int,
+                threshold: float) -> np.ndarray:
+    """F0 of each row of ``frames`` ``(F, W)`` (see :func:`yin`)."""
     energy = np.concatenate([np.zeros((len(frames), 1)), np.cumsum(frames**2, axis=1)], axis=1)  # (F, W + 1)
     n_fft = 1 << int(math.ceil(math.log2(frame_length + tau_max)))
     spec = np.fft.rfft(frames, n_fft, axis=1)
@@ -137,7 +146,7 @@ def yin(wav: np.ndarray, sample_rate: int, *, frame_length: int = 512, hop_lengt
     stop = rising & (lags[None, :] >= first[:, None])
     best = stop.argmax(axis=1)
     f0 = np.where(found, sample_rate / np.maximum(best, 1), 0.0)
-    return F0Track(times, f0)
+    return f0
 
 
 def track_pitch(wav: torch.Tensor | np.ndarray, sample_rate: int, config: PitchConfig | None = None) -> F0Track:
