@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.speechkit-installed
 
-.PHONY: install system-deps demo test test-fast lint clean
+.PHONY: install system-deps demo test test-fast fuzz lint clean
 
 install: system-deps $(STAMP)
 
@@ -30,6 +30,13 @@ test: install
 # Unit tests without the slow marker, for quick iterations.
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# The reliability suite at 5x its iterations (hypothesis examples, corruptions, kills), plus the 1-hour runs; the
+# table it prints is the README's "Reliability" table (written to eval/reliability/fuzz.json). FUZZ_SCALE=20 for more.
+FUZZ_SCALE ?= 5
+fuzz: install
+	SPEECHKIT_FUZZ_SCALE=$(FUZZ_SCALE) SPEECHKIT_RELIABILITY_REPORT=eval/reliability/fuzz.json \
+		$(PY) -m pytest -q -p no:cacheprovider tests/reliability
 
 lint: install
 	$(VENV)/bin/ruff check speechkit tests data_prep benchmarks
