@@ -17,16 +17,17 @@ def load_unit_vocoder(path: str | os.PathLike, config_path: str | os.PathLike | 
     Raises:
         VocoderError: missing, corrupt or unsupported files (the message names them).
     """
-    from speechkit import hub
     from speechkit.utils.files import loading
     from speechkit.vocoders.errors import VocoderError
-    from speechkit.vocoders.hifigan.vocoder import CodeHiFiGANVocoder
 
     with loading(path, "vocoder", VocoderError):
-        return _load(path, config_path, hub, CodeHiFiGANVocoder)
+        return _load(path, config_path)
 
 
-def _load(path, config_path, hub, CodeHiFiGANVocoder):
+def _load(path: str | os.PathLike, config_path: str | os.PathLike | None):
+    from speechkit import hub
+    from speechkit.vocoders.hifigan.vocoder import CodeHiFiGANVocoder
+
     if hub.is_card_name(path):
         return CodeHiFiGANVocoder.from_pretrained(path)
     p = Path(path)

@@ -107,8 +107,8 @@ class Tally:
         self.failures += other.failures
 
 
-class Hang(Exception):
-    pass
+class Hang(BaseException):
+    """Raised by :func:`deadline`; a BaseException so that no loader's error boundary can turn it into a refusal."""
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import torch
 
 from speechkit.errors import SpeechkitError
 from tests.reliability.artifacts import DEFAULT, VOCODER_DATA
-from tests.reliability.faults import safetensors_with_header_size
+from tests.reliability.faults import record_outcome, safetensors_with_header_size
 
 MARKER = "speechkit_pwned"
 
@@ -129,6 +129,7 @@ PICKLE_ENTRIES = {"fairseq HuBERT .pt": _fairseq_pt, "HF pytorch_model.bin": _hf
 def test_pickles_never_run_code(sandbox, entry):
     path, load = PICKLE_ENTRIES[entry](sandbox)
     refused(load, path)
+    record_outcome("malicious files", f"code-running pickle: {entry}")
 
 
 def test_the_payload_would_run_if_unpickled_plainly(sandbox):
@@ -178,6 +179,7 @@ def test_zip_cards_cannot_write_outside_their_folder(tmp_path, monkeypatch, memb
     refused(lambda: hub.fetch(name), archive)
     assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/speechkit_abs_escape.txt").exists()
     assert not (tmp_path / "cache" / "unpacked" / "evil").exists(), "a refused archive left a partial folder"
+    record_outcome("malicious files", "zip card: '..', absolute path, symlink")
 
 
 @pytest.mark.parametrize("file", ["../../outside.bin", "/etc/passwd", "a/../../b"])
@@ -189,6 +191,7 @@ def test_card_file_names_cannot_leave_the_cache(tmp_path, monkeypatch, file):
     p.write_text(f"- name: evil\n  kind: dense\n  files:\n    checkpoint: {{file: '{file}', url: 'https://x/y'}}\n")
     monkeypatch.setenv("SPEECHKIT_CARDS", str(tmp_path / "cards"))
     assert "plain relative path" in refused(lambda: hub.fetch("evil", offline=True), p)
+    record_outcome("malicious files", "card file name outside the cache")
 
 
 # ------------------------------------------------------------------------------------------- oversized headers
@@ -224,6 +227,7 @@ def test_safetensors_header_claiming_terabytes_is_refused_without_allocating(tmp
         before = _peak_mb()
         refused(lambda: load(target), target)  # noqa: B023
         assert _peak_mb() - before < 200, f"{key}: {_peak_mb() - before:.0f} MB allocated for a lying header"
+        record_outcome("malicious files", "safetensors header claiming up to 2^63 bytes")
 
 
 def _wav_claiming(frames: int, data: bytes, channels: int = 1) -> bytes:
@@ -264,3 +268,4 @@ def test_audio_claiming_2_31_frames_is_refused_or_read_as_what_it_holds(tmp_path
     else:  # a FLAC header's count cannot be checked against the file size: refused from the header
         assert "SPEECHKIT_MAX_AUDIO_SECONDS" in refused(lambda: audio_io.load(p), p)
     assert _peak_mb() - before < 200
+    record_outcome("malicious files", "audio header claiming 2^31 frames")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from speechkit.errors import SpeechkitError
-from tests.reliability.faults import Hang, deadline, iterations
+from tests.reliability.faults import Hang, Tally, deadline, iterations, record
 
 FUZZ = dict(max_examples=iterations(40), deadline=None, derandomize="SPEECHKIT_FUZZ_SCALE" not in os.environ,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None)
@@ -61,13 +61,17 @@ def contents(valid: str):
 
 
 def keeps_rule(call, names: list[str]) -> None:
+    case = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].split(" ")[0].removeprefix("test_")
     try:
         with deadline(30):
             call()
     except SpeechkitError as e:
         assert any(str(n) in str(e) for n in names), f"the error does not name the file: {e}"
+        record("parsers (hypothesis)", case, Tally(cases=1, refused=1))
     except Hang as e:
         pytest.fail(f"hang: {e}")
+    else:
+        record("parsers (hypothesis)", case, Tally(cases=1, loaded=1))
 
 
 def case(tmp: Path, name: str, data: bytes) -> Path:
@@ -94,6 +98,7 @@ PHONES = "sil\na\nb\nsh\n"
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(TSV))
 def test_fairseq_tsv(tmp_path, data):
     from speechkit.data.manifest import read_tsv
@@ -103,6 +108,7 @@ def test_fairseq_tsv(tmp_path, data):
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(UNITS))
 def test_units_jsonl(tmp_path, data):
     from speechkit.data.manifest import read_units_jsonl
@@ -112,6 +118,7 @@ def test_units_jsonl(tmp_path, data):
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(UNITS))
 def test_unit_sequences_for_lm_training(tmp_path, data):
     from speechkit.ulm.data import read_unit_sequences
@@ -121,6 +128,7 @@ def test_unit_sequences_for_lm_training(tmp_path, data):
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(TRANSCRIPTS))
 def test_transcripts(tmp_path, data):
     from speechkit.metrics.folder import read_transcripts
@@ -130,6 +138,7 @@ def test_transcripts(tmp_path, data):
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(NAMES))
 def test_speaker_and_style_lists(tmp_path, data):
     from speechkit.vocoders.hifigan.inference import read_names
@@ -139,6 +148,7 @@ def test_speaker_and_style_lists(tmp_path, data):
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(PHONES))
 def test_phone_inventory(tmp_path, data):
     from speechkit.data.phones import PhoneInventory
@@ -148,6 +158,7 @@ def test_phone_inventory(tmp_path, data):
 
 
 @settings(**FUZZ)
+@example(split=b"\xff\n", vad=b"\xff\n", tx=b"\xff\n")  # found by this suite: UnicodeDecodeError escaped
 @given(split=contents(SPLIT), vad=contents(VAD), tx=contents(READ_TX))
 def test_expresso_layout_files(tmp_path, split, vad, tx):
     from speechkit.data.corpora import expresso
@@ -170,6 +181,7 @@ def test_expresso_file_names(stem):
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(PREPARED))
 def test_prepared_manifest(tmp_path, data):
     from speechkit.data.datasets import read_prepared
@@ -179,6 +191,7 @@ def test_prepared_manifest(tmp_path, data):
 
 
 @settings(**FUZZ)
+@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
 @given(data=contents(CARD))
 def test_model_cards(tmp_path, data, monkeypatch):
     from speechkit import hub
@@ -191,6 +204,7 @@ def test_model_cards(tmp_path, data, monkeypatch):
 @settings(**FUZZ)
 @given(expr=st.one_of(st.text(max_size=60), mutated("[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"),
                       st.just("__import__('os').system('touch pwned')"), st.just("[(1,1,1)] * 10**12")))
+@example(expr="[(1,1,1)] * 1000000000000")  # found by this suite: list repetition without bound
 def test_conv_feature_layers(tmp_path, expr, monkeypatch):
     from speechkit.units.hubert.interop import parse_conv_layers
 
@@ -262,3 +276,15 @@ def test_regression_code_hifigan_config_of_wrong_types(bad):
 
     with pytest.raises(VocoderError, match="not a CodeHiFiGAN config|num_units must be"):
         CodeHiFiGANConfig.from_dict(bad)
+
+
+def test_regression_vad_segments_with_a_malformed_number(tmp_path):
+    """Found by make test's hypothesis run: '(2.0,...25)' matched the region pattern, then float() raised."""
+    from speechkit.data.corpora import expresso
+    from speechkit.data.corpora.expresso import ExpressoError
+
+    p = case(tmp_path, "VAD_segments.txt", b"ex01_default_00001\t(0.1, 1.5) (2.0,...25)\n")
+    with pytest.raises(ExpressoError, match=f"{p}:1"):
+        expresso.read_vad_segments(tmp_path)
+    case(tmp_path, "VAD_segments.txt", b"ex01_default_00001\t(.1, 1.5) (2., 2.5)\n")
+    assert expresso.read_vad_segments(tmp_path) == {("ex01_default_00001", None): [(0.1, 1.5), (2.0, 2.5)]}

@@ -35,8 +35,9 @@ __all__ = ["ExpressoError", "SplitEntry", "StemInfo", "parse_stem", "audio_path"
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
-_SEGMENT = re.compile(r"^\(\s*([0-9.]*)s?\s*,\s*([0-9.]*)s?\s*\)$")
-_VAD_REGION = re.compile(r"\(\s*([0-9.]+)\s*,\s*([0-9.]+)\s*\)")
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"  # 12, 12.5, 12., .5 (not "..." or "1.2.3": found by tests/reliability)
+_SEGMENT = re.compile(rf"^\(\s*({_NUMBER}?)s?\s*,\s*({_NUMBER}?)s?\s*\)$")
+_VAD_REGION = re.compile(rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)")
 
 
 class ExpressoError(SpeechkitError, ValueError):
@@ -165,8 +166,9 @@ def read_vad_segments(root: str | os.PathLike) -> dict[tuple[str, int | None], l
             if end < start:
                 raise ExpressoError(f"{path}:{n}: segment ends before it starts: ({start}, {end})")
             regions.append((start, end))
-        if rest.strip() and not regions:
-            raise ExpressoError(f"{path}:{n}: segments must look like '(1.5, 3.25)', found {rest.strip()[:60]!r}")
+        leftover = _VAD_REGION.sub("", rest).strip()
+        if leftover:
+            raise ExpressoError(f"{path}:{n}: segments must look like '(1.5, 3.25)', found {leftover[:60]!r}")
         out.setdefault((stem.strip(), channel), []).extend(regions)
     return out
 
