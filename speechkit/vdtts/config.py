@@ -89,6 +89,10 @@ class VDTTSConfig:
         def bad(name: str, rule: str, value: Any):
             raise VDTTSConfigError(f"{name} must be {rule}. Found {value!r}")
 
+        for name in ("sample_rate", "fps", "hop_length"):  # before the ratio: fps=0 divided by zero (make fuzz)
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                bad(name, "a positive number", value)
         ratio = self.sample_rate / (self.fps * self.hop_length)
         if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
             bad("sample_rate / (fps * hop_length)", "a positive whole number", ratio)
@@ -134,7 +138,7 @@ class VDTTSConfig:
             cfg.validate()
         except VDTTSConfigError:
             raise
-        except (TypeError, ValueError, AttributeError) as e:  # a value of the wrong type
+        except (TypeError, ValueError, AttributeError, ArithmeticError) as e:  # a value of the wrong type
             raise VDTTSConfigError(f"VDTTS config: not a valid config ({type(e).__name__}: {e})") from None
         return cfg
 

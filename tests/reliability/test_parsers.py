@@ -288,3 +288,13 @@ def test_regression_vad_segments_with_a_malformed_number(tmp_path):
         expresso.read_vad_segments(tmp_path)
     case(tmp_path, "VAD_segments.txt", b"ex01_default_00001\t(.1, 1.5) (2., 2.5)\n")
     assert expresso.read_vad_segments(tmp_path) == {("ex01_default_00001", None): [(0.1, 1.5), (2.0, 2.5)]}
+
+
+def test_regression_vdtts_config_with_fps_zero():
+    """Found by make fuzz: fps=False (0) divided by zero in VDTTSConfig.validate."""
+    from speechkit.vdtts.config import VDTTSConfig, VDTTSConfigError
+
+    d = VDTTSConfig(phonemes=["a", "b"], speakers=["us1"]).to_dict()
+    for bad in (0, False, -25, "25"):
+        with pytest.raises(VDTTSConfigError, match="fps"):
+            VDTTSConfig.from_dict({**d, "fps": bad})
