@@ -37,7 +37,8 @@ def areas(path: Path) -> dict[str, list[int]]:
 
 def main() -> int:
     test, fuzz = areas(HERE / "test.json"), areas(HERE / "fuzz.json")
-    print("| Area | What is injected | Cases | Faults tried (`make test` / `make fuzz`) | Rule held (fuzz) | Failures |")
+    print("| Area | What is injected | Cases | Faults tried (`make test` / `make fuzz`) | Rule held (fuzz) "
+          "| Failures |")
     print("|---|---|---|---|---|---|")
     for area in WHAT:
         t, f = test.get(area, [0] * 5), fuzz.get(area, [0] * 5)

@@ -48,7 +48,9 @@ def _kill_resume_train(tmp: Path, argv_for, out_name: str, ready_file: str, seed
     ref, run = tmp / "ref", tmp / "killed"
     assert jobs.run(argv_for(ref), tmp / "ref.log") == 0, (tmp / "ref.log").read_text()[-2000:]
     rng, killed = random.Random(seed), 0
-    for _ in range(KILLS):
+    for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
+        if attempt >= KILLS and killed:
+            break
         if jobs.kill_when(argv_for(run), tmp / "killed.log", lambda: (run / ready_file).exists(), rng, 1.5):
             killed += 1
             _latest_checkpoint_loads(run)
@@ -116,7 +118,9 @@ def test_kmeans(tmp_path):
     ref, run = tmp_path / "ref", tmp_path / "killed"
     assert jobs.run(argv(ref), tmp_path / "ref.log") == 0
     rng, killed = random.Random(2), 0
-    for _ in range(KILLS):
+    for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
+        if attempt >= KILLS and killed:
+            break
         if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: run.exists(), rng, 0.4):
             killed += 1
             for f in ("kmeans.safetensors", "kmeans_stats.json"):  # whatever is there is whole
@@ -142,7 +146,9 @@ def test_eval_folder(tmp_path):
     ref, run = tmp_path / "ref", tmp_path / "killed"
     assert jobs.run(argv(ref), tmp_path / "ref.log") == 0
     rng, killed = random.Random(3), 0
-    for _ in range(KILLS):
+    for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
+        if attempt >= KILLS and killed:
+            break
         if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: True, rng, 0.3):
             killed += 1
             if (run / "report.json").exists():  # never half written
