@@ -17,7 +17,7 @@ WHAT = {
     "corrupted files": "7 corruptions x seeds of every file of 14 formats",
     "parsers (hypothesis)": "generated text and bytes for 15 parsers, config dicts, Hydra overrides",
     "malicious files": "code-running pickles, escaping archives and card names, lying headers",
-    "kill -9 and resume": "SIGKILL at random points of 4 jobs, then resume",
+    "kill -9 and resume": "SIGKILL at random points of 6 jobs, then resume",
     "resource faults": "ENOSPC, EACCES, two writers, missing or vanishing binaries",
     "long and short inputs": "0.05 s and 1 h files through encode, resynth, eval",
     "CLI bad input": "8 kinds of bad audio x 4 commands, corpus jobs, bad text and model files",

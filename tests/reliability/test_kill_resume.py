@@ -1,7 +1,8 @@
 """SIGKILL at random points, then resume: every long job ends as an uninterrupted run would, loses and duplicates
 nothing, and never leaves a corrupt checkpoint as the latest.
 
-Training runs are deterministic on a CPU (same seeds, same data order, RNG state in the checkpoint), so the resumed
+Covered: unit-LM, CodeHiFiGAN, unit-to-mel and mel HiFi-GAN training, k-means, ``eval folder``. Training runs are
+deterministic on a CPU (same seeds, same data order, RNG state in the checkpoint), so the resumed
 model must equal the uninterrupted one bit for bit, and the training log must hold each step once. Corpus encoding
 has its own kill test (``tests/unit/units/test_corpus.py::test_sigkill_then_resume_via_cli``).
 """
@@ -96,6 +97,29 @@ def test_vocoder_training(tmp_path):
                 "optim.max_steps=10", "train.save_every=1", "train.valid_every=5"]
 
     _kill_resume_train(tmp_path, argv, "model", "checkpoint_last.pt", 1, "vocoder training")
+
+
+def test_unit_to_mel_training(tmp_path):
+    from tests.unit.vocoders.test_training import make_corpus
+
+    units = make_corpus(tmp_path / "data", n=8)
+
+    def argv(out):
+        return ["train", "unit_mel", "preset=debug", f"data.units={units}", f"data.audio_root={tmp_path / 'data'}",
+                "data.speaker=expresso", "data.style=expresso", "model.num_units=20", f"out={out}",
+                "optim.max_steps=10", "train.save_every=1", "train.valid_every=5"]
+
+    _kill_resume_train(tmp_path, argv, "model", "checkpoint_last.pt", 4, "unit-to-mel training")
+
+
+def test_mel_hifigan_training(tmp_path):
+    audio = _tone_folder(tmp_path / "audio", n=4)
+
+    def argv(out):
+        return ["train", "mel_vocoder", "preset=debug", f"data.audio={audio}", f"out={out}", "data.sample_rate=16000",
+                "optim.max_steps=8", "train.save_every=1", "train.log_every=1"]
+
+    _kill_resume_train(tmp_path, argv, "model", "checkpoint_last.pt", 5, "mel HiFi-GAN training")
 
 
 def _tone_folder(d: Path, n: int = 6, seconds: float = 1.0) -> Path:
