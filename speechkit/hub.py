@@ -106,6 +106,9 @@ _KNOWN = {f for f in Card.__dataclass_fields__} - {"files", "extra"}
 def _parse(entry: dict, source: Path) -> Card:
     if not isinstance(entry, dict) or "name" not in entry or "kind" not in entry:
         raise HubError(f"{source}: every card needs 'name' and 'kind'; found {entry!r}")
+    for key in ("name", "kind"):
+        if not isinstance(entry[key], str) or not entry[key]:
+            raise HubError(f"{source}: a card's {key!r} must be a non-empty string; found {entry[key]!r}")
     files = []
     if not isinstance(entry.get("files") or {}, dict):
         raise HubError(f"{source}: card {entry['name']!r}: 'files' maps a role to a file")

@@ -26,7 +26,8 @@ __all__ = ["Resynthesizer", "SpeechContinuation", "PipelineError", "StreamConfig
 
 
 MAX_OFFLINE_SECONDS = 600.0
-"""The longest input the offline :meth:`Resynthesizer.__call__` takes (10 minutes: about 3 GB at peak on a CPU).
+"""The longest input the offline :meth:`Resynthesizer.__call__` takes (10 minutes: about 3 GB at peak on a CPU,
+extrapolated from the 1.5 GB measured on 5 minutes by ``benchmarks/streaming.py``).
 Longer recordings go through :meth:`Resynthesizer.stream` (``speechkit resynth --stream``), whose memory is flat."""
 
 

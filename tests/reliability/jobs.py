@@ -79,6 +79,10 @@ def kill_when(argv: list[str], log: Path, ready: Callable[[], bool], rng: random
     if not p.is_alive():
         p.join()
         return False
-    os.kill(p.pid, signal.SIGKILL)
+    try:
+        os.kill(p.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended (and the forkserver reaped it) between the check and the kill
+        p.join()
+        return False
     p.join()
     return p.exitcode == -signal.SIGKILL
