@@ -45,19 +45,20 @@ def _same_weights(a: Path, b: Path) -> None:
         assert torch.equal(x[k], y[k]), f"{k} differs after kill and resume"
 
 
-def _kill_resume_train(tmp: Path, argv_for, out_name: str, ready_file: str, seed: int, what: str):
+def _kill_resume_train(tmp: Path, argv_for, seed: int, what: str):
+    """Kills a training run at random points after its first checkpoint, resumes it, compares with a straight run."""
     ref, run = tmp / "ref", tmp / "killed"
     assert jobs.run(argv_for(ref), tmp / "ref.log") == 0, (tmp / "ref.log").read_text()[-2000:]
     rng, killed = random.Random(seed), 0
     for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
         if attempt >= KILLS and killed:
             break
-        if jobs.kill_when(argv_for(run), tmp / "killed.log", lambda: (run / ready_file).exists(), rng, 1.5):
+        if jobs.kill_when(argv_for(run), tmp / "killed.log", lambda: (run / "checkpoint_last.pt").exists(), rng, 1.5):
             killed += 1
             _latest_checkpoint_loads(run)
     assert killed > 0, "every run finished before its kill: the test proves nothing"
     assert jobs.run(argv_for(run), tmp / "killed.log") == 0, (tmp / "killed.log").read_text()[-2000:]
-    _same_weights(ref / out_name, run / out_name)
+    _same_weights(ref / "model", run / "model")
     assert _steps(run / "log.jsonl") == _steps(ref / "log.jsonl"), "steps lost or logged twice"
     record_outcome("kill -9 and resume", what, injected=killed, survived=killed)
 
@@ -83,33 +84,22 @@ def test_unit_lm_training(tmp_path, ulm_corpus):
                 f"model.text_lm={ulm_corpus / 'textlm'}", f"train.out_dir={out}", "optim.max_steps=24",
                 "train.save_every=2", "train.eval_every=6"]
 
-    _kill_resume_train(tmp_path, argv, "model", "checkpoint_last.pt", 0, "unit-LM training")
+    _kill_resume_train(tmp_path, argv, 0, "unit-LM training")
 
 
-def test_vocoder_training(tmp_path):
+@pytest.mark.parametrize("task,seed,what", [("vocoder", 1, "vocoder training"),
+                                           ("unit_mel", 4, "unit-to-mel training")])
+def test_unit_vocoder_training(tmp_path, task, seed, what):
     from tests.unit.vocoders.test_training import make_corpus
 
     units = make_corpus(tmp_path / "data", n=8)
 
     def argv(out):
-        return ["train", "vocoder", "preset=debug", f"data.units={units}", f"data.audio_root={tmp_path / 'data'}",
+        return ["train", task, "preset=debug", f"data.units={units}", f"data.audio_root={tmp_path / 'data'}",
                 "data.speaker=expresso", "data.style=expresso", "model.num_units=20", f"out={out}",
                 "optim.max_steps=10", "train.save_every=1", "train.valid_every=5"]
 
-    _kill_resume_train(tmp_path, argv, "model", "checkpoint_last.pt", 1, "vocoder training")
-
-
-def test_unit_to_mel_training(tmp_path):
-    from tests.unit.vocoders.test_training import make_corpus
-
-    units = make_corpus(tmp_path / "data", n=8)
-
-    def argv(out):
-        return ["train", "unit_mel", "preset=debug", f"data.units={units}", f"data.audio_root={tmp_path / 'data'}",
-                "data.speaker=expresso", "data.style=expresso", "model.num_units=20", f"out={out}",
-                "optim.max_steps=10", "train.save_every=1", "train.valid_every=5"]
-
-    _kill_resume_train(tmp_path, argv, "model", "checkpoint_last.pt", 4, "unit-to-mel training")
+    _kill_resume_train(tmp_path, argv, seed, what)
 
 
 def test_mel_hifigan_training(tmp_path):
@@ -119,7 +109,7 @@ def test_mel_hifigan_training(tmp_path):
         return ["train", "mel_vocoder", "preset=debug", f"data.audio={audio}", f"out={out}", "data.sample_rate=16000",
                 "optim.max_steps=8", "train.save_every=1", "train.log_every=1"]
 
-    _kill_resume_train(tmp_path, argv, "model", "checkpoint_last.pt", 5, "mel HiFi-GAN training")
+    _kill_resume_train(tmp_path, argv, 5, "mel HiFi-GAN training")
 
 
 def _tone_folder(d: Path, n: int = 6, seconds: float = 1.0) -> Path:

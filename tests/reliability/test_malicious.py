@@ -188,7 +188,7 @@ def test_card_file_names_cannot_leave_the_cache(tmp_path, monkeypatch, file):
 
     (tmp_path / "cards").mkdir()
     p = tmp_path / "cards" / "evil.yaml"
-    p.write_text(f"- name: evil\n  kind: dense\n  files:\n    checkpoint: {{file: '{file}', url: 'https://x/y'}}\n")
+    p.write_text(f"- name: evil\n  kind: dense\n  files:\n    checkpoint: {{file: '{file}'}}\n")
     monkeypatch.setenv("SPEECHKIT_CARDS", str(tmp_path / "cards"))
     assert "plain relative path" in refused(lambda: hub.fetch("evil", offline=True), p)
     record_outcome("malicious files", "card file name outside the cache")

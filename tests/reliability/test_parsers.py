@@ -91,70 +91,49 @@ SPLIT = "ex01_default_00001\nex02_confused_00002\t(0.5s,12.0s)\nex03-ex01_angry\
 VAD = "ex01_default_00001\t(0.1, 1.5) (2.0, 3.25)\nex03-ex01_angry_001/channel1\t(0.0, 4.0)\n"
 READ_TX = "ex01_default_00001\tThe red box.\nex02_confused_00002\tBring it here.\n"
 PREPARED = '{"id": "a", "speaker": "ex01", "style": "default"}\n{"id": "b", "speaker": "ex02"}\n'
-CARD = ("- name: tiny-hubert\n  kind: dense\n  files:\n    checkpoint: {file: tiny.pt, url: 'https://x/tiny.pt', "
-        "sha256: '00'}\n- name: tiny-km\n  kind: speech-encoder\n  requires: [tiny-hubert]\n  layer: 6\n"
+CARD = ("- name: tiny-hubert\n  kind: dense\n  files:\n    checkpoint: {file: tiny.pt, sha256: '00'}\n"
+        "- name: tiny-km\n  kind: speech-encoder\n  requires: [tiny-hubert]\n  layer: 6\n"
         "  files: {kmeans: km.bin}\n")
 PHONES = "sil\na\nb\nsh\n"
 
 
-@settings(**FUZZ)
-@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
-@given(data=contents(TSV))
-def test_fairseq_tsv(tmp_path, data):
-    from speechkit.data.manifest import read_tsv
-
-    p = case(tmp_path, "train.tsv", data)
-    keeps_rule(lambda: read_tsv(p), [p])
+# one-file text formats: (file name, a valid example); _parser gives the call for the same key
+TEXT_FILES = {"fairseq tsv": ("train.tsv", TSV), "units jsonl": ("units.jsonl", UNITS),
+              "unit-LM training data": ("train.jsonl", UNITS), "transcripts": ("texts.tsv", TRANSCRIPTS),
+              "speaker list": ("speakers.txt", NAMES), "phone inventory": ("phones.txt", PHONES),
+              "prepared manifest": ("test.jsonl", PREPARED)}
 
 
-@settings(**FUZZ)
-@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
-@given(data=contents(UNITS))
-def test_units_jsonl(tmp_path, data):
-    from speechkit.data.manifest import read_units_jsonl
-
-    p = case(tmp_path, "units.jsonl", data)
-    keeps_rule(lambda: read_units_jsonl(p), [p])
-
-
-@settings(**FUZZ)
-@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
-@given(data=contents(UNITS))
-def test_unit_sequences_for_lm_training(tmp_path, data):
-    from speechkit.ulm.data import read_unit_sequences
-
-    p = case(tmp_path, "train.jsonl", data)
-    keeps_rule(lambda: read_unit_sequences(p, deduplicate=True), [p])
-
-
-@settings(**FUZZ)
-@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
-@given(data=contents(TRANSCRIPTS))
-def test_transcripts(tmp_path, data):
+def _parser(kind: str):
+    from speechkit.data.datasets import read_prepared
+    from speechkit.data.manifest import read_tsv, read_units_jsonl
+    from speechkit.data.phones import PhoneInventory
     from speechkit.metrics.folder import read_transcripts
-
-    p = case(tmp_path, "texts.tsv", data)
-    keeps_rule(lambda: read_transcripts(p), [p])
-
-
-@settings(**FUZZ)
-@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
-@given(data=contents(NAMES))
-def test_speaker_and_style_lists(tmp_path, data):
+    from speechkit.ulm.data import read_unit_sequences
     from speechkit.vocoders.hifigan.inference import read_names
 
-    p = case(tmp_path, "speakers.txt", data)
-    keeps_rule(lambda: read_names(p, "speaker"), [p])
+    return {"fairseq tsv": read_tsv, "units jsonl": read_units_jsonl,
+            "unit-LM training data": lambda p: read_unit_sequences(p, deduplicate=True),
+            "transcripts": read_transcripts, "speaker list": lambda p: read_names(p, "speaker"),
+            "phone inventory": PhoneInventory.load,
+            "prepared manifest": lambda p: read_prepared(p.parent, "test")}[kind]
 
 
+@pytest.mark.parametrize("kind", sorted(TEXT_FILES))
 @settings(**FUZZ)
-@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
-@given(data=contents(PHONES))
-def test_phone_inventory(tmp_path, data):
-    from speechkit.data.phones import PhoneInventory
+@given(data=st.data())
+def test_text_files(tmp_path, kind, data):
+    name, valid = TEXT_FILES[kind]
+    p = case(tmp_path, name, data.draw(contents(valid)))
+    keeps_rule(lambda: _parser(kind)(p), [p])
 
-    p = case(tmp_path, "phones.txt", data)
-    keeps_rule(lambda: PhoneInventory.load(p), [p])
+
+@pytest.mark.parametrize("kind", sorted(TEXT_FILES))
+def test_regression_text_files_that_are_not_utf8(tmp_path, kind):
+    """Found by this suite: every one of these parsers let a UnicodeDecodeError escape."""
+    p = case(tmp_path, TEXT_FILES[kind][0], b"\x80\xfe not UTF-8\n")
+    with pytest.raises(SpeechkitError, match=str(p)):
+        _parser(kind)(p)
 
 
 @settings(**FUZZ)
@@ -178,16 +157,6 @@ def test_expresso_file_names(stem):
     from speechkit.data.corpora import expresso
 
     keeps_rule(lambda: expresso.parse_stem(stem), [repr(stem)[1:-1][:20]])
-
-
-@settings(**FUZZ)
-@example(data=b"\x80\xfe not UTF-8\n")  # found by this suite: UnicodeDecodeError escaped
-@given(data=contents(PREPARED))
-def test_prepared_manifest(tmp_path, data):
-    from speechkit.data.datasets import read_prepared
-
-    p = case(tmp_path, "test.jsonl", data)
-    keeps_rule(lambda: read_prepared(tmp_path, "test"), [p])
 
 
 @settings(**FUZZ)
