@@ -120,11 +120,16 @@ FOLDER_EXAMPLES = """examples:
   speechkit eval folder --hyp resynth/ --ref data/test_wavs --transcripts texts.tsv \\
       --metrics wer,cer,f0,speaker,dnsmos --jobs 2 -o reports/resynth
   speechkit eval folder --hyp out/ --ref ref/ --metrics f0 --pitch-method pyin --f0-min 60 -o reports/f0
+  speechkit eval folder --hyp continuations/ --metrics genppl,dnsmos,vad --prompts prompts.tsv -o reports/cont
+  speechkit eval folder --hyp continuations/ --metrics genppl --asr models/whisper-small.en \
+      --text-lm meta-llama/Llama-3.2-1B -o reports/cont_llama                         # slamkit's setting
 
 Files pair by name without extension (sub-folders allowed). Transcript lines are 'stem<TAB>text'. Without
 --transcripts, WER is measured against the ASR of the --ref file. Writes OUT/report.json ('summary' keyed by
-metric: wer, cer, gpe, vde, ffe, f0_rmse, f0_corr, speaker_sim, dnsmos_ovrl, ...; 'per_file'), OUT/report.csv
-and OUT/report.html (audio players, F0 contours, spectrograms)."""
+metric: wer, cer, gpe, vde, ffe, f0_rmse, f0_corr, speaker_sim, dnsmos_ovrl, ..., genppl, asr_nonempty,
+has_speech, speech_seconds;
+'per_file'), OUT/report.csv and OUT/report.html (audio players, F0 contours, spectrograms). genppl: the ASR
+transcript's perplexity under the text LM (given the prompt's transcript with --prompts, 'stem<TAB>text' lines)."""
 
 RESYNTHESIS_EXAMPLES = """examples:
   speechkit eval resynthesis --data data/mini_expresso --split test --encoder exp/encoder \\
@@ -138,8 +143,11 @@ per-utterance metrics, aggregates by speaker and style, and the units' bitrate."
 
 
 def _add_metric_options(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--metrics", default=default, help="comma-separated: wer, cer, f0, speaker, dnsmos")
+    p.add_argument("--metrics", default=default, help="comma-separated: wer, cer, f0, speaker, dnsmos, genppl, vad")
     p.add_argument("--asr", default="pocketsphinx", help="'pocketsphinx' or a local Hugging Face CTC/Whisper folder")
+    p.add_argument("--text-lm", default=None,
+                   help="GenPPL's text LM: a Hugging Face causal-LM folder or hub name (default: the bundle's, "
+                        "checkpoints/default/textlm)")
     p.add_argument("--pitch-method", choices=["yin", "pyin", "crepe"], default="yin",
                    help="F0 tracker (yin = the fairseq / Expresso protocol)")
     p.add_argument("--f0-min", type=float, default=100.0, help="lowest F0 in Hz (protocol: 100)")
@@ -155,7 +163,7 @@ def _metric_config(args: argparse.Namespace):
 
     pitch = PitchConfig(method=args.pitch_method, fmin=args.f0_min, fmax=args.f0_max)
     return FolderEvalConfig(metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()), asr=args.asr,
-                            pitch=pitch, jobs=args.jobs, media=not args.no_media)
+                            text_lm=args.text_lm, pitch=pitch, jobs=args.jobs, media=not args.no_media)
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -172,6 +180,7 @@ def _add_folder(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hyp", type=Path, required=True, help="folder of audio to evaluate")
     p.add_argument("--ref", type=Path, help="folder of reference audio, paired by file name")
     p.add_argument("--transcripts", type=Path, help="reference texts, one 'stem<TAB>text' line per file")
+    p.add_argument("--prompts", type=Path, help="prompt transcripts for genppl, one 'stem<TAB>text' line per file")
     _add_metric_options(p, "wer,cer")
     p.set_defaults(func=_folder)
 
@@ -180,7 +189,7 @@ def _folder(args: argparse.Namespace) -> int:
     from speechkit.metrics.folder import evaluate_folder
 
     report = evaluate_folder(args.hyp, ref_dir=args.ref, transcripts=args.transcripts, out=args.output,
-                             config=_metric_config(args))
+                             config=_metric_config(args), prompts=args.prompts)
     _print_summary(report["summary"], args.output)
     return 0
 

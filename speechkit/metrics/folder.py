@@ -13,6 +13,13 @@ Metric groups and the summary keys they produce:
   (:mod:`speechkit.metrics.f0`); summary: means over files.
 - ``speaker``: ``speaker_sim``, cosine of resemblyzer embeddings of hypothesis and reference; summary: mean.
 - ``dnsmos``: ``dnsmos_ovrl``, ``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_p808`` of the hypothesis; summary: means.
+- ``genppl``: for folders of generated speech (continuations): the ASR transcript's perplexity under a text LM
+  (:mod:`speechkit.metrics.genppl`), optionally given the prompt's transcript (``--prompts``, ``stem<TAB>text``
+  lines); per file ``genppl`` / ``genppl_nll`` / ``genppl_tokens``; summary ``genppl`` (exp of the mean per-file
+  NLL, slamkit's aggregate, over files whose transcript has words) and ``asr_nonempty`` (the share that has).
+  pocketsphinx finds words even in silence, so ``asr_nonempty`` does not tell whether there is speech: ``vad`` does.
+- ``vad``: ``speech_seconds`` that silero-vad finds in the hypothesis and ``has_speech`` (1 if any); summary:
+  means, so ``has_speech`` is the share of files that contain speech.
 
 Sample rates may differ between files: each metric resamples at its boundary.
 """
@@ -38,7 +45,7 @@ __all__ = ["EvalError", "FolderEvalConfig", "Pair", "pair_files", "read_transcri
 log = logging.getLogger(__name__)
 
 METRIC_GROUPS = {"wer": ("wer",), "cer": ("cer",), "f0": F0_METRICS, "speaker": ("speaker_sim",),
-                 "dnsmos": DNSMOS_METRICS}
+                 "dnsmos": DNSMOS_METRICS, "genppl": ("genppl",), "vad": ("speech_seconds", "has_speech")}
 NEEDS_REFERENCE_AUDIO = ("f0", "speaker")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -52,8 +59,11 @@ class FolderEvalConfig:
     """What ``evaluate_folder`` computes.
 
     Attributes:
-        metrics: metric groups, from :data:`METRIC_GROUPS` (``wer``, ``cer``, ``f0``, ``speaker``, ``dnsmos``).
+        metrics: metric groups, from :data:`METRIC_GROUPS` (``wer``, ``cer``, ``f0``, ``speaker``, ``dnsmos``,
+            ``genppl``, ``vad``).
         asr: ``"pocketsphinx"`` or a local Hugging Face CTC / Whisper folder.
+        text_lm: GenPPL's text LM: a Hugging Face causal-LM folder or hub name (default: the bundle's,
+            ``checkpoints/default/textlm``).
         pitch: pitch-tracker settings for ``f0`` (default: the fairseq / Expresso protocol).
         jobs: worker processes.
         media: write audio copies, F0 contours and spectrograms for the HTML report.
@@ -61,6 +71,7 @@ class FolderEvalConfig:
 
     metrics: tuple[str, ...] = ("wer", "cer")
     asr: str = "pocketsphinx"
+    text_lm: str | None = None
     pitch: PitchConfig = field(default_factory=PitchConfig)
     jobs: int = 1
     media: bool = True
@@ -80,12 +91,14 @@ class FolderEvalConfig:
 
 @dataclass(frozen=True)
 class Pair:
-    """One file to score: ``id`` (relative path without extension), ``hyp``, optional ``ref`` and ``text``."""
+    """One file to score: ``id`` (relative path without extension), ``hyp``, optional ``ref``, ``text`` and
+    ``prompt`` (the transcript of the prompt a continuation was generated from)."""
 
     id: str
     hyp: Path
     ref: Path | None = None
     text: str | None = None
+    prompt: str | None = None
 
 
 def _scan(folder: Path, what: str) -> dict[str, Path]:
@@ -132,8 +145,9 @@ def _unmatched(keys: list[str], where: str) -> EvalError:
 
 
 def pair_files(hyp_dir: str | os.PathLike, ref_dir: str | os.PathLike | None = None,
-               transcripts: str | os.PathLike | None = None) -> list[Pair]:
-    """Pairs the audio of ``hyp_dir`` with ``ref_dir``'s and with transcript lines.
+               transcripts: str | os.PathLike | None = None,
+               prompts: str | os.PathLike | None = None) -> list[Pair]:
+    """Pairs the audio of ``hyp_dir`` with ``ref_dir``'s, with transcript lines and with prompt transcripts.
 
     Raises:
         EvalError: an empty or missing folder, hypothesis files without a reference file or transcript, or a
@@ -155,14 +169,21 @@ def pair_files(hyp_dir: str | os.PathLike, ref_dir: str | os.PathLike | None = N
             raise _unmatched(missing, f"--ref {ref_dir}")
         if len(refs) > len(matched):
             log.warning("%d reference file(s) have no hypothesis and are ignored", len(refs) - len(matched))
-    texts = None
-    if transcripts is not None:
-        table = read_transcripts(transcripts)
-        texts = {k: table.get(k, table.get(Path(k).name)) for k in hyps}
-        missing = [k for k, t in texts.items() if t is None]
-        if missing:
-            raise _unmatched(missing, f"--transcripts {transcripts}")
-    return [Pair(k, h, matched.get(k), texts[k] if texts else None) for k, h in hyps.items()]
+    texts = _lookup(hyps, transcripts, "--transcripts")
+    contexts = _lookup(hyps, prompts, "--prompts")
+    return [Pair(k, h, matched.get(k), texts[k] if texts else None, contexts[k] if contexts else None)
+            for k, h in hyps.items()]
+
+
+def _lookup(hyps: dict[str, Path], path, option: str) -> dict[str, str] | None:
+    if path is None:
+        return None
+    table = read_transcripts(path)
+    found = {k: table.get(k, table.get(Path(k).name)) for k in hyps}
+    missing = [k for k, t in found.items() if t is None]
+    if missing:
+        raise _unmatched(missing, f"{option} {path}")
+    return found
 
 
 def _check_readable(pairs: list[Pair]) -> None:
@@ -201,8 +222,13 @@ def summarize(rows: list[dict], metrics: tuple[str, ...]) -> dict[str, float]:
     for name, fn in (("wer", wer), ("cer", cer)):
         if name in metrics:
             out[name] = fn([r["text"] for r in scored], [r["asr"] for r in scored]) if scored else math.nan
+    if "genppl" in metrics:
+        from speechkit.metrics.genppl import aggregate_genppl
+
+        out["genppl"] = aggregate_genppl([r.get("genppl_nll", math.nan) for r in rows])
+        out["asr_nonempty"] = float(np.mean([bool(r.get("genppl_tokens")) for r in rows])) if rows else math.nan
     for group in metrics:
-        if group in ("wer", "cer"):
+        if group in ("wer", "cer", "genppl"):
             continue
         for key in METRIC_GROUPS[group]:
             values = [r[key] for r in rows if r.get(key) is not None and not math.isnan(r[key])]
@@ -212,7 +238,7 @@ def summarize(rows: list[dict], metrics: tuple[str, ...]) -> dict[str, float]:
 
 def evaluate_folder(hyp_dir: str | os.PathLike, *, ref_dir: str | os.PathLike | None = None,
                     transcripts: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-                    config: FolderEvalConfig | None = None) -> dict:
+                    config: FolderEvalConfig | None = None, prompts: str | os.PathLike | None = None) -> dict:
     """Scores a folder of audio and (with ``out``) writes ``report.json``, ``report.csv`` and ``report.html``.
 
     Args:
@@ -220,6 +246,8 @@ def evaluate_folder(hyp_dir: str | os.PathLike, *, ref_dir: str | os.PathLike | 
         ref_dir: reference audio, paired by name (needed by ``f0`` and ``speaker``; for ``wer`` without
             ``transcripts``).
         transcripts: ``stem<TAB>text`` file of reference texts.
+        prompts: ``stem<TAB>text`` file of prompt transcripts (``genppl`` scores each transcript given its
+            prompt's).
         out: report folder (``None``: nothing written).
         config: metrics and options.
 
@@ -246,13 +274,23 @@ def evaluate_folder(hyp_dir: str | os.PathLike, *, ref_dir: str | os.PathLike | 
     if any(m in ("wer", "cer") for m in cfg.metrics) and ref_dir is None and transcripts is None:
         raise EvalError("wer/cer need reference texts: give --transcripts FILE (or --ref DIR to use the ASR of the "
                         "reference audio)")
-    pairs = pair_files(hyp_dir, ref_dir, transcripts)
+    if prompts is not None and "genppl" not in cfg.metrics:
+        raise EvalError("--prompts are the context of the genppl metric: add genppl to the metrics")
+    if "genppl" in cfg.metrics:
+        from speechkit.metrics.genppl import TextLMError, check_text_lm
+
+        try:
+            check_text_lm(cfg.text_lm)
+        except TextLMError as e:
+            raise EvalError(f"--text-lm: {e}") from None
+    pairs = pair_files(hyp_dir, ref_dir, transcripts, prompts)
     _check_readable(pairs)
     media_dir = Path(out) / "media" if out is not None and cfg.media else None
     rows = score_pairs(pairs, cfg, media_dir)
     report = {"summary": summarize(rows, cfg.metrics), "per_file": rows,
               "config": {"hyp": str(hyp_dir), "ref": None if ref_dir is None else str(ref_dir),
-                         "transcripts": None if transcripts is None else str(transcripts), **asdict(cfg)}}
+                         "transcripts": None if transcripts is None else str(transcripts),
+                         "prompts": None if prompts is None else str(prompts), **asdict(cfg)}}
     if out is not None:
         write_report(Path(out), report, title=f"speechkit eval folder: {hyp_dir}")
     return report

@@ -166,7 +166,7 @@ img.spec{display:block;height:64px;width:240px;margin:2px 0}
 .legend span{display:inline-block;width:12px;height:3px;margin:0 4px 3px 8px}"""
 
 SCALAR_COLUMNS = ("wer", "cer", "gpe", "vde", "ffe", "f0_rmse", "f0_corr", "speaker_sim", "style_correct",
-                  "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
+                  "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "genppl", "has_speech")
 
 
 def _table(title: str, rows: list[dict]) -> str:
@@ -190,7 +190,7 @@ def _file_row(r: dict, columns: list[str]) -> str:
     cells.append("</td>")
     cells.append(f"<td>{f0_svg(media['f0']) if 'f0' in media else ''}</td>")
     text = "".join(f'<div><span class="muted">{k}:</span> {html.escape(str(r[k]))}</div>'
-                   for k in ("text", "asr", "style", "predicted_style") if r.get(k))
+                   for k in ("text", "prompt", "asr", "style", "predicted_style") if r.get(k))
     cells.append(f'<td class="text">{text}</td>')
     cells += [f'<td class="num">{_fmt(r.get(c, math.nan))}</td>' for c in columns]
     return "<tr>" + "".join(cells) + "</tr>"

@@ -30,10 +30,14 @@ class TextDataConfig:
     """Attributes:
         train: text file, one document a line.
         valid: text file for the validation loss (``None``: none).
+        normalize: ``none`` (the text as written) or ``asr`` (lower case, no punctuation, as ASR output and
+            :func:`speechkit.metrics.wer.normalize_text`): the form a GenPPL judge of pocketsphinx transcripts
+            needs. Recorded in ``model/text_lm.json``, which :class:`speechkit.metrics.genppl.TextLMScorer` reads.
     """
 
     train: str
     valid: str | None = None
+    normalize: str = "none"
 
 
 @dataclass(kw_only=True)
@@ -72,6 +76,8 @@ class TextLMConfig:
     train: LoopConfig
 
     def validate(self) -> None:
+        if self.data.normalize not in ("none", "asr"):
+            raise ConfigError(f"data.normalize must be none or asr. Found {self.data.normalize!r}")
         for key in ("train", "valid"):
             path = getattr(self.data, key)
             if path is not None and not Path(path).is_file():
@@ -120,11 +126,18 @@ def run(cfg) -> int:
     from transformers import PreTrainedTokenizerFast
 
     from speechkit.data.corpora.text import read_documents
+    from speechkit.metrics.genppl import write_text_lm_info
+    from speechkit.metrics.wer import normalize_text
     from speechkit.ulm.data import PackedBlocks
 
     conf = load_config(TextLMConfig, cfg)
     out = Path(conf.train.out_dir)
-    train_docs = read_documents(conf.data.train)
+
+    def documents(path: str) -> list[str]:
+        docs = read_documents(path)
+        return [d for d in map(normalize_text, docs) if d] if conf.data.normalize == "asr" else docs
+
+    train_docs = documents(conf.data.train)
     tok_dir = out / "tokenizer"
     if (tok_dir / "tokenizer.json").is_file():  # a resumed run keeps its tokenizer
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
@@ -138,7 +151,7 @@ def run(cfg) -> int:
         return PackedBlocks.from_sequences(([1, *x, 2] for x in ids), conf.train.block_size, name=name)
 
     train_blocks = blocks(train_docs, conf.data.train)
-    valid_blocks = blocks(read_documents(conf.data.valid), conf.data.valid) if conf.data.valid else None
+    valid_blocks = blocks(documents(conf.data.valid), conf.data.valid) if conf.data.valid else None
     model = build_text_lm(conf.model, len(tokenizer), seed=conf.train.seed)
     if distributed.is_main():
         n = sum(p.numel() for p in model.parameters())
@@ -149,6 +162,7 @@ def run(cfg) -> int:
     def save_model(path: Path) -> None:
         model.save_pretrained(str(path), safe_serialization=True)
         tokenizer.save_pretrained(str(path))
+        write_text_lm_info(path, conf.data.normalize, train=conf.data.train)
 
     metrics = train_causal_lm(model, train_blocks, valid_blocks, optim=conf.optim, loop=conf.train,
                               save_model=save_model, config=dataclasses.asdict(conf))

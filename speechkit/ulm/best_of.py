@@ -88,38 +88,32 @@ class LikelihoodRanker:
 
 
 class ASRRanker:
-    """Transcribes each candidate's audio and scores the transcript's mean log-probability under a text LM.
+    """Transcribes each candidate's audio and scores the transcript's mean log-probability per token under a text
+    LM: minus its log GenPPL (:mod:`speechkit.metrics.genppl`), so the ranker keeps the candidate whose words the
+    text LM finds most plausible. A candidate with no recognised words scores ``-inf``.
 
     Args:
         asr: object with ``transcribe(wav) -> str`` and ``sample_rate`` (e.g. ``PocketSphinxASR()``).
-        text_model: HF causal LM.
-        tokenizer: its tokenizer.
+        text_model: a :class:`~speechkit.metrics.genppl.TextLMScorer` (its normalisation applies), or an HF
+            causal LM with ``tokenizer``.
+        tokenizer: the tokenizer of an HF ``text_model``.
     """
 
     needs_audio = True
 
-    def __init__(self, asr, text_model, tokenizer):
-        self.asr, self.text_model, self.tokenizer = asr, text_model, tokenizer
+    def __init__(self, asr, text_model, tokenizer=None):
+        from speechkit.metrics.genppl import TextLMScorer
+
+        self.asr = asr
+        self.scorer = text_model if isinstance(text_model, TextLMScorer) else TextLMScorer(text_model, tokenizer)
         self.transcripts: list[str] = []
 
     def __call__(self, prompt_units, candidates, audio: list[torch.Tensor]) -> torch.Tensor:
-        from speechkit.ulm.model import token_log_likelihood
-
         self.transcripts = [self.asr.transcribe(a) for a in audio]
-        ids = [self._ids(t) for t in self.transcripts]
-        scores = torch.full((len(ids),), float("-inf"))
-        scorable = [i for i, t in enumerate(ids) if len(t) >= 2]
-        if scorable:
-            scores[scorable] = token_log_likelihood(self.text_model, [ids[i] for i in scorable], reduction="mean")
-        return scores
-
-    def _ids(self, text: str) -> list[int]:
-        ids = self.tokenizer(text)["input_ids"] if text.strip() else []
-        bos = self.tokenizer.bos_token_id
-        return ([bos] if bos is not None and ids[:1] != [bos] and ids else []) + ids
+        return torch.tensor([-n / t if t else float("-inf") for n, t in self.scorer.nll(self.transcripts)])
 
     def flops(self, prompt_len: int, candidates) -> float:
-        return sum(forward_flops(self.text_model, len(self._ids(t))) for t in self.transcripts)
+        return self.scorer.flops(self.transcripts)
 
 
 def best_of_k(lm, prompt_units, k: int, num_new: int, ranker, *, temperature: float = 0.8, top_k: int | None = None,
