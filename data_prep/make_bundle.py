@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Assembles the default bundle: ``encoder/`` + ``vocoder/`` + ``ulm/`` + ``samples/`` + a model card.
+"""Assembles the default bundle: ``encoder/`` + ``vocoder/`` + ``ulm/`` + ``textlm/`` (GenPPL's text LM, optional)
++ ``samples/`` + a model card.
 
 Every part is loaded first (so a broken part fails here, not in a user's hands), the folder is written next to the
 target and swapped in at the end, and the total size is checked against the budget.
 
     .venv/bin/python data_prep/make_bundle.py --encoder exp/default/k100/encoder \
-        --vocoder exp/default/k100/vocoder/model --ulm exp/default/ulm/model --corpus data/mini_expresso_120 \
-        -o checkpoints/default
+        --vocoder exp/default/k100/vocoder/model --ulm exp/default/ulm/model --text-lm exp/default/genppl_lm/model \
+        --corpus data/mini_expresso_120 -o checkpoints/default
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ Small models speechkit trained itself, on speech it synthesised itself: nothing 
 - `vocoder/` ({voc_mb:.1f} MB): {vocoder} ({voc_params:.1f} M), speakers {speakers}; styles {styles}; duration
   predictor; the mean speaker embedding of each speaker's training speech (`speaker_embeddings.json`).
 - `ulm/` ({ulm_mb:.1f} MB): TWIST unit LM warm-started from the small text LM ({ulm_params:.1f} M).
-- `samples/` ({samples_mb:.1f} MB): test-split utterances no model saw in training, with `transcripts.txt`.
+{textlm_line}- `samples/` ({samples_mb:.1f} MB): test-split utterances no model saw in training, with `transcripts.txt`.
 
 Loading:
 
@@ -76,6 +77,7 @@ def main() -> int:
     p.add_argument("--supervision", default="self-supervised (HuBERT masked prediction of its own clusters, two "
                    "iterations); no labels", help="what the encoder was trained on, for the model card")
     p.add_argument("--ulm", type=Path, required=True, help="unit LM folder")
+    p.add_argument("--text-lm", type=Path, help="GenPPL's text LM (speechkit train textlm data.normalize=asr)")
     p.add_argument("--corpus", type=Path, required=True, help="the mini-Expresso root (samples: its test split)")
     p.add_argument("--samples", type=int, default=4, help="test utterances to copy into samples/ (one per speaker)")
     p.add_argument("--minutes", type=float, default=120, help="read speech in the corpus (for the card)")
@@ -85,6 +87,7 @@ def main() -> int:
 
     from speechkit.audio import io
     from speechkit.data.corpora import expresso
+    from speechkit.metrics.genppl import TextLMScorer
     from speechkit.ulm import UnitLM
     from speechkit.units import SpeechEncoder
     from speechkit.vocoders import load_unit_vocoder
@@ -96,11 +99,14 @@ def main() -> int:
         print(f"unit vocabularies differ: encoder {encoder.vocab_size}, vocoder {vocoder.vocab_size}, unit LM "
               f"{lm.num_units}", file=sys.stderr)
         return 1
+    scorer = TextLMScorer.from_pretrained(args.text_lm) if args.text_lm is not None else None
     tmp = args.output.with_name(args.output.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(args.encoder, tmp / "encoder")
     shutil.copytree(args.vocoder, tmp / "vocoder")
     shutil.copytree(args.ulm, tmp / "ulm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))
+    if scorer is not None:
+        shutil.copytree(args.text_lm, tmp / "textlm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))
 
     # samples: the first test utterance of each speaker in the default style, at 16 kHz
     texts = expresso.read_transcriptions(args.corpus)
@@ -130,7 +136,11 @@ def main() -> int:
         voc_params=_params(tmp / "vocoder" / "model.safetensors"),
         speakers=", ".join(vocoder.speakers or []), styles=", ".join(vocoder.styles or []), voc_mb=_mb(tmp / "vocoder"),
         ulm_params=_params(tmp / "ulm" / "model.safetensors"), ulm_mb=_mb(tmp / "ulm"),
-        samples_mb=_mb(tmp / "samples"), minutes=args.minutes)
+        samples_mb=_mb(tmp / "samples"), minutes=args.minutes,
+        textlm_line="" if scorer is None else
+        f"- `textlm/` ({_mb(tmp / 'textlm'):.1f} MB): GenPPL's text LM "
+        f"({_params(tmp / 'textlm' / 'model.safetensors'):.1f} M), trained on the text corpus normalised as ASR "
+        f"output (`normalize: {scorer.normalize}`).\n")
     (tmp / "README.md").write_text(card)
     total = _mb(tmp)
     if total > args.max_mb:

@@ -3,7 +3,9 @@
 1. resynthesis of every bundled sample in its own voice, and of the first sample into every speaker and style;
 2. a spoken continuation of the first sample (the unit LM continues its units; the vocoder speaks them);
 3. evaluation of the same-voice resynthesis against the originals (pocketsphinx WER, F0 errors, speaker similarity)
-   with the HTML report, plus the ASR transcript of the continuation.
+   with the HTML report, and of the continuation: its pocketsphinx transcript, its GenPPL (the transcript's
+   perplexity under the bundle's text LM, given the prompt's transcript) and whether silero-vad finds speech in it;
+   the report has a "Continuation" section with its audio.
 
 Example:
     >>> from speechkit.demo import run_demo
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from speechkit.errors import SpeechkitError
 from speechkit.hub import DEFAULT_MODEL
+from speechkit.metrics.folder import read_transcripts
+from speechkit.metrics.report import write_report
 from speechkit.utils.files import write_json
 
 
@@ -65,27 +69,53 @@ def run_demo(model: str | os.PathLike = DEFAULT_MODEL, out: str | os.PathLike = 
             io.save(out / "conversion" / f"{wavs[0].stem}__{speaker}__{style}.wav", y.clamp(-1, 1), sr_out)
     # 2. continuation of the first sample
     sc = SpeechContinuation(rs.encoder, UnitLM.from_pretrained(model_dir / "ulm"), rs.vocoder)  # parts loaded once
-    cont = sc(first, sr, seconds=continuation_seconds, seed=seed, stop_on_eos=False)  # the asked length
+    options = {"seconds": continuation_seconds, "seed": seed, "stop_on_eos": False}  # the asked length
+    cont = sc(first, sr, **options)
     cont_path = io.save(out / "continuation" / f"{wavs[0].stem}.wav", cont.clamp(-1, 1), sc.output_sample_rate)
+    new = sc(first, sr, include_prompt=False, **options)  # the same sample (same seed), the new part alone
+    new_path = io.save(out / "continuation" / "generated" / f"{wavs[0].stem}.wav", new.clamp(-1, 1),
+                       sc.output_sample_rate)
     # 3. evaluation
     report = evaluate_folder(out / "resynthesis", ref_dir=model_dir / "samples", transcripts=transcripts,
                              out=out / "report",
                              config=FolderEvalConfig(metrics=("wer", "f0", "speaker"), jobs=jobs))
     originals = evaluate_folder(model_dir / "samples", transcripts=transcripts,
                                 config=FolderEvalConfig(metrics=("wer",), media=False))
-    from speechkit.metrics.asr import PocketSphinxASR
-
-    words = PocketSphinxASR().transcribe_file(cont_path)
+    cont_row = _score_continuation(model_dir, new_path, read_transcripts(transcripts).get(wavs[0].stem),
+                                   out / "report" / "media")
+    write_report(out / "report", {**report, "sections": {"Continuation (the generated part, after the prompt "
+                                                          f"{wavs[0].name})": [cont_row]}},
+                 title=f"speechkit demo: {model_dir}")
     s = report["summary"]
     summary = {"model": str(model_dir), "samples": len(wavs), "resynthesis_wer": s.get("wer"),
                "originals_wer": originals["summary"].get("wer"), "gpe": s.get("gpe"), "vde": s.get("vde"),
                "ffe": s.get("ffe"), "speaker_sim": s.get("speaker_sim"),
                "conversions": len(speakers) * max(len(styles), 1),
-               "continuation": str(cont_path), "continuation_asr": words,
+               "continuation": str(cont_path), "continuation_generated": str(new_path),
+               "continuation_asr": cont_row["asr"], "continuation_genppl": cont_row.get("genppl"),
+               "continuation_has_speech": cont_row["has_speech"],
                "real_time_factor": synth_seconds / audio_seconds if audio_seconds else None,
                "report": str(out / "report" / "report.html"), "seconds": round(time.time() - t0, 1)}
     write_json(out / "summary.json", summary, indent=2)
     return summary
+
+
+def _score_continuation(model_dir: Path, path: Path, prompt: str | None, media_dir: Path) -> dict:
+    """The report row of the generated part: transcript, GenPPL given the prompt's transcript (when the bundle
+    has a text LM), silero-vad speech."""
+    from speechkit.metrics.folder import FolderEvalConfig, Pair
+    from speechkit.metrics.scoring import run_scoring
+
+    has_lm = (model_dir / "textlm" / "config.json").is_file()
+    metrics = ("genppl", "vad") if has_lm else ("vad",)
+    cfg = FolderEvalConfig(metrics=metrics, text_lm=str(model_dir / "textlm") if has_lm else None)
+    row = run_scoring([{"pair": Pair(f"continuation/{path.stem}", path, prompt=prompt), "media_dir": media_dir}],
+                      cfg)[0]
+    if not has_lm:
+        from speechkit.metrics.asr import PocketSphinxASR
+
+        row["asr"] = PocketSphinxASR().transcribe_file(path)
+    return row
 
 
 def format_summary(summary: dict) -> str:
@@ -100,6 +130,10 @@ def format_summary(summary: dict) -> str:
         f"GPE {f(summary['gpe'])}, VDE {f(summary['vde'])}, speaker similarity {f(summary['speaker_sim'])}, "
         f"real-time factor {f(summary['real_time_factor'])}",
         f"  conversion   {out / 'conversion'}/  ({summary['conversions']} speaker x style renditions of one sample)",
-        f"  continuation {summary['continuation']}  (ASR: \"{summary['continuation_asr']}\")",
+        f"  continuation {summary['continuation']}  (prompt + continuation; the new part alone: "
+        f"{summary['continuation_generated']})",
+        f"               ASR of the new part: \"{summary['continuation_asr']}\"; GenPPL "
+        f"{f(summary['continuation_genppl'], 1)}; speech found by VAD: "
+        f"{'yes' if summary['continuation_has_speech'] else 'no'}",
         f"  report       {summary['report']}",
     ])

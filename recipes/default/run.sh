@@ -20,7 +20,8 @@
 #               predictor) per K; Griffin-Lim makes the waveform
 #   8 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
 #   9 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
-#  10 textlm    the small text LM (recipes/twist)                       speechkit train textlm
+#  10 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
+#               LM on the same text normalised as ASR output            (data.normalize=asr)
 #  11 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
 #  12 bundle    encoder + decoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
 # (A CodeHiFiGAN on the same units: recipes/vocoder, or `speechkit train vocoder`.)
@@ -147,6 +148,10 @@ fi
 if run_stage textlm; then
   SPEECHKIT=$SK bash "$(dirname "$0")/../twist/run.sh" --stage text --stop-stage textlm --preset "$lm_preset" \
     --text-docs "$text_docs" --data "$exp/text_data" --exp "$exp/twist"
+  genppl_steps=$([[ $preset == debug ]] && echo "" || echo "optim.max_steps=800")
+  # shellcheck disable=SC2086  # genppl_steps is one optional override
+  $SK train textlm preset="$lm_preset" data.train="$exp/text_data/text/train.txt" \
+    data.valid="$exp/text_data/text/valid.txt" data.normalize=asr train.out_dir="$exp/genppl_lm" $genppl_steps
 fi
 if run_stage ulm; then
   $SK sequences "$exp/k$k/units.jsonl" -o "$exp/ulm_data" --include "$data/splits/train.txt" --valid-fraction 0.05
@@ -162,5 +167,6 @@ if run_stage bundle; then
 frame-level phone labels (58 MBROLA phones) as masked and unmasked targets: phone-supervised, like the HuBERT \
 paper's forced-alignment top line; real speech needs the self-supervised recipe (--supervision none)"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
-    --ulm "$ulm_dir" --corpus "$data" --minutes "$minutes" --supervision "$note" -o "$out"
+    --ulm "$ulm_dir" --text-lm "$exp/genppl_lm/model" --corpus "$data" --minutes "$minutes" --supervision "$note" \
+    -o "$out"
 fi

@@ -192,12 +192,10 @@ def check_text_lm(name_or_path: str | os.PathLike | None) -> Path:
         TextLMError: a path (absolute, relative with a folder part, or existing) that is not a folder with a
             ``config.json``.
     """
+    from speechkit.hub import local_model_dir
+
     spec = str(name_or_path or DEFAULT_TEXT_LM)
-    path = Path(spec)
-    if not path.is_absolute() and not path.exists():
-        root = Path(__file__).resolve().parents[2] / path
-        if root.exists():
-            path = root
+    path = local_model_dir(spec)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise TextLMError(f"text LM {path}: no config.json; expected a Hugging Face causal-LM folder")

@@ -200,8 +200,9 @@ def write_report(out: Path, report: dict, *, title: str = "speechkit evaluation"
     """Writes ``report.json``, ``report.csv`` and ``report.html`` under ``out``; returns the HTML path.
 
     ``report`` holds ``summary`` (metric -> value), ``per_file`` (rows; a row's ``media`` dict names its audio,
-    spectrograms and F0 contours) and optionally ``groups`` (title -> list of rows with a ``group`` key) and
-    ``config``. NaN becomes ``null`` in JSON and an empty cell in CSV.
+    spectrograms and F0 contours) and optionally ``groups`` (title -> list of rows with a ``group`` key),
+    ``sections`` (title -> more file rows, shown after the files, e.g. the demo's continuation) and ``config``.
+    NaN becomes ``null`` in JSON and an empty cell in CSV.
     """
     from speechkit.utils.files import atomic_open
 
@@ -228,7 +229,14 @@ def write_report(out: Path, report: dict, *, title: str = "speechkit evaluation"
     parts.append("<table><tr><th>file and audio</th><th>F0 contour (Hz)</th><th>text</th>"
                  + "".join(f"<th>{c}</th>" for c in columns) + "</tr>")
     parts += [_file_row(r, columns) for r in rows]
-    parts.append("</table></body></html>")
+    parts.append("</table>")
+    for name, section_rows in report.get("sections", {}).items():
+        cols = [c for c in SCALAR_COLUMNS if any(c in r for r in section_rows)]
+        parts.append(f"<h2>{html.escape(name)}</h2><table><tr><th>file and audio</th><th>F0 contour (Hz)</th>"
+                     "<th>text</th>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
+        parts += [_file_row(r, cols) for r in section_rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
     with atomic_open(out / "report.html") as f:
         f.write("\n".join(parts))
     return out / "report.html"

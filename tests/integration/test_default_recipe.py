@@ -83,3 +83,17 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     assert Path(summary["continuation"]).is_file() and Path(summary["report"]).is_file()
     report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
     assert summary["resynthesis_wer"] == report["summary"]["wer"] and 0 <= summary["originals_wer"] < 1
+    # the continuation: its new part is scored with the bundle's GenPPL text LM, given the prompt's transcript
+    from speechkit.metrics.asr import PocketSphinxASR
+    from speechkit.metrics.genppl import TextLMScorer
+
+    assert json.loads((bundle / "textlm" / "text_lm.json").read_text())["normalize"] == "asr"
+    generated = Path(summary["continuation_generated"])
+    assert summary["continuation_asr"] == PocketSphinxASR().transcribe_file(generated)
+    prompt_text = (bundle / "samples" / "transcripts.txt").read_text().splitlines()[0].split("\t")[1]
+    expect = TextLMScorer.from_pretrained(bundle / "textlm").genppl([summary["continuation_asr"]], [prompt_text])[0]
+    if summary["continuation_asr"]:
+        assert summary["continuation_genppl"] == pytest.approx(expect, rel=1e-4)
+    page = (tmp_path / "demo" / "report" / "report.html").read_text()
+    assert "<h2>Continuation" in page and f"continuation_{generated.stem}.hyp.wav" in page
+    assert summary["continuation_has_speech"] in (0.0, 1.0)

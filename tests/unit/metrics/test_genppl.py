@@ -132,3 +132,33 @@ def test_genppl_errors_name_the_problem(text_lm, tmp_path):
                         prompts=tmp_path / "p.tsv")
     with pytest.raises(TextLMError, match="more than the LM's context of 256"):
         TextLMScorer.from_pretrained(text_lm).nll(["the kitchen " * 200])
+
+
+def test_asr_ranker_keeps_the_candidate_with_the_lowest_genppl(text_lm):
+    from speechkit.ulm import UnitLM
+    from speechkit.ulm.best_of import ASRRanker, best_of_k
+    from tests.unit.ulm.conftest import tiny_config
+
+    texts = {3: "the engine ran quietly all the way", 4: "way the all quietly", 5: "", 6: "Bring the red box!"}
+
+    class FakeASR:  # "transcribes" a wav by its length
+        sample_rate = 16000
+
+        def transcribe(self, wav):
+            return texts[len(wav)]
+
+    scorer = TextLMScorer.from_pretrained(text_lm)
+    ranker = ASRRanker(FakeASR(), scorer)
+    audio = [torch.zeros(n) for n in (3, 4, 5, 6)]
+    scores = ranker(torch.tensor([1]), [torch.tensor([0])] * 4, audio)
+    ppl = scorer.genppl([texts[n] for n in (3, 4, 5, 6)])
+    assert scores[2] == float("-inf")  # no words: never preferred
+    for i in (0, 1, 3):
+        assert scores[i].item() == pytest.approx(-math.log(ppl[i]), rel=1e-5)
+    assert ranker.flops(1, audio) == pytest.approx(scorer.flops(ranker.transcripts)) and ranker.flops(1, audio) > 0
+
+    lm = UnitLM.cold_start(tiny_config("llama", max_position_embeddings=64), num_units=8, seed=0)
+    res = best_of_k(lm, torch.tensor([1, 2]), 4, 4, ranker, audio_fn=lambda u: torch.zeros(3 + int(u.sum()) % 4))
+    chosen = [texts[3 + int(torch.cat([torch.tensor([1, 2]), c]).sum()) % 4] for c in res.candidates]
+    words = [i for i, t in enumerate(chosen) if t]
+    assert chosen[res.index] and res.index == min(words, key=lambda i: (scorer.genppl([chosen[i]])[0], i))
