@@ -89,7 +89,9 @@ class TextLMScorer:
         path = check_text_lm(name_or_path)
         local = path.is_dir()
         info = read_json(path / TEXT_LM_INFO, TextLMError) if local and (path / TEXT_LM_INFO).is_file() else {}
-        norm = normalize or (info.get("normalize", "none") if isinstance(info, dict) else "none")
+        norm = normalize or info.get("normalize", "none")
+        if norm not in NORMALIZATIONS:
+            raise TextLMError(f"{path / TEXT_LM_INFO}: normalize must be one of {NORMALIZATIONS}. Found {norm!r}")
         source = str(path) if local else str(name_or_path)
         with loading(source, "Hugging Face causal LM with its tokenizer", TextLMError):
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)

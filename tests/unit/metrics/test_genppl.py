@@ -162,3 +162,14 @@ def test_asr_ranker_keeps_the_candidate_with_the_lowest_genppl(text_lm):
     chosen = [texts[3 + int(torch.cat([torch.tensor([1, 2]), c]).sum()) % 4] for c in res.candidates]
     words = [i for i, t in enumerate(chosen) if t]
     assert chosen[res.index] and res.index == min(words, key=lambda i: (scorer.genppl([chosen[i]])[0], i))
+
+
+def test_a_bad_text_lm_note_is_named(text_lm, tmp_path):
+    folder = tmp_path / "lm"
+    shutil.copytree(text_lm, folder)
+    (folder / "text_lm.json").write_text('{"normalize": "shout"}')
+    with pytest.raises(TextLMError, match=r"lm/text_lm\.json: normalize must be one of"):
+        TextLMScorer.from_pretrained(folder)
+    (folder / "text_lm.json").write_text("[1, 2]")
+    with pytest.raises(TextLMError, match=r"text_lm\.json"):
+        TextLMScorer.from_pretrained(folder)
