@@ -50,7 +50,6 @@ def main() -> int:
     p.add_argument("-o", "--output", type=Path, default=None)
     args = p.parse_args()
 
-    last = max(args.steps)
     runs = [r for s in args.seeds for init in ("warm", "cold") if (r := _run(args.exp, s, init)) is not None]
     steps = " / ".join(map(str, args.steps))
     lines = [f"| init | seed | valid loss (nats/unit) after {steps} steps | sSC | tSC |", "|---|---:|---|---:|---:|"]
@@ -61,18 +60,22 @@ def main() -> int:
                                                              for s in args.steps)
                      + f" | {r['sSC']:.3f} | {r['tSC']:.3f} |")
     lines += ["", f"Single-run accuracy interval at chance (95%, {n} pairs): ± {half:.3f}.", "",
-              "| init | seeds | final valid loss (mean ± 95% CI) | sSC | tSC |", "|---|---:|---:|---:|---:|"]
+              "| init | seeds | " + " | ".join(f"valid loss, {s} steps" for s in args.steps)
+              + " | sSC | tSC |", "|---|---:|" + "---:|" * (len(args.steps) + 2),
+              ]
     for init in ("warm", "cold"):
         rs = [r for r in runs if r["init"] == init]
         if rs:
-            lines.append(f"| {init} | {len(rs)} | {_mean_ci([r['valid'][last] for r in rs])} | "
-                         f"{_mean_ci([r['sSC'] for r in rs])} | {_mean_ci([r['tSC'] for r in rs])} |")
+            lines.append(f"| {init} | {len(rs)} | "
+                         + " | ".join(_mean_ci([r["valid"].get(s, math.nan) for r in rs]) for s in args.steps)
+                         + f" | {_mean_ci([r['sSC'] for r in rs])} | {_mean_ci([r['tSC'] for r in rs])} |")
     paired = [(w, c) for w in runs if w["init"] == "warm"
               for c in runs if c["init"] == "cold" and c["seed"] == w["seed"]]
     if paired:
         lines.append(f"| warm − cold (paired by seed) | {len(paired)} | "
-                     f"{_mean_ci([w['valid'][last] - c['valid'][last] for w, c in paired])} | "
-                     f"{_mean_ci([w['sSC'] - c['sSC'] for w, c in paired])} | "
+                     + " | ".join(_mean_ci([w["valid"].get(s, math.nan) - c["valid"].get(s, math.nan)
+                                            for w, c in paired]) for s in args.steps)
+                     + f" | {_mean_ci([w['sSC'] - c['sSC'] for w, c in paired])} | "
                      f"{_mean_ci([w['tSC'] - c['tSC'] for w, c in paired])} |")
     text = "\n".join(lines) + "\n"
     print(text)
