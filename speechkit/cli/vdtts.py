@@ -19,11 +19,14 @@ SYNC_EXAMPLES = """examples:
   speechkit vdtts-sync data/talking_face --model vdtts=runs/vdtts/model --model text-only=runs/vdtts_text/model \\
       -o eval/vdtts/sync.md
   speechkit vdtts-sync data/talking_face --split test --limit 10 --model vdtts=checkpoints/vdtts -o sync.md
+  speechkit vdtts-sync data/talking_face --model vdtts=checkpoints/vdtts --vocoder hifigan=runs/mel_hifigan/model \
+      --copy-synthesis --asr -o eval/vdtts/vocoder.md
 
-Rows: the corpus's own speech (reference), each model, and plain MBROLA TTS of the transcript (text only, its own
-length). Columns: audio-video offset from the cross-correlation of mouth opening and audio envelope, DTW phoneme
-boundary error against the video's phoneme timing, speech/silence agreement per video frame, length mismatch;
-with --asr also pocketsphinx's WER against the transcript."""
+Rows: the corpus's own speech (reference), each model (Griffin-Lim; "MODEL + NAME" through each --vocoder), with
+--copy-synthesis the reference's own log-mel through each vocoder, and plain MBROLA TTS of the transcript (text
+only, its own length). Columns: audio-video offset from the cross-correlation of mouth opening and audio
+envelope, DTW phoneme boundary error against the video's phoneme timing, speech/silence agreement per video frame,
+length mismatch; with --asr also pocketsphinx's WER against the transcript."""
 
 TALKING_FACE_EXAMPLES = """examples:
   speechkit prepare talking-face data/talking_face --minutes 20 --jobs 2
@@ -60,6 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--limit", type=int, default=None, help="score only the first N utterances")
     s.add_argument("--no-tts-baseline", action="store_true", help="leave out the plain MBROLA TTS row")
     s.add_argument("--asr", action="store_true", help="add a pocketsphinx WER column (intelligibility)")
+    s.add_argument("--vocoder", action="append", default=[], metavar="NAME=DIR",
+                   help="also speak each model's log-mel with this mel HiFi-GAN, row 'MODEL + NAME' (repeat)")
+    s.add_argument("--copy-synthesis", action="store_true",
+                   help="add the reference speech's own log-mel spoken by Griffin-Lim and by each --vocoder")
     s.add_argument("-o", "--output", type=Path, default=None, help="markdown table (and a .json beside it)")
     s.set_defaults(func=_sync)
 
@@ -112,7 +119,14 @@ def _sync(args: argparse.Namespace) -> int:
         if not sep or not name or not folder:
             raise SpeechkitError(f"--model must be NAME=DIR. Found {spec!r}")
         models[name] = Path(folder)
+    vocoders = {}
+    for spec in args.vocoder:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise SpeechkitError(f"--vocoder must be NAME=DIR. Found {spec!r}")
+        vocoders[name] = Path(folder)
     table = run_benchmark(args.corpus, models, split=args.split, limit=args.limit,
-                          tts_baseline=not args.no_tts_baseline, asr=args.asr, output=args.output)
+                          tts_baseline=not args.no_tts_baseline, asr=args.asr, output=args.output,
+                          vocoders=vocoders, copy_synthesis=args.copy_synthesis)
     print(table)
     return 0

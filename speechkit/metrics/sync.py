@@ -139,7 +139,8 @@ COLUMNS = [("offset_ms", "AV offset (abs, ms) ↓"), ("boundary_ms", "phoneme bo
 
 
 def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "test", limit: int | None = None,
-                  tts_baseline: bool = True, asr: bool = False, output: str | Path | None = None) -> str:
+                  tts_baseline: bool = True, asr: bool = False, output: str | Path | None = None,
+                  vocoders: dict[str, Path] | None = None, copy_synthesis: bool = False) -> str:
     """Scores the reference speech, each VDTTS model and (optionally) plain MBROLA TTS on a corpus split.
 
     Args:
@@ -150,6 +151,11 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
         tts_baseline: add plain MBROLA TTS of the transcript (no video, its own length).
         asr: add a pocketsphinx WER column (intelligibility).
         output: markdown table path; a ``.json`` with per-row means is written beside it.
+        vocoders: name -> mel HiFi-GAN checkpoint: each model's log-mel is also spoken by each of these (rows
+            ``"{model} + {name}"``; the model's own row is Griffin-Lim), from one prediction per video.
+        copy_synthesis: add the reference speech's own log-mel (the features VDTTS is trained on) spoken by
+            Griffin-Lim and by each of ``vocoders``: how much of the loss is the vocoder's alone. Uses the first
+            model's features (the default config's without models).
 
     Returns:
         The markdown table.
@@ -159,12 +165,24 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
     from speechkit.audio import io as audio_io
     from speechkit.audio.video import DEFAULT_MOUTH_BOX, read_video
     from speechkit.train.vdtts import read_manifest
+    from speechkit.vdtts.config import VDTTSConfig
+    from speechkit.vdtts.factory import build_mel
     from speechkit.vdtts.inference import VDTTS
+    from speechkit.vdtts.vocoding import load_vocoder, vocode
 
     rows = read_manifest(Path(corpus) / f"{split}.jsonl")[:limit]
     systems = {name: VDTTS.from_pretrained(folder) for name, folder in models.items()}
+    extra = {name: {v: load_vocoder(tts.config, "hifigan", path) for v, path in (vocoders or {}).items()}
+             for name, tts in systems.items()}
     scores: dict[str, list[dict]] = {"reference (corpus speech)": []}
-    scores.update({name: [] for name in systems})
+    for name in systems:
+        scores.update({name: []}, **{f"{name} + {v}": [] for v in extra[name]})
+    copy_cfg = next(iter(systems.values())).config if systems else VDTTSConfig()
+    if copy_synthesis:
+        copy = {"Griffin-Lim": load_vocoder(copy_cfg, "griffinlim")}
+        copy.update({v: load_vocoder(copy_cfg, "hifigan", path) for v, path in (vocoders or {}).items()})
+        mel_fn = build_mel(copy_cfg)
+        scores.update({f"reference mel + {v}": [] for v in copy})
     if tts_baseline:
         scores["MBROLA TTS (text only)"] = []
     recognizer = None
@@ -181,8 +199,18 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
         outputs = {"reference (corpus speech)": ref}
         for name, tts in systems.items():
             box = tuple(tts.config.mouth_box)
-            wav = tts.synthesize_frames(v.frames, v.fps, row["text"], row["speaker"])
-            outputs[name] = audio_io.resample(torch.from_numpy(wav), tts.output_sample_rate, sr).numpy()
+            wavs = tts.synthesize_frames(v.frames, v.fps, row["text"], row["speaker"],
+                                         vocoders={name: tts.vocoder, **{f"{name} + {k}": voc
+                                                                         for k, voc in extra[name].items()}})
+            for rname, wav in wavs.items():
+                outputs[rname] = audio_io.resample(torch.from_numpy(wav), tts.output_sample_rate, sr).numpy()
+        if copy_synthesis:
+            ref_mel = mel_fn(audio_io.resample(torch.from_numpy(ref), sr, copy_cfg.sample_rate)[None])[0]
+            n = int(round(len(ref) / sr * copy_cfg.sample_rate))
+            for vname, voc in copy.items():
+                wav = vocode(voc, ref_mel, n)
+                outputs[f"reference mel + {vname}"] = audio_io.resample(torch.from_numpy(wav), copy_cfg.sample_rate,
+                                                                         sr).numpy()
         if tts_baseline:
             from speechkit.data.corpora.tts import MBROLA_VOICES, synthesize
 
@@ -214,7 +242,7 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
             f.write(table + "\n")
         with atomic_open(out.with_suffix(".json")) as f:
             json.dump({"split": split, "utterances": len(rows), "models": {k: str(p) for k, p in models.items()},
-                       "means": means}, f, indent=2)
+                       "vocoders": {k: str(p) for k, p in (vocoders or {}).items()}, "means": means}, f, indent=2)
     return table
 
 

@@ -134,17 +134,32 @@ class VDTTS(torch.nn.Module):
                                    torch.tensor([self.speaker_id(speaker)], device=dev))
         return mel[0].T.float()
 
-    def synthesize_frames(self, frames: np.ndarray, fps: float, text: str,
-                          speaker: str | int | None = None) -> np.ndarray:
+    def synthesize_frames(self, frames: np.ndarray, fps: float, text: str, speaker: str | int | None = None,
+                          vocoders: dict[str, torch.nn.Module] | None = None) -> np.ndarray | dict[str, np.ndarray]:
         """Speech for RGB frames: ``float32 (samples,)`` at :attr:`output_sample_rate`, ``len(frames) / fps``
-        seconds long."""
+        seconds long.
+
+        With ``vocoders`` (name -> mel vocoder, see :func:`speechkit.vdtts.vocoding.load_vocoder`), the log-mel is
+        predicted once and spoken by each of them: returns name -> waveform.
+        """
         from speechkit.audio.video import mouth_crops
 
         idx = resample_frames(len(frames), fps, self.config.fps)
         crops = mouth_crops(frames[idx], tuple(self.config.mouth_box), self.config.crop_size)
-        wav = self.vocoder(self.mel(crops, text, speaker)).cpu().numpy().astype(np.float32)
+        mel = self.mel(crops, text, speaker)
         n = int(round(len(frames) / fps * self.output_sample_rate))
-        return np.pad(wav, (0, max(0, n - len(wav))))[:n]
+        if vocoders is None:
+            return self.vocode(mel, n)
+        return {name: self.vocode(mel, n, voc) for name, voc in vocoders.items()}
+
+    @torch.inference_mode()
+    def vocode(self, mel: torch.Tensor, num_samples: int | None = None,
+               vocoder: torch.nn.Module | None = None) -> np.ndarray:
+        """``float32 (samples,)`` for a log-mel ``(num_mels, T)`` through ``vocoder`` (default: the model's),
+        zero-padded or cut to ``num_samples`` when given."""
+        from speechkit.vdtts.vocoding import vocode
+
+        return vocode(self.vocoder if vocoder is None else vocoder, mel, num_samples)
 
     def synthesize_video(self, video: str | os.PathLike, text: str, speaker: str | int | None = None) -> np.ndarray:
         """Speech for a video file (see :meth:`synthesize_frames`)."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import torch
 from torch import nn
 
 from speechkit.errors import SpeechkitError
 from speechkit.vdtts.config import VDTTSConfig
 
-__all__ = ["GriffinLimVocoder", "load_vocoder"]
+__all__ = ["GriffinLimVocoder", "load_vocoder", "vocode"]
 
 
 def GriffinLimVocoder(cfg: VDTTSConfig, n_iter: int = 48, power: float = 1.3) -> nn.Module:  # noqa: N802
@@ -52,3 +54,12 @@ def load_vocoder(cfg: VDTTSConfig, kind: str = "griffinlim", path: str | os.Path
         raise SpeechkitError(f"{path}: mel HiFi-GAN has (sample_rate, hop_length, num_mels) = {got}; the VDTTS model "
                              f"needs {want}")
     return voc
+
+
+@torch.inference_mode()
+def vocode(vocoder: nn.Module, mel: torch.Tensor, num_samples: int | None = None) -> np.ndarray:
+    """``float32 (samples,)`` for a log-mel ``(num_mels, T)``, zero-padded or cut to ``num_samples`` when given."""
+    wav = vocoder(mel).cpu().float().numpy().astype(np.float32)
+    if num_samples is None:
+        return wav
+    return np.pad(wav, (0, max(0, num_samples - len(wav))))[:num_samples]

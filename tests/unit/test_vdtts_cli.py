@@ -61,6 +61,8 @@ def test_bad_inputs_exit_1_with_one_line(setup, capsys, tmp_path):
     assert "missing model.safetensors" in capsys.readouterr().err
     assert main(["vdtts-sync", str(tmp_path), "--model", "novalue"]) == 1
     assert "--model must be NAME=DIR" in capsys.readouterr().err
+    assert main(["vdtts-sync", str(tmp_path), "--model", f"m={setup / 'model'}", "--vocoder", "hifigan"]) == 1
+    assert "--vocoder must be NAME=DIR. Found 'hifigan'" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
 
 

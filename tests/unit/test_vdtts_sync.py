@@ -89,3 +89,70 @@ def test_run_benchmark_table_and_json(tmp_path):
     assert ref["boundary_ms"] < 5 and ref["length_ms"] == 0 and ref["wer"] < 0.8
     assert means["tiny"]["length_ms"] < 1 and tts["length_ms"] > 50  # plain TTS picks its own length
     assert (tmp_path / "sync.md").read_text().strip() == table
+
+
+def _tiny_mel_hifigan(folder):
+    from speechkit.vocoders import HiFiGANVocoder
+    from speechkit.vocoders.hifigan.config import GeneratorConfig, MelHiFiGANConfig
+    from speechkit.vocoders.hifigan.factory import build_mel_hifigan
+
+    gen = GeneratorConfig(upsample_initial_channel=16, upsample_rates=(5, 4, 4, 2), upsample_kernel_sizes=(11, 8, 8, 4),
+                          resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),))
+    cfg = MelHiFiGANConfig(num_mels=80, sample_rate=16000, generator=gen)
+    HiFiGANVocoder(build_mel_hifigan(cfg), cfg).save_pretrained(folder)
+    return folder
+
+
+def test_synthesize_frames_speaks_one_prediction_through_each_vocoder(tmp_path):
+    import torch
+
+    from speechkit.vdtts.factory import build_vdtts
+    from speechkit.vdtts.inference import VDTTS
+    from speechkit.vdtts.vocoding import load_vocoder, vocode
+    from tests.unit.test_vdtts import tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    tts = VDTTS(build_vdtts(cfg), cfg)
+    hifi = load_vocoder(cfg, "hifigan", _tiny_mel_hifigan(tmp_path / "hifi"))
+    frames = np.random.default_rng(0).integers(0, 255, (30, 64, 64, 3), dtype=np.uint8)
+    out = tts.synthesize_frames(frames, 25.0, "Good morning.", "us2", vocoders={"hifi": hifi})
+    assert list(out) == ["hifi"] and out["hifi"].shape == (int(30 / 25 * 16000),)
+    from speechkit.audio.video import mouth_crops
+    from speechkit.vdtts.inference import resample_frames
+
+    crops = mouth_crops(frames[resample_frames(30, 25.0, cfg.fps)], tuple(cfg.mouth_box), cfg.crop_size)
+    direct = vocode(hifi, tts.mel(crops, "Good morning.", "us2"), len(out["hifi"]))
+    np.testing.assert_allclose(out["hifi"], direct, atol=1e-6)
+    assert np.abs(direct).max() > 0  # a random generator still makes sound; the test would notice zeros
+
+
+@pytest.mark.skipif(__import__("shutil").which("mbrola") is None, reason="mbrola is needed (make install)")
+def test_run_benchmark_vocoder_rows_and_copy_synthesis(tmp_path):
+    import json
+
+    import torch
+
+    from speechkit.data.corpora.talking_face import prepare_talking_face
+    from speechkit.vdtts.factory import build_vdtts
+    from speechkit.vdtts.inference import save_model
+    from tests.unit.test_vdtts import tiny_config
+
+    corpus = prepare_talking_face(tmp_path / "tf", minutes=0.2, speakers=("us1", "us2"))
+    torch.manual_seed(0)
+    save_model(tmp_path / "m", build_vdtts(tiny_config()), tiny_config())
+    table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2, tts_baseline=False,
+                               vocoders={"hifi": _tiny_mel_hifigan(tmp_path / "hifi")}, copy_synthesis=True,
+                               output=tmp_path / "sync.md")
+    names = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert names == ["reference (corpus speech)", "tiny", "tiny + hifi", "reference mel + Griffin-Lim",
+                     "reference mel + hifi"]
+    saved = json.loads((tmp_path / "sync.json").read_text())
+    means = saved["means"]
+    assert saved["vocoders"] == {"hifi": str(tmp_path / "hifi")}
+    # Griffin-Lim on the reference's own mel keeps its timing: boundaries within a frame or two, same length,
+    # where the untrained model's speech does not follow the phonemes at all
+    copy = means["reference mel + Griffin-Lim"]
+    assert copy["length_ms"] == 0 and copy["boundary_ms"] < 25 < means["tiny"]["boundary_ms"]
+    assert abs(copy["activity"] - means["reference (corpus speech)"]["activity"]) < 0.1
+    assert means["tiny + hifi"]["length_ms"] == means["tiny"]["length_ms"] == 0
