@@ -109,22 +109,24 @@ def _dub(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sync(args: argparse.Namespace) -> int:
+def _named_dirs(specs: list[str], flag: str) -> dict[str, Path]:
+    """``NAME=DIR`` options (repeatable) as name -> folder; a malformed one is refused with the flag named."""
     from speechkit.errors import SpeechkitError
+
+    out = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise SpeechkitError(f"{flag} must be NAME=DIR. Found {spec!r}")
+        out[name] = Path(folder)
+    return out
+
+
+def _sync(args: argparse.Namespace) -> int:
     from speechkit.metrics.sync import run_benchmark
 
-    models = {}
-    for spec in args.model:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise SpeechkitError(f"--model must be NAME=DIR. Found {spec!r}")
-        models[name] = Path(folder)
-    vocoders = {}
-    for spec in args.vocoder:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise SpeechkitError(f"--vocoder must be NAME=DIR. Found {spec!r}")
-        vocoders[name] = Path(folder)
+    models = _named_dirs(args.model, "--model")
+    vocoders = _named_dirs(args.vocoder, "--vocoder")
     table = run_benchmark(args.corpus, models, split=args.split, limit=args.limit,
                           tts_baseline=not args.no_tts_baseline, asr=args.asr, output=args.output,
                           vocoders=vocoders, copy_synthesis=args.copy_synthesis)

@@ -65,9 +65,8 @@ def test_sync_metrics_reference_scores_perfectly():
 
 
 @pytest.mark.skipif(__import__("shutil").which("mbrola") is None, reason="mbrola is needed (make install)")
-def test_run_benchmark_table_and_json(tmp_path):
-    import json
-
+def _tiny_corpus_and_model(tmp_path):
+    """A 12-second two-voice talking-face corpus and an untrained tiny VDTTS saved at ``tmp_path / "m"``."""
     import torch
 
     from speechkit.data.corpora.talking_face import prepare_talking_face
@@ -78,6 +77,13 @@ def test_run_benchmark_table_and_json(tmp_path):
     corpus = prepare_talking_face(tmp_path / "tf", minutes=0.2, speakers=("us1", "us2"))
     torch.manual_seed(0)
     save_model(tmp_path / "m", build_vdtts(tiny_config()), tiny_config())
+    return corpus
+
+
+def test_run_benchmark_table_and_json(tmp_path):
+    import json
+
+    corpus = _tiny_corpus_and_model(tmp_path)
     table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2, asr=True,
                                output=tmp_path / "sync.md")
     lines = table.splitlines()
@@ -131,16 +137,7 @@ def test_synthesize_frames_speaks_one_prediction_through_each_vocoder(tmp_path):
 def test_run_benchmark_vocoder_rows_and_copy_synthesis(tmp_path):
     import json
 
-    import torch
-
-    from speechkit.data.corpora.talking_face import prepare_talking_face
-    from speechkit.vdtts.factory import build_vdtts
-    from speechkit.vdtts.inference import save_model
-    from tests.unit.test_vdtts import tiny_config
-
-    corpus = prepare_talking_face(tmp_path / "tf", minutes=0.2, speakers=("us1", "us2"))
-    torch.manual_seed(0)
-    save_model(tmp_path / "m", build_vdtts(tiny_config()), tiny_config())
+    corpus = _tiny_corpus_and_model(tmp_path)
     table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2, tts_baseline=False,
                                vocoders={"hifi": _tiny_mel_hifigan(tmp_path / "hifi")}, copy_synthesis=True,
                                output=tmp_path / "sync.md")
