@@ -19,7 +19,7 @@ SYNC_EXAMPLES = """examples:
   speechkit vdtts-sync data/talking_face --model vdtts=runs/vdtts/model --model text-only=runs/vdtts_text/model \\
       -o eval/vdtts/sync.md
   speechkit vdtts-sync data/talking_face --split test --limit 10 --model vdtts=checkpoints/vdtts -o sync.md
-  speechkit vdtts-sync data/talking_face --model vdtts=checkpoints/vdtts --vocoder hifigan=runs/mel_hifigan/model \
+  speechkit vdtts-sync data/talking_face --model vdtts=checkpoints/vdtts --vocoder hifigan=runs/mel_hifigan/model \\
       --copy-synthesis --asr -o eval/vdtts/vocoder.md
 
 Rows: the corpus's own speech (reference), each model (Griffin-Lim; "MODEL + NAME" through each --vocoder), with

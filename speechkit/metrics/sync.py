@@ -176,11 +176,14 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
              for name, tts in systems.items()}
     scores: dict[str, list[dict]] = {"reference (corpus speech)": []}
     for name in systems:
-        scores.update({name: []}, **{f"{name} + {v}": [] for v in extra[name]})
-    copy_cfg = next(iter(systems.values())).config if systems else VDTTSConfig()
+        scores[name] = []
+        scores.update({f"{name} + {v}": [] for v in extra[name]})
+    first = next(iter(systems), None)
+    copy_cfg = systems[first].config if first is not None else VDTTSConfig()
     if copy_synthesis:
         copy = {"Griffin-Lim": load_vocoder(copy_cfg, "griffinlim")}
-        copy.update({v: load_vocoder(copy_cfg, "hifigan", path) for v, path in (vocoders or {}).items()})
+        copy.update(extra[first] if first is not None else
+                    {v: load_vocoder(copy_cfg, "hifigan", path) for v, path in (vocoders or {}).items()})
         mel_fn = build_mel(copy_cfg)
         scores.update({f"reference mel + {v}": [] for v in copy})
     if tts_baseline:

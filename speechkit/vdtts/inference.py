@@ -143,23 +143,15 @@ class VDTTS(torch.nn.Module):
         predicted once and spoken by each of them: returns name -> waveform.
         """
         from speechkit.audio.video import mouth_crops
+        from speechkit.vdtts.vocoding import vocode
 
         idx = resample_frames(len(frames), fps, self.config.fps)
         crops = mouth_crops(frames[idx], tuple(self.config.mouth_box), self.config.crop_size)
         mel = self.mel(crops, text, speaker)
         n = int(round(len(frames) / fps * self.output_sample_rate))
         if vocoders is None:
-            return self.vocode(mel, n)
-        return {name: self.vocode(mel, n, voc) for name, voc in vocoders.items()}
-
-    @torch.inference_mode()
-    def vocode(self, mel: torch.Tensor, num_samples: int | None = None,
-               vocoder: torch.nn.Module | None = None) -> np.ndarray:
-        """``float32 (samples,)`` for a log-mel ``(num_mels, T)`` through ``vocoder`` (default: the model's),
-        zero-padded or cut to ``num_samples`` when given."""
-        from speechkit.vdtts.vocoding import vocode
-
-        return vocode(self.vocoder if vocoder is None else vocoder, mel, num_samples)
+            return vocode(self.vocoder, mel, n)
+        return {name: vocode(voc, mel, n) for name, voc in vocoders.items()}
 
     def synthesize_video(self, video: str | os.PathLike, text: str, speaker: str | int | None = None) -> np.ndarray:
         """Speech for a video file (see :meth:`synthesize_frames`)."""

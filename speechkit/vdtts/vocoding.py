@@ -59,7 +59,7 @@ def load_vocoder(cfg: VDTTSConfig, kind: str = "griffinlim", path: str | os.Path
 @torch.inference_mode()
 def vocode(vocoder: nn.Module, mel: torch.Tensor, num_samples: int | None = None) -> np.ndarray:
     """``float32 (samples,)`` for a log-mel ``(num_mels, T)``, zero-padded or cut to ``num_samples`` when given."""
-    wav = vocoder(mel).cpu().float().numpy().astype(np.float32)
+    wav = vocoder(mel).cpu().float().numpy()
     if num_samples is None:
         return wav
     return np.pad(wav, (0, max(0, num_samples - len(wav))))[:num_samples]

@@ -151,26 +151,29 @@ def test_dub_rejects_empty_text_and_videos_without_frames(tiny_model, face_video
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_hifigan_vocoder_must_match_the_features(tmp_path):
-    from speechkit.vdtts.vocoding import load_vocoder
+def save_mel_hifigan(folder, rates=(5, 4, 4, 2), sample_rate: int = 16000):
+    """An untrained 16-channel mel HiFi-GAN (hop = product of ``rates``) saved at ``folder``; returns ``folder``."""
     from speechkit.vocoders import HiFiGANVocoder
     from speechkit.vocoders.hifigan.config import GeneratorConfig, MelHiFiGANConfig
     from speechkit.vocoders.hifigan.factory import build_mel_hifigan
 
-    def save(rates, sr, folder):
-        kernels = {5: 11, 4: 8, 8: 16, 2: 4}
-        gen_cfg = GeneratorConfig(upsample_initial_channel=16, upsample_rates=rates,
-                                  upsample_kernel_sizes=tuple(kernels[r] for r in rates), resblock_kernel_sizes=(3,),
-                                  resblock_dilation_sizes=((1, 3, 5),))
-        cfg = MelHiFiGANConfig(num_mels=80, sample_rate=sr, generator=gen_cfg)
-        HiFiGANVocoder(build_mel_hifigan(cfg), cfg).save_pretrained(folder)
-        return folder
+    kernels = {5: 11, 4: 8, 8: 16, 2: 4}
+    gen_cfg = GeneratorConfig(upsample_initial_channel=16, upsample_rates=rates,
+                              upsample_kernel_sizes=tuple(kernels[r] for r in rates), resblock_kernel_sizes=(3,),
+                              resblock_dilation_sizes=((1, 3, 5),))
+    cfg = MelHiFiGANConfig(num_mels=80, sample_rate=sample_rate, generator=gen_cfg)
+    HiFiGANVocoder(build_mel_hifigan(cfg), cfg).save_pretrained(folder)
+    return folder
+
+
+def test_hifigan_vocoder_must_match_the_features(tmp_path):
+    from speechkit.vdtts.vocoding import load_vocoder
 
     cfg = tiny_config()
-    voc = load_vocoder(cfg, "hifigan", save((5, 4, 4, 2), 16000, tmp_path / "ok"))
+    voc = load_vocoder(cfg, "hifigan", save_mel_hifigan(tmp_path / "ok"))
     assert voc(torch.zeros(80, 8)).shape == (8 * 160,)
     with pytest.raises(SpeechkitError, match=r"\(sample_rate, hop_length, num_mels\) = \(22050, 256, 80\)"):
-        load_vocoder(cfg, "hifigan", save((8, 8, 2, 2), 22050, tmp_path / "v1"))
+        load_vocoder(cfg, "hifigan", save_mel_hifigan(tmp_path / "v1", (8, 8, 2, 2), 22050))
     with pytest.raises(SpeechkitError, match="vocoder must be 'griffinlim' or 'hifigan'"):
         load_vocoder(cfg, "wavenet")
 

@@ -64,7 +64,6 @@ def test_sync_metrics_reference_scores_perfectly():
     assert m["boundary_ms"] > 100
 
 
-@pytest.mark.skipif(__import__("shutil").which("mbrola") is None, reason="mbrola is needed (make install)")
 def _tiny_corpus_and_model(tmp_path):
     """A 12-second two-voice talking-face corpus and an untrained tiny VDTTS saved at ``tmp_path / "m"``."""
     import torch
@@ -80,6 +79,7 @@ def _tiny_corpus_and_model(tmp_path):
     return corpus
 
 
+@pytest.mark.skipif(__import__("shutil").which("mbrola") is None, reason="mbrola is needed (make install)")
 def test_run_benchmark_table_and_json(tmp_path):
     import json
 
@@ -97,30 +97,18 @@ def test_run_benchmark_table_and_json(tmp_path):
     assert (tmp_path / "sync.md").read_text().strip() == table
 
 
-def _tiny_mel_hifigan(folder):
-    from speechkit.vocoders import HiFiGANVocoder
-    from speechkit.vocoders.hifigan.config import GeneratorConfig, MelHiFiGANConfig
-    from speechkit.vocoders.hifigan.factory import build_mel_hifigan
-
-    gen = GeneratorConfig(upsample_initial_channel=16, upsample_rates=(5, 4, 4, 2), upsample_kernel_sizes=(11, 8, 8, 4),
-                          resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3, 5),))
-    cfg = MelHiFiGANConfig(num_mels=80, sample_rate=16000, generator=gen)
-    HiFiGANVocoder(build_mel_hifigan(cfg), cfg).save_pretrained(folder)
-    return folder
-
-
 def test_synthesize_frames_speaks_one_prediction_through_each_vocoder(tmp_path):
     import torch
 
     from speechkit.vdtts.factory import build_vdtts
     from speechkit.vdtts.inference import VDTTS
     from speechkit.vdtts.vocoding import load_vocoder, vocode
-    from tests.unit.test_vdtts import tiny_config
+    from tests.unit.test_vdtts import save_mel_hifigan, tiny_config
 
     torch.manual_seed(0)
     cfg = tiny_config()
     tts = VDTTS(build_vdtts(cfg), cfg)
-    hifi = load_vocoder(cfg, "hifigan", _tiny_mel_hifigan(tmp_path / "hifi"))
+    hifi = load_vocoder(cfg, "hifigan", save_mel_hifigan(tmp_path / "hifi"))
     frames = np.random.default_rng(0).integers(0, 255, (30, 64, 64, 3), dtype=np.uint8)
     out = tts.synthesize_frames(frames, 25.0, "Good morning.", "us2", vocoders={"hifi": hifi})
     assert list(out) == ["hifi"] and out["hifi"].shape == (int(30 / 25 * 16000),)
@@ -137,9 +125,11 @@ def test_synthesize_frames_speaks_one_prediction_through_each_vocoder(tmp_path):
 def test_run_benchmark_vocoder_rows_and_copy_synthesis(tmp_path):
     import json
 
+    from tests.unit.test_vdtts import save_mel_hifigan
+
     corpus = _tiny_corpus_and_model(tmp_path)
     table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2, tts_baseline=False,
-                               vocoders={"hifi": _tiny_mel_hifigan(tmp_path / "hifi")}, copy_synthesis=True,
+                               vocoders={"hifi": save_mel_hifigan(tmp_path / "hifi")}, copy_synthesis=True,
                                output=tmp_path / "sync.md")
     names = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
     assert names == ["reference (corpus speech)", "tiny", "tiny + hifi", "reference mel + Griffin-Lim",
