@@ -135,10 +135,13 @@ class Resynthesizer:
         self._speaker_encoder = None
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike = DEFAULT_MODEL, **options) -> Resynthesizer:
+    def from_pretrained(cls, folder: str | os.PathLike = DEFAULT_MODEL, *, mel_vocoder: str = "auto",
+                        **options) -> Resynthesizer:
         """Loads ``folder/encoder`` (a speech-encoder folder) and ``folder/vocoder`` (a speechkit vocoder folder,
         or an official ``g_XXXXXXXX`` + ``config.json`` folder). The default is the bundle speechkit trained
         itself; a relative folder missing from the working directory is looked up under the repository root.
+        ``mel_vocoder="griffinlim"`` makes a unit-to-mel vocoder speak through Griffin-Lim instead of its
+        ``mel_vocoder/`` (the bundle's Vocos).
 
         Raises:
             PipelineError: a sub-folder is missing.
@@ -161,7 +164,7 @@ class Resynthesizer:
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")
-        vocoder = load_unit_vocoder(d / "vocoder")
+        vocoder = load_unit_vocoder(d / "vocoder", mel_vocoder=mel_vocoder)
         f0 = {"need_f0": True} if vocoder.config.f0 != "none" else {}
         return cls(SpeechEncoder.from_pretrained(d / "encoder", **f0), vocoder, **options)
 

@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocoder", type=Path, default=None,
                    help="speechkit vocoder folder, official g_XXXXXXXX file or folder of them")
     p.add_argument("--vocoder-config", type=Path, default=None, help="official config.json (default: beside it)")
+    p.add_argument("--mel-vocoder", choices=["auto", "griffinlim"], default="auto",
+                   help="waveform stage of a unit-to-mel vocoder: auto = its mel_vocoder/ (the bundle's Vocos) where "
+                        "it has one, else Griffin-Lim")
     p.add_argument("--speaker", default=None, help="vocoder speaker name or id (default: keep the voice)")
     p.add_argument("--style", default=None, help="vocoder style name or id (default: the vocoder's first)")
     p.add_argument("--dur-prediction", action="store_true", help="predict durations instead of keeping them")
@@ -63,12 +66,12 @@ def build(args: argparse.Namespace):
 
     options = {"dur_prediction": args.dur_prediction}
     if args.encoder is None and args.vocoder is None:
-        return Resynthesizer.from_pretrained(args.model, **options)
+        return Resynthesizer.from_pretrained(args.model, mel_vocoder=args.mel_vocoder, **options)
     if args.encoder is None or args.vocoder is None:
         from speechkit.errors import SpeechkitError
 
         raise SpeechkitError("give both --encoder and --vocoder, or --model DIR holding encoder/ and vocoder/")
-    vocoder = load_unit_vocoder(args.vocoder, args.vocoder_config)
+    vocoder = load_unit_vocoder(args.vocoder, args.vocoder_config, mel_vocoder=args.mel_vocoder)
     return Resynthesizer(SpeechEncoder.from_pretrained(args.encoder), vocoder, **options)
 
 

@@ -26,6 +26,8 @@ TASKS: dict[str, tuple[str, str]] = {
                  "data.speaker=expresso data.style=expresso model.num_units=100 out=runs/unit_mel"),
     "mel_vocoder": ("speechkit.train.mel_vocoder", "speechkit train mel_vocoder preset=debug "
                     "data.audio=data/mini_expresso/audio_48khz/read out=runs/mel_hifigan"),
+    "vocos": ("speechkit.train.vocos", "speechkit train vocos preset=debug "
+              "data.audio=data/mini_expresso/audio_48khz/read out=runs/vocos"),
     "vdtts": ("speechkit.train.vdtts", "speechkit train vdtts preset=debug data.root=data/talking_face out=runs/vdtts"),
 }
 

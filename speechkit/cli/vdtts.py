@@ -48,8 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output .mp4")
     p.add_argument("--speaker", default=None, help="speaker name of the model (default: its first)")
     p.add_argument("--model", type=Path, default=None, help="VDTTS model folder (default: checkpoints/vdtts)")
-    p.add_argument("--vocoder", choices=["griffinlim", "hifigan"], default="griffinlim", help="mel vocoder")
-    p.add_argument("--vocoder-path", type=Path, default=None, help="mel HiFi-GAN checkpoint (--vocoder hifigan)")
+    p.add_argument("--vocoder", choices=["griffinlim", "hifigan", "vocos"], default="griffinlim", help="mel vocoder")
+    p.add_argument("--vocoder-path", type=Path, default=None,
+                   help="mel HiFi-GAN checkpoint or Vocos folder (--vocoder hifigan / vocos)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                    help="fast path where the CPU/GPU computes in bf16/fp16 (else fp32, with a warning)")
     p.set_defaults(func=_dub)

@@ -172,7 +172,7 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
 
     rows = read_manifest(Path(corpus) / f"{split}.jsonl")[:limit]
     systems = {name: VDTTS.from_pretrained(folder) for name, folder in models.items()}
-    extra = {name: {v: load_vocoder(tts.config, "hifigan", path) for v, path in (vocoders or {}).items()}
+    extra = {name: {v: load_vocoder(tts.config, "auto", path) for v, path in (vocoders or {}).items()}
              for name, tts in systems.items()}
     scores: dict[str, list[dict]] = {"reference (corpus speech)": []}
     for name in systems:
@@ -183,7 +183,7 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
     if copy_synthesis:
         copy = {"Griffin-Lim": load_vocoder(copy_cfg, "griffinlim")}
         copy.update(extra[first] if first is not None else
-                    {v: load_vocoder(copy_cfg, "hifigan", path) for v, path in (vocoders or {}).items()})
+                    {v: load_vocoder(copy_cfg, "auto", path) for v, path in (vocoders or {}).items()})
         mel_fn = build_mel(copy_cfg)
         scores.update({f"reference mel + {v}": [] for v in copy})
     if tts_baseline:

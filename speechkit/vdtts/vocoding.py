@@ -1,4 +1,4 @@
-"""Log-mel to waveform for VDTTS: Griffin-Lim (works anywhere, no training) or a mel HiFi-GAN.
+"""Log-mel to waveform for VDTTS: Griffin-Lim (works anywhere, no training), a mel HiFi-GAN or a Vocos.
 
 Griffin-Lim inverts the Slaney mel filters by least squares (non-negative part) and iterates phase
 reconstruction (torchaudio). A HiFi-GAN trained on the same features sounds far better, but one trained for
@@ -33,18 +33,32 @@ def load_vocoder(cfg: VDTTSConfig, kind: str = "griffinlim", path: str | os.Path
 
     Args:
         cfg: the VDTTS config; a HiFi-GAN must match its sample rate, hop length and mel channels.
-        kind: ``"griffinlim"`` or ``"hifigan"``.
-        path: HiFi-GAN checkpoint (speechkit folder, or jik876 ``g_XXXXXXXX`` with its config.json beside it).
+        kind: ``"griffinlim"``, ``"hifigan"``, ``"vocos"``, or ``"auto"`` (the kind ``path``'s config.json names;
+            Griffin-Lim without a path).
+        path: HiFi-GAN checkpoint (speechkit folder, or jik876 ``g_XXXXXXXX`` with its config.json beside it), or
+            a Vocos folder (``speechkit train vocos`` with the VDTTS model's mel settings).
 
     Raises:
         SpeechkitError: unknown kind, missing path, or a HiFi-GAN whose features differ from the model's.
     """
+    if kind == "auto":
+        kind = "griffinlim" if path is None else _folder_kind(path)
     if kind == "griffinlim":
         return GriffinLimVocoder(cfg)
-    if kind != "hifigan":
-        raise SpeechkitError(f"vocoder must be 'griffinlim' or 'hifigan'. Found {kind!r}")
+    if kind not in ("hifigan", "vocos"):
+        raise SpeechkitError(f"vocoder must be 'griffinlim', 'hifigan' or 'vocos'. Found {kind!r}")
     if path is None:
-        raise SpeechkitError("vocoder 'hifigan' needs a checkpoint path (--vocoder-path)")
+        raise SpeechkitError(f"vocoder {kind!r} needs a checkpoint path (--vocoder-path)")
+    if kind == "vocos":
+        from speechkit.vocoders import VocosVocoder
+        from speechkit.vocoders.unitmel.config import MelSettings
+        from speechkit.vocoders.vocos.vocoder import check_mel_match
+
+        voc = VocosVocoder.from_pretrained(path)
+        check_mel_match(voc, MelSettings(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                         win_length=cfg.win_length, num_mels=cfg.num_mels, fmin=cfg.fmin,
+                                         fmax=cfg.fmax), f"{path} (the VDTTS model's features)")
+        return voc
     from speechkit.vocoders import HiFiGANVocoder
 
     voc = HiFiGANVocoder.from_checkpoint(path)
@@ -54,6 +68,19 @@ def load_vocoder(cfg: VDTTSConfig, kind: str = "griffinlim", path: str | os.Path
         raise SpeechkitError(f"{path}: mel HiFi-GAN has (sample_rate, hop_length, num_mels) = {got}; the VDTTS model "
                              f"needs {want}")
     return voc
+
+
+def _folder_kind(path: str | os.PathLike) -> str:
+    """``"vocos"`` for a folder whose config.json says so, else ``"hifigan"`` (its loader judges the rest)."""
+    from pathlib import Path
+
+    cfg = Path(path) / "config.json"
+    if cfg.is_file():
+        from speechkit.utils.files import read_json
+
+        if read_json(cfg, SpeechkitError).get("kind") == "vocos":
+            return "vocos"
+    return "hifigan"
 
 
 @torch.inference_mode()

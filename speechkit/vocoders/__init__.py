@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "UnitMelVocoder", "VocoderError", "load_unit_vocoder"]
+__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "UnitMelVocoder", "VocosVocoder", "VocoderError",
+           "load_unit_vocoder", "load_mel_vocoder"]
 
 _LAZY = {
     "CodeHiFiGANVocoder": "speechkit.vocoders.hifigan.vocoder",
     "HiFiGANVocoder": "speechkit.vocoders.hifigan.mel_vocoder",
     "UnitMelVocoder": "speechkit.vocoders.unitmel.vocoder",
     "VocoderError": "speechkit.vocoders.errors",
+    "VocosVocoder": "speechkit.vocoders.vocos.vocoder",
     "load_unit_vocoder": "speechkit.vocoders.loading",
+    "load_mel_vocoder": "speechkit.vocoders.loading",
 }
 
 

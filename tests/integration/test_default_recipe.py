@@ -1,6 +1,6 @@
 """recipes/default/run.sh end to end on CPU with the debug preset: corpus → HuBERT (two iterations) → phone labels →
-HuBERT on phone targets → k-means per K → units → tokenizer benchmark → unit-to-mel decoders → style classifier → K
-sweep table → text LM → TWIST unit LM → bundle, then the bundle loads through the public API."""
+HuBERT on phone targets → k-means per K → units → tokenizer benchmark → unit-to-mel decoders → Vocos mel vocoder →
+style classifier → K sweep table → text LM → TWIST unit LM → bundle, then the bundle loads through the public API."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
            str(tmp_path / "bundle"), "--sweep-limit", "4", "--jobs", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for stage in ("corpus", "hubert", "phones", "phone_hubert", "kmeans", "units", "probe", "decoder", "style", "sweep",
-                  "textlm", "ulm", "bundle"):
+    for stage in ("corpus", "hubert", "phones", "phone_hubert", "kmeans", "units", "probe", "decoder", "melvoc",
+                  "style", "sweep", "textlm", "ulm", "bundle"):
         assert f"== {stage}" in proc.stdout
     exp = tmp_path / "exp"
     # the phone-target HuBERT starts from the self-supervised iteration 2 and learns the synthesiser's phones
@@ -54,11 +54,14 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     bundle = tmp_path / "bundle"
     from speechkit import Resynthesizer, SpeechContinuation
     from speechkit.audio import io
-    from speechkit.vocoders import UnitMelVocoder
+    from speechkit.vocoders import UnitMelVocoder, VocosVocoder
 
     rs = Resynthesizer.from_pretrained(bundle)
     assert rs.encoder.vocab_size == 16 and rs.vocoder.speakers == ["en1", "us1", "us2", "us3"]
     assert isinstance(rs.vocoder, UnitMelVocoder) and rs.vocoder.speaker_table.names == rs.vocoder.speakers
+    assert isinstance(rs.vocoder.mel_vocoder, VocosVocoder)   # the melvoc stage's Vocos, not Griffin-Lim
+    assert (bundle / "vocoder" / "mel_vocoder" / "model.safetensors").read_bytes() == \
+        (exp / "vocos" / "model" / "model.safetensors").read_bytes()
     samples = sorted((bundle / "samples").glob("*.wav"))
     assert len(samples) == 4 and len((bundle / "samples" / "transcripts.txt").read_text().splitlines()) == 4
     wav, sr = io.load(samples[0])

@@ -1,7 +1,7 @@
 """SIGKILL at random points, then resume: every long job ends as an uninterrupted run would, loses and duplicates
 nothing, and never leaves a corrupt checkpoint as the latest.
 
-Covered: unit-LM, CodeHiFiGAN, unit-to-mel and mel HiFi-GAN training, k-means, ``eval folder``. Training runs are
+Covered: unit-LM, CodeHiFiGAN, unit-to-mel, mel HiFi-GAN and Vocos training, k-means, ``eval folder``. Training runs are
 deterministic on a CPU (same seeds, same data order, RNG state in the checkpoint), so the resumed
 model must equal the uninterrupted one bit for bit, and the training log must hold each step once. Corpus encoding
 has its own kill test (``tests/unit/units/test_corpus.py::test_sigkill_then_resume_via_cli``).
@@ -110,6 +110,16 @@ def test_mel_hifigan_training(tmp_path):
                 "optim.max_steps=8", "train.save_every=1", "train.log_every=1"]
 
     _kill_resume_train(tmp_path, argv, 5, "mel HiFi-GAN training")
+
+
+def test_vocos_training(tmp_path):
+    audio = _tone_folder(tmp_path / "audio", n=4)
+
+    def argv(out):
+        return ["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={out}", "optim.max_steps=8",
+                "train.save_every=1", "train.log_every=1", "train.discriminator_start=3"]
+
+    _kill_resume_train(tmp_path, argv, 6, "Vocos training")
 
 
 def _tone_folder(d: Path, n: int = 6, seconds: float = 1.0) -> Path:

@@ -1,8 +1,9 @@
 """The unit-to-mel vocoder users call: :class:`UnitMelVocoder` (units -> log-mel -> waveform).
 
 Two stages, each generalising on its own: a unit-to-mel decoder (local context of units, speaker and style; learns
-what each unit sounds like in each voice), then a mel-to-waveform stage that knows nothing of units: Griffin-Lim
-(no training) or a mel HiFi-GAN trained on true mels (``mel_vocoder/`` inside the folder). Same call as
+what each unit sounds like in each voice), then a mel-to-waveform stage that knows nothing of units: a neural mel
+vocoder trained on true mels (``mel_vocoder/`` inside the folder: :class:`~speechkit.vocoders.VocosVocoder` or a
+mel HiFi-GAN), or Griffin-Lim (no training; where the folder has no ``mel_vocoder/`` or it is asked for). Same call as
 :class:`~speechkit.vocoders.CodeHiFiGANVocoder`, so pipelines take either.
 
 Folder layout (``save_pretrained``): ``model.safetensors`` + ``config.json`` (``{"kind": "unit_mel", ...}``),
@@ -24,7 +25,7 @@ from speechkit.vocoders.inputs import UnitInputs
 from speechkit.vocoders.unitmel.config import UnitMelConfig
 from speechkit.vocoders.unitmel.model import UnitMelDecoder
 
-__all__ = ["UnitMelVocoder", "build_unit_mel", "KIND"]
+__all__ = ["UnitMelVocoder", "build_unit_mel", "griffin_lim", "KIND"]
 
 KIND = "unit_mel"
 FORMAT_VERSION = 1
@@ -37,6 +38,17 @@ def build_unit_mel(cfg: UnitMelConfig) -> UnitMelDecoder:
                           kernel_size=cfg.kernel_size, dilations=tuple(cfg.dilations), post_layers=cfg.post_layers,
                           upsample=cfg.code_hop_size / cfg.mel.hop_length, num_speakers=cfg.num_speakers,
                           num_styles=cfg.num_styles, dropout=cfg.dropout, duration_hidden=cfg.duration_predictor)
+
+
+def griffin_lim(config: UnitMelConfig) -> nn.Module:
+    """The Griffin-Lim vocoder a unit-to-mel config describes (its mel settings, iterations, power, inversion)."""
+    from speechkit.vocoders.griffinlim import GriffinLimVocoder
+
+    m = config.mel
+    return GriffinLimVocoder(sample_rate=m.sample_rate, n_fft=m.n_fft, hop_length=m.hop_length,
+                             win_length=m.win_length, num_mels=m.num_mels, fmin=m.fmin, fmax=m.fmax,
+                             n_iter=config.griffin_lim_iters, power=config.griffin_lim_power,
+                             inversion=config.griffin_lim_inversion)
 
 
 class UnitMelVocoder(UnitInputs, nn.Module):
@@ -69,15 +81,7 @@ class UnitMelVocoder(UnitInputs, nn.Module):
                                f"which are not in the vocoder's speakers {speakers}")
         self.model, self.config = model.eval(), config
         self.speakers, self.styles, self.speaker_table = speakers, styles, speaker_table
-        if mel_vocoder is None:
-            from speechkit.vocoders.griffinlim import GriffinLimVocoder
-
-            m = config.mel
-            mel_vocoder = GriffinLimVocoder(sample_rate=m.sample_rate, n_fft=m.n_fft, hop_length=m.hop_length,
-                                            win_length=m.win_length, num_mels=m.num_mels, fmin=m.fmin, fmax=m.fmax,
-                                            n_iter=config.griffin_lim_iters, power=config.griffin_lim_power,
-                                            inversion=config.griffin_lim_inversion)
-        self.mel_vocoder = mel_vocoder
+        self.mel_vocoder = mel_vocoder if mel_vocoder is not None else griffin_lim(config)
         self.precision = "fp32"
 
     # ---------------------------------------------------------------- what pipelines ask of a unit vocoder
@@ -111,12 +115,21 @@ class UnitMelVocoder(UnitInputs, nn.Module):
     # ---------------------------------------------------------------- loading and saving
     @classmethod
     @loader("unit-to-mel vocoder folder", VocoderError)
-    def from_pretrained(cls, folder: str | os.PathLike) -> UnitMelVocoder:
+    def from_pretrained(cls, folder: str | os.PathLike, *, mel_vocoder: str = "auto") -> UnitMelVocoder:
         """Loads a folder written by :meth:`save_pretrained`.
 
+        Args:
+            folder: the folder.
+            mel_vocoder: ``"auto"`` speaks through the folder's ``mel_vocoder/`` (a Vocos or mel HiFi-GAN folder)
+                where it has one, else Griffin-Lim; ``"griffinlim"`` always uses Griffin-Lim.
+
         Raises:
-            VocoderError: missing or corrupt files, or not a unit-to-mel vocoder.
+            VocoderError: missing or corrupt files, not a unit-to-mel vocoder, or a ``mel_vocoder/`` that is not a
+                mel vocoder or reads another log-mel.
         """
+        if mel_vocoder not in ("auto", "griffinlim"):
+            raise VocoderError(f"mel_vocoder must be 'auto' or 'griffinlim'. Found {mel_vocoder!r}")
+        mel_vocoder_choice = mel_vocoder
         from speechkit.train.checkpoint import CheckpointError, load_pretrained
         from speechkit.vocoders.hifigan.inference import read_names
         from speechkit.vocoders.hifigan.voices import read_speaker_table
@@ -140,12 +153,10 @@ class UnitMelVocoder(UnitInputs, nn.Module):
         names = {w: read_names(d / f"{w}s.txt", w) if (d / f"{w}s.txt").is_file() else None
                  for w in ("speaker", "style")}
         mel_vocoder = None
-        if (d / "mel_vocoder").is_dir():
-            from speechkit.vocoders import HiFiGANVocoder
+        if (d / "mel_vocoder").exists() and mel_vocoder_choice != "griffinlim":
+            from speechkit.vocoders.loading import load_mel_vocoder
 
-            mel_vocoder = HiFiGANVocoder.from_checkpoint(d / "mel_vocoder")
-            if (mel_vocoder.output_sample_rate, mel_vocoder.hop_length) != (cfg.mel.sample_rate, cfg.mel.hop_length):
-                raise VocoderError(f"{d}/mel_vocoder: its rate and hop differ from the decoder's mel settings")
+            mel_vocoder = load_mel_vocoder(d / "mel_vocoder", cfg.mel)
         return cls(model, cfg, names["speaker"], names["style"], read_speaker_table(d), mel_vocoder)
 
     def save_pretrained(self, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

@@ -1,0 +1,294 @@
+"""``speechkit train vocos``: a Vocos-style mel vocoder (:class:`~speechkit.vocoders.VocosVocoder`) on a folder
+of speech, with the unit-to-mel decoder's log-mel (16 kHz, hop 256, 80 Slaney mels) by default.
+
+Losses, chosen for two CPU cores (measured in the README's vocoder table):
+
+- log-mel L1 at the model's own mel settings (``loss.mel``, Vocos's 45);
+- multi-resolution STFT loss (``loss.stft``): spectral convergence + log-magnitude L1 at several FFT sizes; it
+  constrains the phase the mel loss ignores (overlapping frames must agree at every resolution);
+- from ``train.discriminator_start``, optionally, a multi-resolution spectrogram discriminator (UnivNet's MRD,
+  small: ``model.disc_channels``) with least-squares GAN and feature-matching losses (``loss.adversarial``,
+  ``loss.feature_matching``); waveform discriminators (HiFi-GAN's MPD/MSD) are left out: on the CPU they cost
+  more than the generator many times over.
+
+Audio: every ``*.wav``/``*.flac`` under ``data.audio`` whose stem is in ``data.train_list`` (all, when null), loaded
+once at the mel's rate, peak-normalised like the unit-to-mel decoder's targets (``data.peak``); validation on the
+files of ``data.valid_list`` (else the first ``data.valid_count``). Random segments, drawn from a generator seeded
+by the step, so a run resumed from ``out/checkpoint_last.pt`` after ``kill -9`` continues bit for bit. Outputs in
+``out``: ``checkpoint_last.pt``, ``model/`` (``VocosVocoder.from_pretrained``), ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechkit.errors import SpeechkitError
+from speechkit.train.checkpoint import LAST, load_training_state, restore_rng, resume_log, save_training_state
+from speechkit.vocoders.hifigan.losses import MelSpectrogram
+from speechkit.vocoders.unitmel.config import MelSettings
+from speechkit.vocoders.vocos.vocoder import VocosConfig, VocosVocoder, build_vocos
+
+__all__ = ["run", "MultiResolutionSTFTLoss", "SpectrogramDiscriminator"]
+
+log = logging.getLogger(__name__)
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """Mean over resolutions of spectral convergence ``||S - Ŝ||_F / ||S||_F`` plus ``mean |log S - log Ŝ|``."""
+
+    def __init__(self, resolutions: list[tuple[int, int]]):
+        super().__init__()
+        self.resolutions = [(int(n), int(h)) for n, h in resolutions]
+        for n, _ in self.resolutions:
+            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
+
+    def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        total = y.new_zeros(())
+        for n, hop in self.resolutions:
+            w = getattr(self, f"window_{n}")
+            s = torch.stft(y, n, hop, window=w, return_complex=True).abs().clamp(min=1e-5)
+            s_hat = torch.stft(y_hat, n, hop, window=w, return_complex=True).abs().clamp(min=1e-5)
+            sc = torch.linalg.norm(s - s_hat) / torch.linalg.norm(s).clamp(min=1e-5)
+            total = total + sc + F.l1_loss(torch.log(s_hat), torch.log(s))
+        return total / len(self.resolutions)
+
+
+class _ResolutionDiscriminator(nn.Module):
+    def __init__(self, n_fft: int, hop: int, channels: int):
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        c = channels
+        self.convs = nn.ModuleList([
+            nn.utils.parametrizations.weight_norm(nn.Conv2d(1, c, (7, 5), padding=(3, 2))),
+            nn.utils.parametrizations.weight_norm(nn.Conv2d(c, c, (5, 3), stride=(2, 1), padding=(2, 1))),
+            nn.utils.parametrizations.weight_norm(nn.Conv2d(c, c, (5, 3), stride=(2, 1), padding=(2, 1))),
+            nn.utils.parametrizations.weight_norm(nn.Conv2d(c, c, (3, 3), padding=1)),
+        ])
+        self.post = nn.utils.parametrizations.weight_norm(nn.Conv2d(c, 1, (3, 3), padding=1))
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = torch.stft(y, self.n_fft, self.hop, window=self.window, return_complex=True).abs()
+        x = torch.log1p(x)[:, None]                         # (B, 1, bins, frames)
+        fmap = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.1)
+            fmap.append(x)
+        x = self.post(x)
+        fmap.append(x)
+        return x.flatten(1), fmap
+
+
+class SpectrogramDiscriminator(nn.Module):
+    """Sub-discriminators on log-magnitude spectrograms at several resolutions (UnivNet's MRD, narrower)."""
+
+    def __init__(self, resolutions: list[tuple[int, int]], channels: int = 16):
+        super().__init__()
+        self.discs = nn.ModuleList(_ResolutionDiscriminator(int(n), int(h), channels) for n, h in resolutions)
+
+    def forward(self, y: torch.Tensor):
+        outs = [d(y) for d in self.discs]
+        return [o[0] for o in outs], [o[1] for o in outs]
+
+
+def _read_stems(path: str | None) -> set[str] | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise SpeechkitError(f"{p}: no such list file (a split list: one file stem a line)")
+    from speechkit.utils.files import read_text
+
+    return {line.split()[0] for line in read_text(p).splitlines() if line.strip() and not line.startswith("#")}
+
+
+def load_corpus(folder: str | Path, sample_rate: int, keep: set[str] | None, peak: float | None,
+                what: str) -> list[torch.Tensor]:
+    """Every audio file under ``folder`` (sorted) whose stem is in ``keep`` (all when ``None``), mono at
+    ``sample_rate``, peak-normalised to ``peak``."""
+    from speechkit.audio import io as audio_io
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise SpeechkitError(f"{root}: no such folder ({what})")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac")
+                   and (keep is None or p.stem in keep))
+    if not files:
+        raise SpeechkitError(f"{root}: no .wav or .flac files{' listed in the split' if keep else ''} ({what})")
+    wavs = []
+    for p in files:
+        w = audio_io.load(p, sample_rate=sample_rate)[0]
+        if peak:
+            w = w / w.abs().max().clamp(min=1e-4) * peak
+        wavs.append(w)
+    return wavs
+
+
+def segments(wavs: list[torch.Tensor], size: int, batch: int, rng: random.Random) -> torch.Tensor:
+    """``(batch, size)`` random crops (zero-padded when an utterance is shorter)."""
+    out = torch.zeros(batch, size)
+    for i in range(batch):
+        w = wavs[rng.randrange(len(wavs))]
+        start = rng.randrange(max(1, len(w) - size + 1))
+        piece = w[start: start + size]
+        out[i, : len(piece)] = piece
+    return out
+
+
+def _lsgan_d(real, fake) -> torch.Tensor:
+    return sum(torch.mean((1 - r) ** 2) + torch.mean(g ** 2) for r, g in zip(real, fake, strict=True))
+
+
+def _lsgan_g(fake) -> torch.Tensor:
+    return sum(torch.mean((1 - g) ** 2) for g in fake)
+
+
+def _feature_matching(fr, ff) -> torch.Tensor:
+    return sum(torch.mean(torch.abs(a.detach() - b)) for da, db in zip(fr, ff, strict=True)
+               for a, b in zip(da, db, strict=True))
+
+
+def vocos_config(cfg) -> VocosConfig:
+    m, g = cfg.mel, cfg.model
+    vc = VocosConfig(mel=MelSettings(sample_rate=int(cfg.data.sample_rate), n_fft=int(m.n_fft),
+                                     hop_length=int(m.hop_length), win_length=int(m.win_length),
+                                     num_mels=int(m.num_mels), fmin=float(m.fmin),
+                                     fmax=None if m.fmax is None else float(m.fmax)),
+                     dim=int(g.dim), intermediate_dim=int(g.intermediate_dim), num_layers=int(g.num_layers),
+                     kernel_size=int(g.kernel_size))
+    vc.validate()
+    return vc
+
+
+def run(cfg) -> int:
+    """Trains per ``cfg`` (speechkit/conf/vocos/config.yaml); resumes from ``<out>/checkpoint_last.pt``."""
+    from omegaconf import OmegaConf
+
+    t, o, d = cfg.train, cfg.optim, cfg.data
+    device = torch.device("cuda" if t.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if t.device == "auto" else t.device)
+    if t.threads:
+        torch.set_num_threads(int(t.threads))
+    torch.manual_seed(t.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    vcfg = vocos_config(cfg)
+    hop = vcfg.mel.hop_length
+    if d.segment_size % hop:
+        raise SpeechkitError(f"data.segment_size={d.segment_size} must be a multiple of mel.hop_length={hop}")
+    wavs = load_corpus(d.audio, d.sample_rate, _read_stems(d.train_list), d.peak, "data.audio")
+    if d.valid_list is not None:
+        valid = load_corpus(d.audio, d.sample_rate, _read_stems(d.valid_list), d.peak, "data.valid_list")
+        valid, train = valid[: d.valid_count], wavs
+    else:
+        valid, train = wavs[: d.valid_count], wavs[d.valid_count:] or wavs
+    log.info("audio: %d train files (%.1f min), %d valid", len(train),
+             sum(len(w) for w in train) / d.sample_rate / 60, len(valid))
+    generator = build_vocos(vcfg)
+    disc = SpectrogramDiscriminator([tuple(r) for r in cfg.model.disc_resolutions], int(cfg.model.disc_channels))
+    nets = nn.ModuleDict({"generator": generator, "disc": disc}).to(device)
+    optim_g = torch.optim.AdamW(generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    optim_d = torch.optim.AdamW(disc.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    step = 0
+    if (out / LAST).is_file():
+        state = load_training_state(out / LAST)
+        nets.load_state_dict(state["model"])
+        optim_g.load_state_dict(state["optimizers"]["g"])
+        optim_d.load_state_dict(state["optimizers"]["d"])
+        step = state["step"]
+        restore_rng(state)
+        resume_log(out / "log.jsonl", step)
+        log.info("resumed %s at step %d", out / LAST, step)
+    m = vcfg.mel
+    mel = MelSpectrogram(m.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
+    stft_loss = MultiResolutionSTFTLoss([tuple(r) for r in cfg.loss.stft_resolutions]).to(device)
+    deadline = time.time() + 60 * t.max_minutes if t.max_minutes else None
+    t0, plain_cfg = time.time(), OmegaConf.to_container(cfg, resolve=True)
+    nets.train()
+    while step < o.max_steps:
+        lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
+        lr *= 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(step, o.max_steps) / o.max_steps)).item()) \
+            * (1 - o.min_lr_ratio) + o.min_lr_ratio
+        for g in (*optim_g.param_groups, *optim_d.param_groups):
+            g["lr"] = lr
+        rng = random.Random(t.seed * 1_000_003 + step)   # seeded by step: a resumed run draws the same segments
+        y = segments(train, d.segment_size, o.batch_size, rng).to(device)
+        if d.gain_jitter:  # random level in [1 - j, 1]: the vocoder sees quieter speech than peak-normalised
+            y = y * (1 - d.gain_jitter * torch.tensor([rng.random() for _ in range(len(y))], device=device))[:, None]
+        with torch.no_grad():
+            x = mel(y)
+        y_hat = generator(x)
+        adversarial = cfg.loss.adversarial > 0 and step >= t.discriminator_start
+        losses = {}
+        if adversarial:
+            real, fmap_real = disc(y)
+            fake, _ = disc(y_hat.detach())
+            loss_d = _lsgan_d(real, fake)
+            optim_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            optim_d.step()
+            losses["loss_d"] = loss_d.detach()
+        loss_mel = F.l1_loss(mel(y_hat), x)
+        loss_stft = stft_loss(y_hat, y)
+        loss_g = cfg.loss.mel * loss_mel + cfg.loss.stft * loss_stft
+        if adversarial:
+            for p in disc.parameters():
+                p.requires_grad_(False)
+            fake, fmap_fake = disc(y_hat)   # the real feature maps: the discriminator step's (one pass fewer)
+            loss_adv, loss_fm = _lsgan_g(fake), _feature_matching(fmap_real, fmap_fake)
+            loss_g = loss_g + cfg.loss.adversarial * loss_adv + cfg.loss.feature_matching * loss_fm
+            for p in disc.parameters():
+                p.requires_grad_(True)
+            losses.update(loss_adv=loss_adv.detach(), loss_fm=loss_fm.detach())
+        optim_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        if o.grad_clip:
+            nn.utils.clip_grad_norm_(generator.parameters(), o.grad_clip)
+        optim_g.step()
+        losses.update(loss_mel=loss_mel.detach(), loss_stft=loss_stft.detach())
+        step += 1
+        done = step >= o.max_steps or (deadline is not None and time.time() >= deadline)
+        if step % t.log_every == 0 or done:
+            row = {"step": step, **{k: round(float(v), 4) for k, v in losses.items()}, "lr": round(lr, 7),
+                   "sec": round(time.time() - t0, 1)}
+            if valid and (step % t.valid_every == 0 or done):
+                row["valid_mel_l1"] = round(_validate(generator, valid, mel, device), 4)
+            log.info("%s", row)
+            with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        if step % t.save_every == 0 or done:
+            save_training_state(out, step=step, model=nets, config=plain_cfg, optimizers={"g": optim_g, "d": optim_d})
+            VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / "model", extra={"step": step})
+        if t.keep_every and step % t.keep_every == 0:   # a model of this step kept beside the latest
+            VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / f"model_{step:06d}",
+                                                                       extra={"step": step})
+        if done:
+            break
+    return 0
+
+
+def _copy(generator: nn.Module, vcfg: VocosConfig) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):   # building modules draws random numbers: keep them off training's
+        plain = build_vocos(vcfg)
+    plain.load_state_dict({k: v.detach().cpu().float() for k, v in generator.state_dict().items()})
+    return plain
+
+
+@torch.no_grad()
+def _validate(generator: nn.Module, wavs: list[torch.Tensor], mel: MelSpectrogram, device) -> float:
+    generator.eval()
+    total = 0.0
+    for w in wavs:
+        y = w[None, : len(w) // mel.hop_length * mel.hop_length].to(device)
+        x = mel(y)
+        total += F.l1_loss(mel(generator(x)), x).item()
+    generator.train()
+    return total / len(wavs)

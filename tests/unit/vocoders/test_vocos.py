@@ -1,0 +1,201 @@
+"""The Vocos-style mel vocoder: the inverse STFT's framing, the generator's locality, the folder format and what it
+refuses, its place in the unit-to-mel vocoder (offline and streaming) and VDTTS, and its trainer."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from speechkit.vocoders import UnitMelVocoder, VocoderError, VocosVocoder, load_mel_vocoder
+from speechkit.vocoders.griffinlim import GriffinLimVocoder
+from speechkit.vocoders.unitmel.config import MelSettings
+from speechkit.vocoders.vocos.model import ISTFT
+from speechkit.vocoders.vocos.vocoder import VocosConfig, build_vocos
+from tests.unit.vocoders.test_unit_mel import tiny as tiny_unit_mel
+
+
+def tiny_vocos(seed: int = 0, **mel) -> VocosVocoder:
+    torch.manual_seed(seed)
+    cfg = VocosConfig(mel=MelSettings(**mel), dim=16, intermediate_dim=24, num_layers=2)
+    return VocosVocoder(build_vocos(cfg), cfg)
+
+
+@pytest.mark.parametrize("n_fft,hop,win", [(1024, 256, 1024), (64, 16, 48), (640, 160, 640)])
+def test_istft_inverts_the_hifigan_framed_stft(n_fft, hop, win):
+    # the reference is the signal itself: frames taken as MelSpectrogram takes them (reflect pad (n_fft - hop) / 2,
+    # no centring) must overlap-add back to it, so frame j sits where the mel's frame j does
+    x = torch.randn(2, 40 * hop, generator=torch.Generator().manual_seed(0))
+    pad = (n_fft - hop) // 2
+    y = F.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]
+    w = F.pad(torch.hann_window(win), ((n_fft - win) // 2, n_fft - win - (n_fft - win) // 2))
+    spec = torch.stft(y, n_fft, hop, window=w, center=False, return_complex=True)
+    assert spec.shape[-1] == 40
+    out = ISTFT(n_fft, hop, win)(spec)
+    assert out.shape == x.shape
+    assert torch.allclose(out, x, atol=1e-4)
+
+
+def test_output_length_and_locality():
+    voc = tiny_vocos()
+    for frames in (1, 2, 37):
+        assert voc(torch.randn(80, frames)).shape == (frames * 256,)
+    # one mel frame changed far away leaves the start alone: the blocks see receptive_field frames, the inverse
+    # STFT 4 more (1024 / 256)
+    mel = torch.randn(80, 100, generator=torch.Generator().manual_seed(1)) - 4
+    changed = mel.clone()
+    changed[:, -1] += 3.0
+    a, b = voc(mel), voc(changed)
+    reach = (voc.receptive_field // 2 + 4) * 256
+    assert torch.equal(a[: len(a) - reach], b[: len(b) - reach])
+    assert not torch.equal(a[-256:], b[-256:])
+
+
+def test_save_load_roundtrip_and_kind(tmp_path):
+    voc = tiny_vocos()
+    mel = torch.randn(80, 20) - 4
+    voc.save_pretrained(tmp_path / "v")
+    meta = json.loads((tmp_path / "v" / "config.json").read_text())
+    assert meta["kind"] == "vocos" and meta["model"]["mel"]["hop_length"] == 256
+    back = VocosVocoder.from_pretrained(tmp_path / "v")
+    assert torch.equal(back(mel), voc(mel))
+    assert isinstance(load_mel_vocoder(tmp_path / "v", MelSettings()), VocosVocoder)
+
+
+def _corrupt(folder, how):
+    st = folder / "model.safetensors"
+    if how == "truncated":
+        st.write_bytes(st.read_bytes()[: st.stat().st_size // 2])
+    elif how == "no config":
+        (folder / "config.json").unlink()
+    elif how == "other kind":
+        meta = json.loads((folder / "config.json").read_text())
+        meta["kind"] = "unit_mel"
+        (folder / "config.json").write_text(json.dumps(meta))
+    elif how == "other size":
+        meta = json.loads((folder / "config.json").read_text())
+        meta["model"]["dim"] = 32
+        (folder / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("how,words", [("truncated", "model.safetensors"), ("no config", "config.json"),
+                                       ("other kind", "mel vocoder"), ("other size", "shape")])
+def test_bad_folders_are_refused_naming_the_file(tmp_path, how, words):
+    tiny_vocos().save_pretrained(tmp_path / "v")
+    _corrupt(tmp_path / "v", how)
+    with pytest.raises(VocoderError) as e:
+        load_mel_vocoder(tmp_path / "v", MelSettings())
+    assert str(tmp_path / "v") in str(e.value) and words in str(e.value)
+
+
+def test_bad_mels_are_refused():
+    voc = tiny_vocos()
+    with pytest.raises(VocoderError, match=r"\(80, frames\)"):
+        voc(torch.randn(64, 10))
+    with pytest.raises(VocoderError, match="NaN"):
+        voc(torch.full((80, 10), float("nan")))
+
+
+def test_unit_mel_folder_speaks_through_its_vocos(tmp_path):
+    um = tiny_unit_mel()
+    um.mel_vocoder = tiny_vocos()
+    um.save_pretrained(tmp_path / "voc")
+    assert json.loads((tmp_path / "voc" / "mel_vocoder" / "config.json").read_text())["kind"] == "vocos"
+    loaded = UnitMelVocoder.from_pretrained(tmp_path / "voc")
+    assert isinstance(loaded.mel_vocoder, VocosVocoder)
+    units, durations = torch.tensor([1, 5, 7, 2]), torch.tensor([3, 1, 4, 2])
+    wav = loaded(units, speaker="b", durations=durations)
+    expected = loaded.mel_vocoder(loaded.mel(units, speaker="b", durations=durations))
+    assert wav.shape == (10 * 320,) and torch.equal(wav, expected[: 10 * 320])
+    # Griffin-Lim stays selectable
+    gl = UnitMelVocoder.from_pretrained(tmp_path / "voc", mel_vocoder="griffinlim")
+    assert isinstance(gl.mel_vocoder, GriffinLimVocoder)
+    with pytest.raises(VocoderError, match="mel_vocoder must be"):
+        UnitMelVocoder.from_pretrained(tmp_path / "voc", mel_vocoder="wavenet")
+
+
+@pytest.mark.parametrize("mel,rule", [(dict(hop_length=160, win_length=640), "hop_length 160 vs 256"),
+                                      (dict(fmax=7600.0), "fmax 7600.0 vs 8000.0")])
+def test_unit_mel_folder_with_other_mel_settings_is_refused(tmp_path, mel, rule):
+    um = tiny_unit_mel()
+    um.save_pretrained(tmp_path / "voc")
+    tiny_vocos(**mel).save_pretrained(tmp_path / "voc" / "mel_vocoder")
+    with pytest.raises(VocoderError) as e:
+        UnitMelVocoder.from_pretrained(tmp_path / "voc")
+    assert "mel_vocoder/config.json" in str(e.value) and rule in str(e.value)
+
+
+def test_streaming_matches_offline_with_windows_past_the_receptive_field():
+    from speechkit.vocoders.streaming import WindowVocoderStream, vocoder_stream
+
+    um = tiny_unit_mel()
+    um.mel_vocoder = tiny_vocos()
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 12, 160))
+    offline = um(frames, speaker="a", durations=torch.ones(len(frames), dtype=torch.long))
+    # decoder 13 unit frames + Vocos (2 blocks of 7 + 7: 19 mel frames, +4 of inverse STFT) each side < 32 units
+    stream = vocoder_stream(um, "a", None, left=32, lookahead=32)
+    assert isinstance(stream, WindowVocoderStream)
+    out = []
+    for start in range(0, len(frames), 8):
+        out.append(stream.push(start, frames[start: start + 8], frames[start + 8: start + 40]))
+    streamed = torch.cat(out)
+    assert streamed.shape == offline.shape
+    assert torch.allclose(streamed, offline, atol=1e-5)
+
+
+def test_vdtts_loads_a_vocos_with_its_mel_settings(tmp_path):
+    from speechkit.errors import SpeechkitError
+    from speechkit.vdtts.config import VDTTSConfig
+    from speechkit.vdtts.vocoding import load_vocoder
+
+    cfg = VDTTSConfig()
+    right = dict(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                 num_mels=cfg.num_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+    tiny_vocos(**right).save_pretrained(tmp_path / "ok")
+    tiny_vocos().save_pretrained(tmp_path / "bundle_mels")
+    for kind in ("vocos", "auto"):
+        voc = load_vocoder(cfg, kind, tmp_path / "ok")
+        assert isinstance(voc, VocosVocoder) and voc(torch.randn(cfg.num_mels, 5)).shape == (5 * cfg.hop_length,)
+    with pytest.raises(SpeechkitError, match="mel settings differ"):
+        load_vocoder(cfg, "vocos", tmp_path / "bundle_mels")
+
+
+def test_multi_resolution_stft_loss_is_zero_only_for_the_same_signal():
+    from speechkit.train.vocos import MultiResolutionSTFTLoss
+
+    loss = MultiResolutionSTFTLoss([(256, 64), (512, 128)])
+    y = torch.randn(2, 4096, generator=torch.Generator().manual_seed(0))
+    assert loss(y, y).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(0.5 * y, y).item() == pytest.approx(0.5 + math.log(2), rel=1e-2)   # convergence 0.5 + |log 0.5|
+    assert math.isfinite(loss(torch.zeros_like(y), y).item())
+
+
+def test_training_debug_preset_learns_and_exports(tmp_path):
+    from speechkit.cli.main import main
+    from tests.reliability.test_kill_resume import _tone_folder
+
+    audio = _tone_folder(tmp_path / "audio", n=4)
+    out = tmp_path / "run"
+    assert main(["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={out}", "optim.max_steps=30",
+                 "optim.lr=3e-3", "train.log_every=10", "train.save_every=10", "train.valid_every=10",
+                 "train.discriminator_start=20"]) == 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert "loss_adv" in rows[-1] and "loss_adv" not in rows[0]    # the GAN joins at discriminator_start
+    assert rows[-1]["valid_mel_l1"] < rows[0]["valid_mel_l1"]
+    voc = VocosVocoder.from_pretrained(out / "model")
+    assert json.loads((out / "model" / "config.json").read_text())["step"] == 30
+    assert voc(torch.randn(80, 3)).shape == (768,)
+
+
+def test_training_refuses_a_segment_off_the_hop(tmp_path):
+    from speechkit.cli.main import main
+    from tests.reliability.test_kill_resume import _tone_folder
+
+    audio = _tone_folder(tmp_path / "audio", n=2)
+    assert main(["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={tmp_path / 'r'}",
+                 "data.segment_size=1000"]) != 0
