@@ -6,8 +6,8 @@ Every part is loaded first (so a broken part fails here, not in a user's hands),
 target and swapped in at the end, and the total size is checked against the budget.
 
     .venv/bin/python data_prep/make_bundle.py --encoder exp/default/k100/encoder \
-        --vocoder exp/default/k100/vocoder/model --ulm exp/default/ulm/model --text-lm exp/default/genppl_lm/model \
-        --corpus data/mini_expresso_120 -o checkpoints/default
+        --vocoder exp/default/k100/vocoder/model --mel-vocoder exp/default/vocos/model --ulm exp/default/ulm/model \
+        --text-lm exp/default/genppl_lm/model --corpus data/mini_expresso_120 -o checkpoints/default
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ def main() -> int:
     p.add_argument("--vocoder", type=Path, required=True, help="speechkit vocoder folder (CodeHiFiGAN or unit-to-mel)")
     p.add_argument("--supervision", default="self-supervised (HuBERT masked prediction of its own clusters, two "
                    "iterations); no labels", help="what the encoder was trained on, for the model card")
+    p.add_argument("--mel-vocoder", type=Path, default=None,
+                   help="mel vocoder folder (speechkit train vocos) copied to vocoder/mel_vocoder, replacing "
+                        "Griffin-Lim (unit-to-mel vocoders only)")
     p.add_argument("--ulm", type=Path, required=True, help="unit LM folder")
     p.add_argument("--text-lm", type=Path, help="GenPPL's text LM (speechkit train textlm data.normalize=asr)")
     p.add_argument("--corpus", type=Path, required=True, help="the mini-Expresso root (samples: its test split)")
@@ -104,6 +107,13 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(args.encoder, tmp / "encoder")
     shutil.copytree(args.vocoder, tmp / "vocoder")
+    if args.mel_vocoder is not None:
+        if not hasattr(vocoder, "mel_vocoder"):
+            print(f"--mel-vocoder: {args.vocoder} is not a unit-to-mel vocoder", file=sys.stderr)
+            return 1
+        shutil.rmtree(tmp / "vocoder" / "mel_vocoder", ignore_errors=True)
+        shutil.copytree(args.mel_vocoder, tmp / "vocoder" / "mel_vocoder")
+        vocoder = load_unit_vocoder(tmp / "vocoder")   # refuses a mel vocoder of other mel settings
     shutil.copytree(args.ulm, tmp / "ulm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))
     if scorer is not None:
         shutil.copytree(args.text_lm, tmp / "textlm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))
@@ -126,8 +136,16 @@ def main() -> int:
     voc_cfg = json.loads((tmp / "vocoder" / "config.json").read_text())
     m = voc_cfg["model"]
     if voc_cfg["kind"] == "unit_mel":
+        mel_dir = tmp / "vocoder" / "mel_vocoder"
+        if mel_dir.is_dir():
+            vm = json.loads((mel_dir / "config.json").read_text())
+            wave = (f"{vm['kind']} mel vocoder in `mel_vocoder/` ({_params(mel_dir / 'model.safetensors'):.1f} M"
+                    + (f", {vm['model']['num_layers']} ConvNeXt blocks of {vm['model']['dim']}, inverse-STFT head"
+                       if vm["kind"] == "vocos" else "") + "; Griffin-Lim stays selectable)")
+        else:
+            wave = f"Griffin-Lim ({m['griffin_lim_iters']} iterations)"
         described = (f"unit-to-mel decoder ({len(m['dilations'])} dilated residual layers of {m['channels']} channels, "
-                     f"speaker and style embeddings) + Griffin-Lim ({m['griffin_lim_iters']} iterations)")
+                     f"speaker and style embeddings) + {wave}")
     else:
         described = f"CodeHiFiGAN, {m['generator']['upsample_initial_channel']}-channel generator"
     card = CARD.format(

@@ -18,16 +18,18 @@
 #               leakage, bitrate, decodability with a small decoder)
 #   7 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
 #               predictor) per K; Griffin-Lim makes the waveform
-#   8 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
-#   9 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
-#  10 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
+#   8 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
+#               log-mels (the bundle's waveform stage; 80 min)
+#   9 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
+#  10 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
+#  11 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
 #               LM on the same text normalised as ASR output            (data.normalize=asr)
-#  11 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
-#  12 bundle    encoder + decoder + unit LM of K=--k -> --out           data_prep/make_bundle.py
+#  12 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
+#  13 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py
 # (A CodeHiFiGAN on the same units: recipes/vocoder, or `speechkit train vocoder`.)
 set -euo pipefail
 
-STAGES=(corpus hubert phones phone_hubert kmeans units probe decoder style sweep textlm ulm bundle)
+STAGES=(corpus hubert phones phone_hubert kmeans units probe decoder melvoc style sweep textlm ulm bundle)
 stage=corpus
 stop_stage=bundle
 preset=small
@@ -44,11 +46,13 @@ sweep_limit=60
 probe_steps=""       # decoder steps of the tokenizer benchmark (default: 4000; debug: its preset's 4)
 dec_args=""
 phone_args=""
+voc_args=""
+device=auto          # the Vocos stage's device: auto (cuda when there is one) | cpu | cuda
 SK=${SPEECHKIT:-.venv/bin/speechkit}
 PY=${PYTHON:-.venv/bin/python}
 
 usage() { sed -n '2,23p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
-  "--k --layer --supervision --sweep-limit --probe-steps --dec-args --phone-args"; exit "${1:-0}"; }
+  "--k --layer --supervision --sweep-limit --probe-steps --dec-args --phone-args --voc-args --device"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -67,6 +71,8 @@ while [[ $# -gt 0 ]]; do
     --probe-steps) probe_steps=$2; shift 2;;
     --dec-args) dec_args=$2; shift 2;;
     --phone-args) phone_args=$2; shift 2;;
+    --voc-args) voc_args=$2; shift 2;;
+    --device) device=$2; shift 2;;
     -h|--help) usage 0;;
     *) echo "unknown option $1" >&2; usage 1;;
   esac
@@ -80,6 +86,10 @@ run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]] && e
 km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
 dec_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "preset=small")
 lm_preset=$([[ $preset == debug ]] && echo "debug" || echo "mini")
+# the bundle's Vocos: 18000 steps (16 x 0.5 s) of mel + multi-resolution STFT losses, then the spectrogram
+# discriminator joins; the 80-minute budget stopped the bundle's run at step 20449 (2-core CPU)
+voc_mel=$([[ $preset == debug ]] && echo "" || echo "optim.max_steps=20500 train.discriminator_start=18000 \
+loss.adversarial=1.0 train.threads=2 train.max_minutes=80")
 text_docs=$([[ $preset == debug ]] && echo 200 || echo 20000)
 probe_preset=$([[ $preset == debug ]] && echo "--preset debug --test-count 4 --leak-per-speaker 5" \
   || echo "--decoder-steps ${probe_steps:-4000}")
@@ -131,6 +141,11 @@ if run_stage decoder; then
       out="$exp/k$K/decoder" $dec_args
   done
 fi
+if run_stage melvoc; then
+  # shellcheck disable=SC2086  # the *_args hold several Hydra overrides
+  $SK train vocos $km_preset data.audio="$data/audio_48khz/read" data.train_list="$data/splits/train.txt" \
+    data.valid_list="$data/splits/dev.txt" train.device="$device" out="$exp/vocos" $voc_mel $voc_args
+fi
 if run_stage style; then
   $PY eval/style_accuracy.py "$data" --features mfcc --prepared "$exp/segments" --jobs "$jobs" --save "$exp/style" \
     | tee "$exp/style_accuracy.json"
@@ -167,6 +182,7 @@ if run_stage bundle; then
 frame-level phone labels (58 MBROLA phones) as masked and unmasked targets: phone-supervised, like the HuBERT \
 paper's forced-alignment top line; real speech needs the self-supervised recipe (--supervision none)"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
+    --mel-vocoder "$exp/vocos/model" \
     --ulm "$ulm_dir" --text-lm "$exp/genppl_lm/model" --corpus "$data" --minutes "$minutes" --supervision "$note" \
     -o "$out"
 fi

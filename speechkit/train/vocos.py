@@ -13,7 +13,13 @@ Losses, chosen for two CPU cores (measured in the README's vocoder table):
 
 Audio: every ``*.wav``/``*.flac`` under ``data.audio`` whose stem is in ``data.train_list`` (all, when null), loaded
 once at the mel's rate, peak-normalised like the unit-to-mel decoder's targets (``data.peak``); validation on the
-files of ``data.valid_list`` (else the first ``data.valid_count``). Random segments, drawn from a generator seeded
+files of ``data.valid_list`` (else the first ``data.valid_count``).
+
+Fine-tuning on a decoder's mels (HiFi-GAN's fine-tuning on ground-truth-aligned predicted mels): with
+``data.decoder`` (a unit-to-mel vocoder folder) and ``data.units`` (the units of ``data.audio``, with durations, as
+``speechkit encode`` writes them), a ``data.decoded_share`` of each batch reads the decoder's predicted log-mel of
+the segment instead of its true one, and learns to speak the true audio from it: the vocoder learns to undo the
+decoder's smoothing. ``train.init`` starts from a trained Vocos folder. Random segments, drawn from a generator seeded
 by the step, so a run resumed from ``out/checkpoint_last.pt`` after ``kill -9`` continues bit for bit. Outputs in
 ``out``: ``checkpoint_last.pt``, ``model/`` (``VocosVocoder.from_pretrained``), ``log.jsonl``.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -111,9 +118,9 @@ def _read_stems(path: str | None) -> set[str] | None:
 
 
 def load_corpus(folder: str | Path, sample_rate: int, keep: set[str] | None, peak: float | None,
-                what: str) -> list[torch.Tensor]:
-    """Every audio file under ``folder`` (sorted) whose stem is in ``keep`` (all when ``None``), mono at
-    ``sample_rate``, peak-normalised to ``peak``."""
+                what: str) -> tuple[list[str], list[torch.Tensor]]:
+    """Stems and waveforms of every audio file under ``folder`` (sorted) whose stem is in ``keep`` (all when
+    ``None``), mono at ``sample_rate``, peak-normalised to ``peak``."""
     from speechkit.audio import io as audio_io
 
     root = Path(folder)
@@ -129,18 +136,65 @@ def load_corpus(folder: str | Path, sample_rate: int, keep: set[str] | None, pea
         if peak:
             w = w / w.abs().max().clamp(min=1e-4) * peak
         wavs.append(w)
-    return wavs
+    return [p.stem for p in files], wavs
 
 
-def segments(wavs: list[torch.Tensor], size: int, batch: int, rng: random.Random) -> torch.Tensor:
-    """``(batch, size)`` random crops (zero-padded when an utterance is shorter)."""
-    out = torch.zeros(batch, size)
+def segments(wavs: list[torch.Tensor], size: int, batch: int, rng: random.Random,
+             hop: int = 1) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """``(batch, size)`` random crops starting on multiples of ``hop`` (zero-padded when an utterance is shorter),
+    and the ``(utterance, start)`` of each."""
+    out, where = torch.zeros(batch, size), []
     for i in range(batch):
-        w = wavs[rng.randrange(len(wavs))]
-        start = rng.randrange(max(1, len(w) - size + 1))
+        k = rng.randrange(len(wavs))
+        w = wavs[k]
+        start = rng.randrange(max(1, (len(w) - size) // hop + 1)) * hop
         piece = w[start: start + size]
         out[i, : len(piece)] = piece
+        where.append((k, start))
+    return out, where
+
+
+@torch.inference_mode()
+def decoded_mels(decoder_dir: str, units_path: str, stems: list[str], names: str) -> dict[int, torch.Tensor]:
+    """The log-mel a unit-to-mel decoder predicts for each training utterance from its units and durations (the
+    encoder's, so the frames line up with the audio, as the decoder's own training targets do): ``index in stems ->
+    (num_mels, frames)``. Speaker and style come from the stems (``names``: ``"expresso"`` or ``"none"``)."""
+    from speechkit.data.corpora.expresso import parse_stem
+    from speechkit.data.manifest import read_units_jsonl
+    from speechkit.vocoders.unitmel.vocoder import UnitMelVocoder
+
+    voc = UnitMelVocoder.from_pretrained(decoder_dir, mel_vocoder="griffinlim")
+    by_stem = {Path(r.audio).stem: r for r in read_units_jsonl(units_path)}
+    out = {}
+    for k, stem in enumerate(stems):
+        r = by_stem.get(stem)
+        if r is None:
+            continue
+        spk = sty = None
+        if names == "expresso":
+            info = parse_stem(stem)
+            spk = info.speaker if voc.speakers and info.speaker in voc.speakers else None
+            sty = info.style if voc.styles and info.style in voc.styles else None
+        out[k] = voc.mel(torch.tensor(r.units), speaker=spk, style=sty,
+                         durations=None if r.duration is None else torch.tensor(r.duration)).float().cpu()
+    if not out:
+        raise SpeechkitError(f"{units_path}: no record's audio stem is one of the {len(stems)} training files "
+                             "(data.units must be the units of data.audio)")
     return out
+
+
+def _decoded_batch(x: torch.Tensor, where: list[tuple[int, int]], decoded: dict[int, torch.Tensor], hop: int,
+                   share: float, gains: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """``x`` with a ``share`` of its rows replaced by the decoder's mel of the same audio (shifted by log gain)."""
+    x = x.clone()
+    frames = x.shape[-1]
+    for i, (k, start) in enumerate(where):
+        if k not in decoded or rng.random() >= share:
+            continue
+        m = decoded[k][:, start // hop: start // hop + frames]
+        x[i] = math.log(1e-5)
+        x[i, :, : m.shape[1]] = m.to(x.device) + torch.log(gains[i])
+    return x
 
 
 def _lsgan_d(real, fake) -> torch.Tensor:
@@ -184,12 +238,19 @@ def run(cfg) -> int:
     hop = vcfg.mel.hop_length
     if d.segment_size % hop:
         raise SpeechkitError(f"data.segment_size={d.segment_size} must be a multiple of mel.hop_length={hop}")
-    wavs = load_corpus(d.audio, d.sample_rate, _read_stems(d.train_list), d.peak, "data.audio")
+    stems, wavs = load_corpus(d.audio, d.sample_rate, _read_stems(d.train_list), d.peak, "data.audio")
     if d.valid_list is not None:
-        valid = load_corpus(d.audio, d.sample_rate, _read_stems(d.valid_list), d.peak, "data.valid_list")
+        valid = load_corpus(d.audio, d.sample_rate, _read_stems(d.valid_list), d.peak, "data.valid_list")[1]
         valid, train = valid[: d.valid_count], wavs
     else:
         valid, train = wavs[: d.valid_count], wavs[d.valid_count:] or wavs
+        stems = stems[d.valid_count:] if len(wavs) > d.valid_count else stems
+    decoded = {}
+    if d.decoder is not None:
+        if d.units is None:
+            raise SpeechkitError("data.decoder needs data.units (the units jsonl of data.audio)")
+        decoded = decoded_mels(d.decoder, d.units, stems, d.names)
+        log.info("decoder mels for %d of %d training files (%s)", len(decoded), len(train), d.decoder)
     log.info("audio: %d train files (%.1f min), %d valid", len(train),
              sum(len(w) for w in train) / d.sample_rate / 60, len(valid))
     generator = build_vocos(vcfg)
@@ -198,6 +259,11 @@ def run(cfg) -> int:
     optim_g = torch.optim.AdamW(generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     optim_d = torch.optim.AdamW(disc.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     step = 0
+    if t.init and not (out / LAST).is_file():   # warm start: weights only (a Vocos folder of the same size)
+        from speechkit.vocoders.hifigan.vocoder import _load_strict_shapes
+
+        _load_strict_shapes(generator, VocosVocoder.from_pretrained(t.init).generator.state_dict(), str(t.init))
+        log.info("generator initialised from %s", t.init)
     if (out / LAST).is_file():
         state = load_training_state(out / LAST)
         nets.load_state_dict(state["model"])
@@ -214,17 +280,22 @@ def run(cfg) -> int:
     t0, plain_cfg = time.time(), OmegaConf.to_container(cfg, resolve=True)
     nets.train()
     while step < o.max_steps:
+        horizon = o.schedule_steps or o.max_steps
         lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
-        lr *= 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(step, o.max_steps) / o.max_steps)).item()) \
+        lr *= 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(step, horizon) / horizon)).item()) \
             * (1 - o.min_lr_ratio) + o.min_lr_ratio
         for g in (*optim_g.param_groups, *optim_d.param_groups):
             g["lr"] = lr
         rng = random.Random(t.seed * 1_000_003 + step)   # seeded by step: a resumed run draws the same segments
-        y = segments(train, d.segment_size, o.batch_size, rng).to(device)
-        if d.gain_jitter:  # random level in [1 - j, 1]: the vocoder sees quieter speech than peak-normalised
-            y = y * (1 - d.gain_jitter * torch.tensor([rng.random() for _ in range(len(y))], device=device))[:, None]
+        y, where = segments(train, d.segment_size, o.batch_size, rng, hop)
+        y = y.to(device)
+        # random level in [1 - j, 1]: the vocoder sees quieter speech than peak-normalised
+        gains = 1 - d.gain_jitter * torch.tensor([rng.random() for _ in range(len(y))], device=device)
+        y = y * gains[:, None]
         with torch.no_grad():
             x = mel(y)
+            if decoded:
+                x = _decoded_batch(x, where, decoded, hop, d.decoded_share, gains, rng)
         y_hat = generator(x)
         adversarial = cfg.loss.adversarial > 0 and step >= t.discriminator_start
         losses = {}

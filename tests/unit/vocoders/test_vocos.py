@@ -199,3 +199,81 @@ def test_training_refuses_a_segment_off_the_hop(tmp_path):
     audio = _tone_folder(tmp_path / "audio", n=2)
     assert main(["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={tmp_path / 'r'}",
                  "data.segment_size=1000"]) != 0
+
+
+def _decoder_corpus(tmp_path):
+    """A tiny unit-to-mel decoder (speakers a/b, styles plain/loud) and three Expresso-named files with units."""
+    from speechkit.audio import io
+    from speechkit.data.manifest import UnitRecord, write_units_jsonl
+
+    um = tiny_unit_mel()
+    um.save_pretrained(tmp_path / "decoder")
+    rng = np.random.default_rng(0)
+    records = []
+    for stem in ("a_plain_00001", "b_loud_00002", "a_loud_00003"):
+        wav = (0.3 * rng.standard_normal(16000)).astype(np.float32)
+        io.save(tmp_path / "audio" / f"{stem}.wav", wav, 16000)
+        units = rng.integers(0, 12, 20).tolist()
+        records.append(UnitRecord(stem, str(tmp_path / "audio" / f"{stem}.wav"), units, [2] * 20))
+    write_units_jsonl(tmp_path / "units.jsonl", records[:2])     # the third file has no units
+    return um, tmp_path / "audio"
+
+
+def test_decoded_mels_are_the_decoders_for_each_file_it_has_units_for(tmp_path):
+    from speechkit.train.vocos import decoded_mels
+
+    um, _ = _decoder_corpus(tmp_path)
+    stems = ["a_plain_00001", "b_loud_00002", "a_loud_00003"]
+    mels = decoded_mels(str(tmp_path / "decoder"), str(tmp_path / "units.jsonl"), stems, "expresso")
+    assert sorted(mels) == [0, 1]
+    from speechkit.data.manifest import read_units_jsonl
+
+    r = read_units_jsonl(tmp_path / "units.jsonl")[1]
+    expected = um.mel(torch.tensor(r.units), speaker="b", style="loud", durations=torch.tensor(r.duration))
+    assert torch.equal(mels[1], expected) and mels[1].shape == (80, math.ceil(40 * 320 / 256))
+    with pytest.raises(Exception, match="no record's audio stem"):
+        decoded_mels(str(tmp_path / "decoder"), str(tmp_path / "units.jsonl"), ["zz_plain_00009"], "expresso")
+
+
+def test_decoded_batch_replaces_rows_with_the_aligned_decoder_mel():
+    import random
+
+    from speechkit.train.vocos import _decoded_batch
+
+    x = torch.zeros(3, 80, 8)
+    decoded = {0: torch.randn(80, 50), 2: torch.randn(80, 10)}
+    where = [(0, 256 * 5), (1, 0), (2, 256 * 4)]
+    gains = torch.tensor([0.5, 1.0, 1.0])
+    out = _decoded_batch(x, where, decoded, 256, 1.0, gains, random.Random(0))
+    assert torch.allclose(out[0], decoded[0][:, 5:13] + math.log(0.5))
+    assert torch.equal(out[1], x[1])                       # no decoder mel for that file: the true mel stays
+    assert torch.equal(out[2, :, :6], decoded[2][:, 4:10]) and (out[2, :, 6:] == math.log(1e-5)).all()
+    assert torch.equal(_decoded_batch(x, where, decoded, 256, 0.0, gains, random.Random(0)), x)
+
+
+def test_fine_tuning_on_decoder_mels_from_a_warm_start(tmp_path):
+    from speechkit.cli.main import main
+
+    _, audio = _decoder_corpus(tmp_path)
+    first = tmp_path / "first"
+    assert main(["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={first}", "optim.max_steps=2"]) == 0
+    tuned = tmp_path / "tuned"
+    assert main(["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={tuned}", "optim.max_steps=2",
+                 f"data.decoder={tmp_path / 'decoder'}", f"data.units={tmp_path / 'units.jsonl'}",
+                 "data.decoded_share=1.0", f"train.init={first / 'model'}", "optim.lr=0"]) == 0
+    # lr 0: the warm start's weights come through unchanged
+    a, b = VocosVocoder.from_pretrained(first / "model"), VocosVocoder.from_pretrained(tuned / "model")
+    mel = torch.randn(80, 6)
+    assert torch.equal(a(mel), b(mel))
+    assert main(["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={tmp_path / 'bad'}",
+                 f"data.decoder={tmp_path / 'decoder'}"]) != 0      # a decoder without units is refused
+
+
+def test_the_default_bundle_speaks_through_its_vocos_and_griffin_lim_stays_selectable():
+    from speechkit import Resynthesizer
+
+    rs = Resynthesizer.from_pretrained("checkpoints/default")
+    assert isinstance(rs.vocoder.mel_vocoder, VocosVocoder)
+    assert rs.vocoder.mel_vocoder.config.mel == rs.vocoder.config.mel
+    gl = Resynthesizer.from_pretrained("checkpoints/default", mel_vocoder="griffinlim")
+    assert isinstance(gl.vocoder.mel_vocoder, GriffinLimVocoder)
