@@ -174,7 +174,7 @@ def test_hifigan_vocoder_must_match_the_features(tmp_path):
     assert voc(torch.zeros(80, 8)).shape == (8 * 160,)
     with pytest.raises(SpeechkitError, match=r"\(sample_rate, hop_length, num_mels\) = \(22050, 256, 80\)"):
         load_vocoder(cfg, "hifigan", save_mel_hifigan(tmp_path / "v1", (8, 8, 2, 2), 22050))
-    with pytest.raises(SpeechkitError, match="vocoder must be 'griffinlim' or 'hifigan'"):
+    with pytest.raises(SpeechkitError, match="vocoder must be 'griffinlim', 'hifigan' or 'vocos'. Found 'wavenet'"):
         load_vocoder(cfg, "wavenet")
 
 
