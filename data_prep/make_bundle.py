@@ -60,6 +60,95 @@ and degrades (the README gives the measured figures).
 """
 
 
+OWN_CARD = """# speechkit bundle trained on {source}
+
+Trained by `recipes/own_data/run.sh` on {utterances} utterances ({hours:.2f} h) of {speakers} speaker(s), {layout}
+layout{transcribed}. Splits: train {train_min:.1f} min, dev {dev_min:.1f} min, test {test_min:.1f} min (test never
+trained on).
+
+- `encoder/` ({enc_mb:.1f} MB): HuBERT ({hubert_params}), layer {layer}, k-means K={k}.
+- `vocoder/` ({voc_mb:.1f} MB): {vocoder}; speakers {speakers_list}.
+- `ulm/` ({ulm_mb:.1f} MB): unit LM ({ulm_params:.1f} M parameters, {ulm_init}).
+- `samples/` ({samples_mb:.1f} MB): test-split utterances, one per speaker.
+
+```python
+from speechkit import Resynthesizer, SpeechContinuation
+
+rs = Resynthesizer.from_pretrained("{folder}")
+sc = SpeechContinuation.from_pretrained("{folder}")
+```
+
+## Licences
+These weights were trained on the recordings above: they inherit those recordings' terms, and those of any encoder
+or text LM they started from.
+"""
+
+
+def _count(folder: Path) -> str:
+    files = sorted(folder.glob("*.safetensors"))
+    return f"{_params(files[0]):.1f} M parameters" if files else "official checkpoint"
+
+
+def _finish_own_data(args, tmp: Path, encoder, vocoder, lm) -> int:
+    """Samples from a prepared own-data corpus' test split, the card, the size check and the swap."""
+    from speechkit.audio import io
+    from speechkit.data.corpora.own import read_utterances
+
+    rows = read_utterances(args.prepared)
+    summary = json.loads((args.prepared / "summary.json").read_text()) if (args.prepared / "summary.json").is_file() \
+        else {}
+    picked: dict[str, dict] = {}
+    for r in rows:
+        if r["split"] == "test" and r["speaker"] not in picked:
+            picked[r["speaker"]] = r
+    lines = []
+    (tmp / "samples").mkdir(parents=True, exist_ok=True)
+    for _, r in sorted(picked.items())[: args.samples]:
+        wav, _ = io.load(r["wav"], sample_rate=16000)
+        io.save(tmp / "samples" / f"{r['id']}.wav", wav, 16000)
+        if r["text"]:
+            lines.append(f"{r['id']}\t{r['text']}\n")
+    if lines:
+        (tmp / "samples" / "transcripts.txt").write_text("".join(lines))
+    enc_cfg = json.loads((tmp / "encoder" / "encoder.json").read_text())
+    voc_cfg = json.loads((tmp / "vocoder" / "config.json").read_text())
+    if voc_cfg["kind"] == "unit_mel":
+        mel_dir = tmp / "vocoder" / "mel_vocoder"
+        wave = "Vocos mel vocoder in `mel_vocoder/`" if mel_dir.is_dir() else "Griffin-Lim"
+        described = f"unit-to-mel decoder with a duration predictor + {wave}"
+    else:
+        described = "CodeHiFiGAN"
+    split_min = {s: sum(r["seconds"] for r in rows if r["split"] == s) / 60 for s in ("train", "dev", "test")}
+    info = getattr(lm, "info", {}) or {}
+    ulm_init = ("warm-started from " + str(info.get("text_lm", "a text LM"))) if info.get("init") == "warm" \
+        else "cold start, no text LM"
+    card = OWN_CARD.format(
+        source=summary.get("source", args.prepared), utterances=len(rows), hours=sum(r["seconds"] for r in rows) / 3600,
+        speakers=len({r["speaker"] for r in rows}), layout=summary.get("layout", "?"),
+        transcribed=", with transcripts" if any(r["text"] for r in rows) else ", no transcripts",
+        train_min=split_min["train"], dev_min=split_min["dev"], test_min=split_min["test"],
+        enc_mb=_mb(tmp / "encoder"), hubert_params=_count(tmp / "encoder" / enc_cfg["hubert"]),
+        layer=enc_cfg["layer"], k=encoder.vocab_size, voc_mb=_mb(tmp / "vocoder"), vocoder=described,
+        speakers_list=", ".join(vocoder.speakers or []) or "one", ulm_mb=_mb(tmp / "ulm"),
+        ulm_params=_params(tmp / "ulm" / "model.safetensors"), ulm_init=ulm_init, samples_mb=_mb(tmp / "samples"),
+        folder=args.output)
+    (tmp / "README.md").write_text(card)
+    return _swap(args, tmp)
+
+
+def _swap(args, tmp: Path) -> int:
+    total = _mb(tmp)
+    if total > args.max_mb:
+        print(f"{tmp}: {total:.1f} MB exceeds the {args.max_mb} MB budget (--max-mb)", file=sys.stderr)
+        return 1
+    if args.output.exists():
+        shutil.rmtree(args.output)
+    tmp.rename(args.output)
+    print(f"wrote {args.output}: {total:.1f} MB (encoder {_mb(args.output / 'encoder'):.1f}, vocoder "
+          f"{_mb(args.output / 'vocoder'):.1f}, ulm {_mb(args.output / 'ulm'):.1f})")
+    return 0
+
+
 def _params(tensors_path: Path) -> float:
     from safetensors.torch import load_file
 
@@ -81,12 +170,17 @@ def main() -> int:
                         "Griffin-Lim (unit-to-mel vocoders only)")
     p.add_argument("--ulm", type=Path, required=True, help="unit LM folder")
     p.add_argument("--text-lm", type=Path, help="GenPPL's text LM (speechkit train textlm data.normalize=asr)")
-    p.add_argument("--corpus", type=Path, required=True, help="the mini-Expresso root (samples: its test split)")
+    p.add_argument("--corpus", type=Path, help="the mini-Expresso root (samples: its test split)")
+    p.add_argument("--prepared", type=Path,
+                   help="instead of --corpus: a corpus made by `speechkit prepare own-data` (recipes/own_data); "
+                        "samples come from its test split and the card describes it")
     p.add_argument("--samples", type=int, default=4, help="test utterances to copy into samples/ (one per speaker)")
     p.add_argument("--minutes", type=float, default=120, help="read speech in the corpus (for the card)")
     p.add_argument("--max-mb", type=float, default=60.0, help="size budget of the whole bundle")
     p.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args()
+    if (args.corpus is None) == (args.prepared is None):
+        p.error("give exactly one of --corpus (mini-Expresso) and --prepared (speechkit prepare own-data)")
 
     from speechkit.audio import io
     from speechkit.data.corpora import expresso
@@ -118,6 +212,8 @@ def main() -> int:
     if scorer is not None:
         shutil.copytree(args.text_lm, tmp / "textlm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))
 
+    if args.prepared is not None:
+        return _finish_own_data(args, tmp, encoder, vocoder, lm)
     # samples: the first test utterance of each speaker in the default style, at 16 kHz
     texts = expresso.read_transcriptions(args.corpus)
     picked: dict[str, str] = {}
@@ -160,16 +256,7 @@ def main() -> int:
         f"({_params(tmp / 'textlm' / 'model.safetensors'):.1f} M), trained on the text corpus normalised as ASR "
         f"output (`normalize: {scorer.normalize}`).\n")
     (tmp / "README.md").write_text(card)
-    total = _mb(tmp)
-    if total > args.max_mb:
-        print(f"{tmp}: {total:.1f} MB exceeds the {args.max_mb} MB budget", file=sys.stderr)
-        return 1
-    if args.output.exists():
-        shutil.rmtree(args.output)
-    tmp.rename(args.output)
-    print(f"wrote {args.output}: {total:.1f} MB (encoder {_mb(args.output / 'encoder'):.1f}, vocoder "
-          f"{_mb(args.output / 'vocoder'):.1f}, ulm {_mb(args.output / 'ulm'):.1f})")
-    return 0
+    return _swap(args, tmp)
 
 
 if __name__ == "__main__":

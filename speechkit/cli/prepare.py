@@ -21,6 +21,15 @@ Speech is synthesised offline with espeak-ng + MBROLA (installed by `make instal
 settings returns at once; an interrupted run resumes where it stopped."""
 
 
+OWN_DATA_EXAMPLES = """examples:
+  speechkit prepare own-data my_recordings/ -o data/mine                  # speaker = first folder level
+  speechkit prepare own-data LibriSpeech/dev-clean -o data/ls --jobs 2    # transcripts from *.trans.txt
+  speechkit prepare own-data clips/ -o data/clips --transcripts clips.txt --skip-bad
+
+Re-running continues where an interrupted run stopped (converted files are kept); the split depends only on the
+utterance ids and --seed."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from speechkit.cli.main import HelpFormatter
 
@@ -40,6 +49,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="keep only files whose stem is listed in this file (first column; e.g. an Expresso "
                         "splits/train.txt)")
     m.set_defaults(func=_manifest)
+
+    od = corpora.add_parser("own-data", help="a folder of your own recordings, made uniform for training",
+                            formatter_class=HelpFormatter,
+                            description="Find the utterances of AUDIO (a folder tree, LibriSpeech, the Expresso "
+                                        "release or a manifest TSV), convert them to 16 kHz mono WAV under "
+                                        "OUTPUT/wav/<speaker>/, split them per speaker into train/dev/test, and "
+                                        "write utterances.tsv, splits/*.txt and fairseq manifests (recipes/own_data "
+                                        "runs this first).",
+                            epilog=OWN_DATA_EXAMPLES)
+    od.add_argument("audio", type=Path, help="corpus folder, or manifest .tsv")
+    od.add_argument("-o", "--output", type=Path, required=True, help="prepared corpus folder")
+    od.add_argument("--layout", default="auto", choices=["auto", "folder", "librispeech", "expresso", "manifest"],
+                    help="how AUDIO is laid out (auto detects)")
+    od.add_argument("--transcripts", type=Path, default=None,
+                    help="'<id><TAB><text>' lines (id = file stem), for layouts without transcripts")
+    od.add_argument("--skip-bad", action="store_true",
+                    help="go on without unreadable, empty or silent files (listed in OUTPUT/bad.tsv)")
+    od.add_argument("--dev-fraction", type=float, default=0.05, help="share of each speaker's utterances for dev")
+    od.add_argument("--test-fraction", type=float, default=0.05, help="share of each speaker's utterances for test")
+    od.add_argument("--seed", type=int, default=0, help="seed of the split's hash")
+    od.add_argument("--jobs", type=int, default=1, help="worker processes converting audio")
+    od.set_defaults(func=_own_data)
 
     pl = corpora.add_parser("phone-labels", help="frame-level phone labels of a synthetic mini-Expresso manifest",
                             formatter_class=HelpFormatter,
@@ -214,4 +245,19 @@ def _mini_expresso(args: argparse.Namespace) -> int:
         styles=tuple(args.styles) if args.styles else None, conversations=args.conversations,
     )
     print(f"mini-Expresso ready in {root} (see {root / 'README.txt'})")
+    return 0
+
+
+def _own_data(args: argparse.Namespace) -> int:
+    import json
+
+    from speechkit.data.corpora.own import prepare_own_data
+
+    summary = prepare_own_data(args.audio, args.output, layout=args.layout, transcripts=args.transcripts,
+                               skip_bad=args.skip_bad, dev_fraction=args.dev_fraction,
+                               test_fraction=args.test_fraction, seed=args.seed, jobs=args.jobs)
+    from speechkit.utils.files import write_json
+
+    write_json(args.output / "summary.json", summary)
+    print(json.dumps(summary))
     return 0

@@ -138,20 +138,47 @@ class UlmDataConfig:
 
 
 @dataclass(kw_only=True)
+class UlmSizeConfig:
+    """The Llama architecture of a cold start without a text LM (``model.text_lm: null``)."""
+
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    max_position_embeddings: int = 2048
+
+    def llama_config(self):
+        from transformers import LlamaConfig
+
+        return LlamaConfig(vocab_size=8, hidden_size=self.hidden_size, num_hidden_layers=self.num_hidden_layers,
+                           num_attention_heads=self.num_attention_heads, intermediate_size=self.intermediate_size,
+                           max_position_embeddings=self.max_position_embeddings, tie_word_embeddings=True)
+
+
+@dataclass(kw_only=True)
 class UlmModelConfig:
     """Attributes:
-        init: ``"warm"`` (TWIST: the text LM's weights) or ``"cold"`` (its architecture, random weights).
-        text_lm: HF causal LM folder.
+        init: ``"warm"`` (TWIST: the text LM's weights) or ``"cold"`` (random weights).
+        text_lm: HF causal LM folder or hub name (warm: required; cold: its architecture, or ``None`` for
+            ``size``'s Llama).
         embedding_init: new embedding rows for a warm start (``"text_stats"`` or ``"text_rows"``).
+        size: the Llama of a cold start without a text LM.
     """
 
     init: str = "warm"
-    text_lm: str
+    text_lm: str | None = None
     embedding_init: str = "text_stats"
+    size: UlmSizeConfig = field(default_factory=UlmSizeConfig)
 
     def validate(self) -> None:
         if self.init not in ("warm", "cold"):
             raise ConfigError(f"model.init must be 'warm' or 'cold'. Found {self.init!r}")
+        if self.init == "warm" and not self.text_lm:
+            raise ConfigError("model.init=warm needs model.text_lm (a Hugging Face causal LM folder or name); "
+                              "model.init=cold trains without one")
+        if self.size.hidden_size % self.size.num_attention_heads:
+            raise ConfigError(f"model.size.hidden_size ({self.size.hidden_size}) must be a multiple of "
+                              f"model.size.num_attention_heads ({self.size.num_attention_heads})")
 
 
 @dataclass(kw_only=True)
@@ -383,7 +410,8 @@ def run(cfg) -> int:
         lm = UnitLM.warm_start(conf.model.text_lm, conf.data.num_units, embedding_init=conf.model.embedding_init,
                                seed=conf.train.seed)
     else:
-        lm = UnitLM.cold_start(conf.model.text_lm, conf.data.num_units, seed=conf.train.seed)
+        arch = conf.model.text_lm if conf.model.text_lm else conf.model.size.llama_config()
+        lm = UnitLM.cold_start(arch, conf.data.num_units, seed=conf.train.seed)
     context = lm.max_positions
     if context is not None and conf.train.block_size > context:
         raise ConfigError(f"train.block_size={conf.train.block_size} exceeds the model's context ({context})")

@@ -52,8 +52,10 @@ class SpeechContinuation:
     def from_pretrained(cls, folder: str | os.PathLike | None = None, *, encoder: str | os.PathLike | None = None,
                         ulm: str | os.PathLike | None = None, vocoder: str | os.PathLike | None = None,
                         **options) -> SpeechContinuation:
-        """Loads ``folder/encoder``, ``folder/ulm`` and ``folder/vocoder``; explicit paths override each part.
-        With no folder and no part given, loads the default bundle (``checkpoints/default``)."""
+        """Loads ``folder/encoder``, ``folder/ulm`` and ``folder/vocoder``; explicit parts override each one, as
+        folders or model-card names (``encoder="hubert-base-ls960-kmeans-200"``, ``ulm="TWIST-350M"``,
+        ``vocoder=...``: the official continuation chain). ``folder`` may be a bundle's card name too. With no
+        folder and no part given, loads the default bundle (``checkpoints/default``)."""
         from speechkit import hub
         from speechkit.pipeline import PipelineError
         from speechkit.ulm import UnitLM
@@ -63,13 +65,24 @@ class SpeechContinuation:
         parts = {"encoder": encoder, "ulm": ulm, "vocoder": vocoder}
         if folder is None and all(p is None for p in parts.values()):
             folder = hub.DEFAULT_MODEL
+        if folder is not None and hub.is_card_name(folder):  # a bundle by card name
+            card = hub.load_card(str(folder))
+            if card.path is None:
+                raise PipelineError(f"card {card.name!r} is a {card.kind}; give a bundle (folder or card) or the "
+                                    "parts by name: encoder=..., ulm=..., vocoder=...")
+            folder = hub.fetch(card.name)["folder"]
         for name, path in parts.items():
             if path is None:
                 if folder is None:
-                    raise PipelineError(f"no {name}: give a model folder or the {name} path")
+                    raise PipelineError(f"no {name}: give a model folder or the {name} path or card name")
                 parts[name] = hub.local_model_dir(folder) / name
-            if not Path(parts[name]).is_dir():
-                raise PipelineError(f"{parts[name]}: no such {name} folder")
+            elif hub.is_card_name(path):  # a released part by name: each loader fetches its card
+                continue
+            else:
+                parts[name] = hub.local_model_dir(path)
+            if not Path(parts[name]).exists():
+                raise PipelineError(f"{parts[name]}: no such {name} folder (nor a card name: `speechkit models` "
+                                    "lists those)")
         return cls(SpeechEncoder.from_pretrained(parts["encoder"]), UnitLM.from_pretrained(parts["ulm"]),
                    load_unit_vocoder(parts["vocoder"]), **options)
 
