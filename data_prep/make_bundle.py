@@ -62,9 +62,9 @@ and degrades (the README gives the measured figures).
 
 OWN_CARD = """# speechkit bundle trained on {source}
 
-Trained by `recipes/own_data/run.sh` on {utterances} utterances ({hours:.2f} h) of {speakers} speaker(s), {layout}
-layout{transcribed}. Splits: train {train_min:.1f} min, dev {dev_min:.1f} min, test {test_min:.1f} min (test never
-trained on).
+Trained by `recipes/own_data/run.sh` on {utterances} utterances ({hours:.2f} h) of {speakers} speaker(s):
+{layout} layout{transcribed}. Splits: train {train_min:.1f} min, dev {dev_min:.1f} min, test {test_min:.1f} min
+(the test split was never trained on).
 
 - `encoder/` ({enc_mb:.1f} MB): HuBERT ({hubert_params}), layer {layer}, k-means K={k}.
 - `vocoder/` ({voc_mb:.1f} MB): {vocoder}; speakers {speakers_list}.
