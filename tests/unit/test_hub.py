@@ -186,8 +186,11 @@ def test_speech_encoder_from_card_name(server, cards, tmp_path):
         SpeechEncoder.from_pretrained("tiny-hubert")
 
 
-def test_vocoder_and_resynthesizer_from_card_names(server, cards, tmp_path):
-    """An Expresso-style vocoder card (generator + config + speakers + styles) and the encoder card it names."""
+def _official_chain(server, cards, tmp_path, twist_arch: str | None = None):
+    """Format-exact miniature releases served over loopback: a fairseq HuBERT + textlesslib km.bin (speech-encoder
+    card), an Expresso-style CodeHiFiGAN (vocoder card) and, with ``twist_arch``, a TWIST zip (unit-lm card) over
+    100 units. Returns the reference vocoder folder."""
+    import io
     from pathlib import Path
 
     import joblib
@@ -195,8 +198,6 @@ def test_vocoder_and_resynthesizer_from_card_names(server, cards, tmp_path):
     import torch
     from sklearn.cluster import KMeans
 
-    from speechkit.pipeline import Resynthesizer
-    from speechkit.vocoders import CodeHiFiGANVocoder
     from tests.unit.units import fairseq_format as ff
 
     ref = Path(__file__).resolve().parent.parent / "data" / "vocoders" / "expresso"
@@ -206,17 +207,47 @@ def test_vocoder_and_resynthesizer_from_card_names(server, cards, tmp_path):
     Handler.files = {"/dense.pt": (tmp_path / "dense.pt").read_bytes(), "/km.bin": (tmp_path / "km.bin").read_bytes(),
                      **{f"/{n}": (ref / n).read_bytes() for n in ("g_00000000", "config.json", "speakers.txt",
                                                                      "styles.txt")}}
+    if twist_arch is not None:  # TWIST releases: a zip holding one folder, an HF causal LM with config.offset
+        from transformers import AutoModelForCausalLM
+
+        from tests.unit.ulm.conftest import tiny_config
+
+        torch.manual_seed(0)
+        cfg = tiny_config(twist_arch, vocab_size=4 + 100)
+        cfg.offset = 4
+        AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / "TWIST-tiny")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for f in sorted((tmp_path / "TWIST-tiny").iterdir()):
+                z.write(f, f"TWIST-tiny/{f.name}")
+        Handler.files["/TWIST-tiny.zip"] = buf.getvalue()
     sha = {k: hashlib.sha256(v).hexdigest() for k, v in Handler.files.items()}
 
     def entry(role, path):
         return f"    {role}: {{file: t{path.replace('/', '_')}, url: {server}{path}, sha256: {sha[path]}}}\n"
 
-    cards(card("tiny-hubert", f"{server}/dense.pt", sha["/dense.pt"])
-          + "- name: tiny-km100\n  kind: speech-encoder\n  loader: speechkit.units.SpeechEncoder\n  license: MIT\n"
-            "  requires: [tiny-hubert]\n  layer: 2\n  vocab_size: 100\n  files:\n" + entry("kmeans", "/km.bin")
-          + "- name: tiny-km100-hifigan\n  kind: vocoder\n  loader: speechkit.vocoders.CodeHiFiGANVocoder\n"
-            "  license: MIT\n  encoder: tiny-km100\n  files:\n" + entry("checkpoint", "/g_00000000")
-          + entry("config", "/config.json") + entry("speakers", "/speakers.txt") + entry("styles", "/styles.txt"))
+    text = (card("tiny-hubert", f"{server}/dense.pt", sha["/dense.pt"])
+            + "- name: tiny-km100\n  kind: speech-encoder\n  loader: speechkit.units.SpeechEncoder\n  license: MIT\n"
+              "  requires: [tiny-hubert]\n  layer: 2\n  vocab_size: 100\n  files:\n" + entry("kmeans", "/km.bin")
+            + "- name: tiny-km100-hifigan\n  kind: vocoder\n  loader: speechkit.vocoders.CodeHiFiGANVocoder\n"
+              "  license: MIT\n  encoder: tiny-km100\n  files:\n" + entry("checkpoint", "/g_00000000")
+            + entry("config", "/config.json") + entry("speakers", "/speakers.txt") + entry("styles", "/styles.txt"))
+    if twist_arch is not None:  # no checksum, like the real TWIST cards
+        text += ("- name: TWIST-tiny\n  kind: unit-lm\n  loader: speechkit.ulm.UnitLM\n  license: MIT\n"
+                 "  encoder: tiny-km100\n  vocab_size: 100\n  unpack: zip\n  files:\n"
+                 f"    model: {{file: TWIST-tiny.zip, url: {server}/TWIST-tiny.zip}}\n")
+    cards(text)
+    return ref
+
+
+def test_vocoder_and_resynthesizer_from_card_names(server, cards, tmp_path):
+    """An Expresso-style vocoder card (generator + config + speakers + styles) and the encoder card it names."""
+    import torch
+
+    from speechkit.pipeline import Resynthesizer
+    from speechkit.vocoders import CodeHiFiGANVocoder
+
+    ref = _official_chain(server, cards, tmp_path)
     voc = CodeHiFiGANVocoder.from_pretrained("tiny-km100-hifigan")
     direct = CodeHiFiGANVocoder.from_checkpoint(ref / "g_00000000", ref / "config.json")
     units = torch.randint(0, 100, (20,))
@@ -226,3 +257,40 @@ def test_vocoder_and_resynthesizer_from_card_names(server, cards, tmp_path):
     assert out.dim() == 1 and out.numel() > 0 and rs.output_sample_rate == 16000
     with pytest.raises(hub.HubError, match="is a speech-encoder, not a vocoder"):
         CodeHiFiGANVocoder.from_pretrained("tiny-km100")
+
+
+def test_continuation_chain_from_card_names(server, cards, tmp_path):
+    """The official TWIST chain by name (encoder + k-means card, TWIST zip card, vocoder card), fetched over loopback:
+    the continuation extends the prompt's own units with the LM's greedy choice, and the audio is the vocoder's
+    rendering of exactly those units."""
+    import math
+
+    import torch
+
+    from speechkit import SpeechContinuation
+    from speechkit.ulm import UnitLM
+    from speechkit.units import SpeechEncoder
+    from speechkit.vocoders import CodeHiFiGANVocoder
+
+    _official_chain(server, cards, tmp_path, twist_arch="opt")
+    sc = SpeechContinuation.from_pretrained(encoder="tiny-km100", ulm="TWIST-tiny", vocoder="tiny-km100-hifigan")
+    assert sc.lm.vocab.layout == "twist" and sc.lm.num_units == sc.encoder.vocab_size == 100
+    assert any(path == "/TWIST-tiny.zip" for path, _ in Handler.log)
+
+    prompt = torch.randn(16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    units = SpeechEncoder.from_pretrained("tiny-km100")(prompt)["units"]
+    expected = UnitLM.from_pretrained(tmp_path / "TWIST-tiny").generate(units, max_new_tokens=8, temperature=0,
+                                                                        stop_on_eos=False)
+    new = sc.continue_units(units, 8, temperature=0, stop_on_eos=False)
+    assert new.tolist() == expected.tolist() and len(new) == 8
+    # seconds=0.5 asks for ceil(0.5 * units per second) new units; the audio renders prompt + continuation
+    num_new = math.ceil(0.5 * len(units))
+    out = sc(prompt, sample_rate=16000, seconds=0.5, temperature=0, speaker="ex01", style=0, stop_on_eos=False)
+    voc = CodeHiFiGANVocoder.from_pretrained("tiny-km100-hifigan")
+    whole = torch.cat([units, sc.continue_units(units, num_new, temperature=0, stop_on_eos=False)])
+    assert torch.allclose(out, voc(whole, speaker="ex01", style=0, dur_prediction=True), atol=1e-6)
+    # a bundle-only argument given a part's card is refused with the rule
+    from speechkit.pipeline import PipelineError
+
+    with pytest.raises(PipelineError, match="is a unit-lm; give a bundle"):
+        SpeechContinuation.from_pretrained("TWIST-tiny")
