@@ -141,9 +141,13 @@ def _swap(args, tmp: Path) -> int:
     if total > args.max_mb:
         print(f"{tmp}: {total:.1f} MB exceeds the {args.max_mb} MB budget (--max-mb)", file=sys.stderr)
         return 1
+    # a kill at any point leaves the old bundle whole, no bundle, or the new one whole: never a half-deleted one
+    old = args.output.with_name(args.output.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if args.output.exists():
-        shutil.rmtree(args.output)
+        args.output.rename(old)
     tmp.rename(args.output)
+    shutil.rmtree(old, ignore_errors=True)
     print(f"wrote {args.output}: {total:.1f} MB (encoder {_mb(args.output / 'encoder'):.1f}, vocoder "
           f"{_mb(args.output / 'vocoder'):.1f}, ulm {_mb(args.output / 'ulm'):.1f})")
     return 0

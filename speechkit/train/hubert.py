@@ -29,7 +29,7 @@ from torch import nn
 from speechkit.errors import SpeechkitError
 from speechkit.precision import resolve_precision
 from speechkit.train import distributed as dist
-from speechkit.train.checkpoint import load_training_state, save_training_state, unwrap
+from speechkit.train.checkpoint import load_training_state, restore_rng, save_training_state, unwrap
 from speechkit.units.hubert import HubertConfig, build_hubert, save_hubert
 from speechkit.units.hubert.model import HubertModel
 from speechkit.utils.files import write_json
@@ -79,7 +79,10 @@ def compute_mask(frame_lengths: list[int], max_frames: int, mask_prob: float, ma
 
 
 class LabeledAudio(torch.utils.data.Dataset):
-    """(audio crop, frame labels) pairs from a tsv manifest and a labels jsonl."""
+    """(audio crop, frame labels) pairs from a tsv manifest and a labels jsonl.
+
+    Crops and speed factors are drawn from ``(seed, epoch, index)`` alone (set :attr:`epoch` before each epoch):
+    the same in every data-loader worker and after a resume, and new in each epoch."""
 
     def __init__(self, manifest: str, labels: str, config: HubertConfig, crop_seconds: float, seed: int,
                  cache: bool = False, speed_perturb: tuple[int, ...] = ()):
@@ -97,7 +100,7 @@ class LabeledAudio(torch.utils.data.Dataset):
                                  "paths without extension; make labels with `speechkit encode MANIFEST --no-dedup`)")
         self.config, self.hop = config, config.hop_size
         self.crop = int(crop_seconds * config.sample_rate) // self.hop * self.hop
-        self.rng = random.Random(seed)
+        self.seed, self.epoch = seed, 0
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.speed_perturb = tuple(int(r) for r in speed_perturb)
 
@@ -114,16 +117,17 @@ class LabeledAudio(torch.utils.data.Dataset):
             wav, _ = audio_io.load(path, sample_rate=self.config.sample_rate)
             if self._cache is not None:
                 self._cache[i] = wav
+        rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + i)
         offset = 0
         if self.crop and len(wav) > self.crop:
-            offset = self.rng.randrange((len(wav) - self.crop) // self.hop + 1) * self.hop
+            offset = rng.randrange((len(wav) - self.crop) // self.hop + 1) * self.hop
             wav = wav[offset : offset + self.crop]
         frames = self.config.num_frames(len(wav))
         lab = torch.full((frames,), -100, dtype=torch.long)
         chunk = torch.tensor(labels[offset // self.hop : offset // self.hop + frames], dtype=torch.long)
         lab[: len(chunk)] = chunk
         if self.speed_perturb:
-            return self._perturb(wav, lab, self.rng.choice(self.speed_perturb))
+            return self._perturb(wav, lab, rng.choice(self.speed_perturb))
         return wav, lab
 
     def _perturb(self, wav: torch.Tensor, lab: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,6 +164,16 @@ def _loader(ds, batch_size: int, workers: int, seed: int, shuffle: bool):
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle and sampler is None,
                                        sampler=sampler, collate_fn=collate, num_workers=workers,
                                        drop_last=False, generator=torch.Generator().manual_seed(seed))
+
+
+def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """This rank's batches of one training epoch: a permutation drawn from ``(seed, epoch)``, split across ranks
+    (equal shares), cut into batches. A resumed run skips the batches its checkpoint already trained on."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+    world = dist.world_size()
+    if world > 1:
+        order = order[dist.rank()::world][: n // world]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def _config_from(cfg) -> HubertConfig:
@@ -273,6 +287,7 @@ def run(cfg) -> int:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizers"]["opt"])
         step, history = state["step"], json.loads(state["extra"].get("history", "[]"))
+        restore_rng(state)  # dropout draws as the uninterrupted run would
         log.info("resumed from %s at step %d", out / "checkpoint_last.pt", step)
     ddp = model
     if dist.world_size() > 1:
@@ -281,16 +296,23 @@ def run(cfg) -> int:
     if cfg.data.valid:
         valid = _loader(LabeledAudio(cfg.data.valid, cfg.data.valid_labels, hcfg, 0.0, 0), cfg.data.batch_size,
                         0, 0, shuffle=False)
-    rng = np.random.default_rng(cfg.train.seed * 1000 + dist.rank() + step)
-    epoch, t0 = step // max(1, len(train_ds) // cfg.data.batch_size), time.time()
+    # every random draw is a function of (seed, rank, step) or restored from the checkpoint: a run killed and
+    # resumed ends with the weights and history of an uninterrupted one, bit for bit
+    per_epoch = len(_epoch_batches(len(train_ds), cfg.data.batch_size, cfg.train.seed, 0))
+    if per_epoch == 0:
+        raise SpeechkitError(f"{cfg.data.train}: fewer utterances than ranks ({dist.world_size()})")
+    epoch, t0 = step // per_epoch, time.time()
     model.train()
     while step < cfg.optim.max_steps:
-        loader = _loader(train_ds, cfg.data.batch_size, cfg.data.num_workers, cfg.train.seed + epoch, shuffle=True)
-        if isinstance(loader.sampler, torch.utils.data.DistributedSampler):
-            loader.sampler.set_epoch(epoch)
+        train_ds.epoch = epoch
+        batches = _epoch_batches(len(train_ds), cfg.data.batch_size, cfg.train.seed, epoch)[step - epoch * per_epoch :]
+        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches, collate_fn=collate,
+                                             num_workers=cfg.data.num_workers,  # its own generator: an iterator
+                                             generator=torch.Generator().manual_seed(epoch))  # draws off-RNG
         for batch in loader:
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg)
+            rng = np.random.default_rng([cfg.train.seed, dist.rank(), step])  # this step's masks
             loss, acc, _, _ = _step_loss(ddp, batch, cfg, hcfg, rng, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -38,6 +38,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Deletes the temporary files :func:`atomic_path` left under ``folder`` when its process was killed (they
+    never carry a final name, so no reader mistakes them for output); call it while holding :func:`exclusive`.
+    Returns how many were removed."""
+    removed = 0
+    for p in Path(folder).rglob(".*.tmp*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Opens a temporary file for writing that replaces ``path`` when the block ends without error.

@@ -25,7 +25,7 @@ def _context():
         _CTX = mp.get_context("forkserver")
         _CTX.set_forkserver_preload(["torch", "transformers", "numpy", "speechkit.cli.main", "speechkit.cli.train",
                                      "speechkit.train.ulm", "speechkit.train.vocoder", "speechkit.train.kmeans",
-                                     "speechkit.metrics.folder"])
+                                     "speechkit.metrics.folder", "speechkit.train.hubert"])
     return _CTX
 
 

@@ -182,3 +182,146 @@ def test_eval_folder(tmp_path):
     a, b = (json.loads((d / "report.json").read_text()) for d in (ref, run))
     assert a["rows"] == b["rows"] if "rows" in a else a == b
     record_outcome("kill -9 and resume", "eval folder", injected=killed, survived=killed)
+
+
+def test_hubert_training(tmp_path):
+    """HuBERT masked prediction (recipes/hubert, recipes/own_data --encoder scratch): crops, masks and dropout are
+    functions of (seed, epoch, step) or restored, and a resumed epoch skips the batches already trained on."""
+    from speechkit.data.manifest import ManifestEntry, UnitRecord, write_tsv, write_units_jsonl
+
+    audio = _tone_folder(tmp_path / "audio", n=6)
+    write_tsv(tmp_path / "m.tsv", audio, [ManifestEntry(f"u{i}.wav", 16000) for i in range(6)])
+    write_units_jsonl(tmp_path / "l.jsonl", [UnitRecord(f"u{i}", f"u{i}.wav", [(f // 4 + i) % 5 for f in range(50)])
+                                             for i in range(6)])
+
+    def argv(out):
+        return ["train", "hubert", "preset=debug", f"data.train={tmp_path / 'm.tsv'}",
+                f"data.train_labels={tmp_path / 'l.jsonl'}", f"data.valid={tmp_path / 'm.tsv'}",
+                f"data.valid_labels={tmp_path / 'l.jsonl'}", "data.crop_seconds=0.5", "data.batch_size=4",
+                "pretrain.num_classes=5", "optim.max_steps=9", "train.save_every=1", "train.log_every=1",
+                "train.valid_every=4", f"out={out}"]
+
+    ref, run = tmp_path / "ref", tmp_path / "killed"
+    assert jobs.run(argv(ref), tmp_path / "ref.log") == 0, (tmp_path / "ref.log").read_text()[-2000:]
+    rng, killed = random.Random(7), 0
+    for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
+        if attempt >= KILLS and killed:
+            break
+        if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: (run / "checkpoint_last.pt").exists(), rng, 1.5):
+            killed += 1
+            _latest_checkpoint_loads(run)
+    assert killed > 0, "every run finished before its kill: the test proves nothing"
+    assert jobs.run(argv(run), tmp_path / "killed.log") == 0, (tmp_path / "killed.log").read_text()[-2000:]
+    _same_weights(ref / "model", run / "model")
+
+    def history(d):  # each step once, the same losses (timings aside)
+        return [{k: v for k, v in r.items() if k != "sec"} for r in json.loads((d / "history.json").read_text())]
+
+    assert history(run) == history(ref)
+    record_outcome("kill -9 and resume", "HuBERT training", injected=killed, survived=killed)
+
+
+def test_prepare_own_data(tmp_path):
+    """``speechkit prepare own-data``: converted files are whole, none is converted twice or lost, the split and
+    tables equal an uninterrupted run's."""
+    import soundfile as sf
+
+    rng_np = np.random.default_rng(0)
+    src = tmp_path / "src"
+    for s in range(3):
+        (src / f"spk{s}").mkdir(parents=True)
+        for i in range(10):
+            sf.write(src / f"spk{s}" / f"{i:02d}.flac", 0.2 * rng_np.standard_normal(44100 * 2).astype("float32"),
+                     44100)
+
+    def argv(out):
+        return ["prepare", "own-data", str(src), "-o", str(out)]
+
+    ref, run = tmp_path / "ref", tmp_path / "killed"
+    assert jobs.run(argv(ref), tmp_path / "ref.log") == 0, (tmp_path / "ref.log").read_text()[-2000:]
+    rng, killed = random.Random(8), 0
+    for attempt in range(KILLS + 10):
+        if attempt >= KILLS and killed:
+            break
+        if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: (run / "wav").exists(), rng, 0.6):
+            killed += 1
+            for f in (run / "wav").rglob("*.wav"):  # whatever carries a final name is whole
+                assert sf.info(f).frames == 32000, f"{f} is truncated"
+    assert killed > 0, "every run finished before its kill: the test proves nothing"
+    assert jobs.run(argv(run), tmp_path / "killed.log") == 0, (tmp_path / "killed.log").read_text()[-2000:]
+
+    def listing(d):
+        return sorted(str(p.relative_to(d)) for p in (d / "wav").rglob("*") if p.is_file())
+
+    assert listing(run) == listing(ref) and len(listing(ref)) == 30
+    for f in listing(ref):
+        assert (run / f).read_bytes() == (ref / f).read_bytes()
+    for table in ("train.tsv", "dev.tsv", "test.tsv", "splits/train.txt", "splits/dev.txt", "splits/test.txt"):
+        assert (run / table).read_text().replace(str(run), "") == (ref / table).read_text().replace(str(ref), "")
+    record_outcome("kill -9 and resume", "prepare own-data", injected=killed, survived=killed)
+
+
+def test_bundle_export(tmp_path):
+    """data_prep/make_bundle.py over an existing bundle: a kill at any point leaves the old bundle whole or none,
+    never a half-written or half-deleted one; the rerun writes the same bundle."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import soundfile as sf
+
+    from speechkit.data.corpora.own import prepare_own_data
+    from speechkit.ulm import UnitLM
+    from tests.unit.test_pipeline import K, tiny_encoder, tiny_vocoder
+    from tests.unit.ulm.conftest import tiny_config
+
+    root = Path(__file__).resolve().parents[2]
+    rng_np = np.random.default_rng(0)
+    src = tmp_path / "src"
+    for s in range(2):
+        (src / f"spk{s}").mkdir(parents=True)
+        for i in range(6):
+            sf.write(src / f"spk{s}" / f"{i}.wav", 0.2 * rng_np.standard_normal(16000).astype("float32"), 16000)
+    prepare_own_data(src, tmp_path / "prepared", log=lambda _: None)
+    tiny_encoder().save_pretrained(tmp_path / "encoder")
+    tiny_vocoder().save_pretrained(tmp_path / "vocoder")
+    UnitLM.cold_start(tiny_config("llama"), num_units=K, seed=0).save_pretrained(tmp_path / "ulm")
+    cmd = [sys.executable, str(root / "data_prep" / "make_bundle.py"), "--encoder", str(tmp_path / "encoder"),
+           "--vocoder", str(tmp_path / "vocoder"), "--ulm", str(tmp_path / "ulm"), "--prepared",
+           str(tmp_path / "prepared")]
+
+    def export(out):
+        return subprocess.run(cmd + ["-o", str(out)], cwd=root, capture_output=True, text=True)
+
+    ref, run = tmp_path / "ref", tmp_path / "bundle"
+    t0 = time.monotonic()
+    assert export(ref).returncode == 0
+    took = time.monotonic() - t0
+    assert export(run).returncode == 0  # the old bundle the killed exports replace
+
+    def files(d):
+        return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+    expected = {k: v for k, v in files(ref).items() if k != "README.md"}  # the card names its own folder
+    rng, killed = random.Random(9), 0
+    for _ in range(KILLS + 10):
+        if killed >= KILLS:
+            break
+        p = subprocess.Popen(cmd + ["-o", str(run)], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 1.0) * took)  # imports come first; copying, samples and the swap after
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            killed += 1
+        p.wait()
+        if run.exists():  # the old bundle or the new one, whole
+            got = {k: v for k, v in files(run).items() if k != "README.md"}
+            assert got == expected and (run / "README.md").is_file(), "a kill left a partial bundle"
+    assert killed > 0, "every export finished before its kill: the test proves nothing"
+    assert export(run).returncode == 0
+    assert {k: v for k, v in files(run).items() if k != "README.md"} == expected
+    assert not (tmp_path / "bundle.partial").exists() and not (tmp_path / "bundle.old").exists()
+    from speechkit.pipeline import Resynthesizer
+
+    assert Resynthesizer.from_pretrained(run).encoder.vocab_size == K
+    record_outcome("kill -9 and resume", "bundle export", injected=killed, survived=killed)

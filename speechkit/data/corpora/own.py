@@ -290,12 +290,14 @@ def prepare_own_data(audio: str | os.PathLike, out: str | os.PathLike, *, layout
             reason, also written to ``out/bad.tsv``); no usable file left.
     """
     from speechkit.data.manifest import ManifestEntry, write_tsv
-    from speechkit.utils.files import atomic_open, exclusive
+    from speechkit.utils.files import atomic_open, exclusive, remove_stale_temporaries
 
     out = Path(out)
     layout, utts = find_utterances(audio, layout, transcripts)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "prepared corpus"):
+        if (out / "wav").is_dir():
+            remove_stale_temporaries(out / "wav")  # a killed run's half-written conversions
         jobs_list = [(str(u.path), str(out / "wav" / u.speaker / f"{u.id}.wav")) for u in utts]
         if jobs > 1:
             from multiprocessing import get_context

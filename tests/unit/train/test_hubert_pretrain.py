@@ -29,12 +29,17 @@ def test_crops_keep_labels_aligned_with_frames(tmp_path):
     write_units_jsonl(tmp_path / "l.jsonl", [UnitRecord("a", "a.wav", labels)])
     ds = LabeledAudio(str(tmp_path / "m.tsv"), str(tmp_path / "l.jsonl"), cfg, crop_seconds=0.025, seed=3)
     full, _ = io.load(tmp_path / "a.wav")
-    for _ in range(5):
+    offsets = set()
+    for epoch in range(6):
+        ds.epoch = epoch
         wav, lab = ds[0]
+        assert torch.equal(ds[0][0], wav)  # a function of (seed, epoch, index): every worker and a resume agree
+        offsets.add(int(lab[0]))
         assert len(lab) == cfg.num_frames(len(wav)) == cfg.num_frames(400)
         offset = int(lab[0]) * cfg.hop_size  # the crop starts exactly at its first label's frame
         assert torch.equal(wav, full[offset : offset + len(wav)])
         assert lab.tolist() == list(range(int(lab[0]), int(lab[0]) + len(lab)))
+    assert len(offsets) > 1  # a new crop each epoch
     audio, lengths, lab = collate([ds[0], (torch.zeros(100), torch.tensor([1, 2]))])
     assert audio.shape == (2, 400) and lengths.tolist() == [400, 100] and lab[1, 2:].eq(-100).all()
 
