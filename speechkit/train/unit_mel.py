@@ -6,6 +6,9 @@ segment's audio, plus the duration predictor's MSE on log(d + 1); AdamW, linear 
 clipping. Validation: mel L1 of whole utterances. A run folder holds ``checkpoint_last.pt`` (resumed
 automatically), ``log.jsonl`` and ``model/`` (a :class:`~speechkit.vocoders.UnitMelVocoder` folder with the mean
 speaker embedding of each speaker's training speech).
+
+Under ``torchrun --nproc_per_node=N`` each process takes ``optim.batch_size / N`` of every batch (DDP averages the
+gradients; the global batch stays the same) and rank 0 alone logs, validates and saves.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from speechkit.precision import resolve_precision
+from speechkit.train import distributed
 from speechkit.train.checkpoint import LAST, load_training_state, restore_rng, resume_log, save_training_state
 from speechkit.train.vocoder import epoch_indices, speaker_table_of, unit_audio_datasets
 from speechkit.utils.files import write_json
@@ -54,6 +59,21 @@ def _decode(model, batch: dict, mel_frames: int) -> torch.Tensor:
                  batch["style"] if model.style_embedding is not None else None, mel_frames)
 
 
+class _Step(nn.Module):
+    """The decoder's log-mel and its duration loss in one ``forward`` (so DDP sees every parameter used)."""
+
+    def __init__(self, model, duration: bool):
+        super().__init__()
+        self.model, self.duration = model, duration
+
+    def forward(self, batch: dict, mel_frames: int):
+        pred = _decode(self.model, batch, mel_frames)
+        if not self.duration:
+            return pred, None
+        with torch.autocast(pred.device.type, enabled=False):  # the duration loss in fp32 whatever the precision
+            return pred, self.model.duration_loss(batch["units"])
+
+
 @torch.no_grad()
 def validate(model, valid_set, mel: MelSpectrogram, device) -> dict:
     """Mel L1 of whole validation utterances."""
@@ -71,10 +91,12 @@ def validate(model, valid_set, mel: MelSpectrogram, device) -> dict:
 
 def train(cfg: UnitMelTrainConfig) -> dict:
     """Trains (or resumes) a unit-to-mel decoder; returns the last logged values."""
-    device = torch.device(cfg.train.device)
+    own = distributed.init()  # joins torchrun's process group (gloo on CPU, NCCL on GPUs) when WORLD_SIZE > 1
+    device = own if cfg.train.device == "auto" or (cfg.train.device == "cuda" and own.type == "cuda") \
+        else torch.device(cfg.train.device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed + distributed.rank())
     out = Path(cfg.out)
     m = cfg.model
     train_set, valid_set, speakers, styles, _ = unit_audio_datasets(cfg.data, sample_rate=m.sample_rate,
@@ -102,39 +124,58 @@ def train(cfg: UnitMelTrainConfig) -> dict:
         opt.load_state_dict(state["optimizers"]["opt"])
         step, epoch, batch_in_epoch = state["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
         restore_rng(state)
-        resume_log(out / "log.jsonl", step)
+        if distributed.is_main():
+            resume_log(out / "log.jsonl", step)
         log.info("resumed %s at step %d (epoch %d)", out / LAST, step, epoch)
     mel = mel_transform(mcfg).to(device)
     precision = resolve_precision(cfg.train.precision, device, what="unit-mel training (train.precision)")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.resolved.json", cfg.to_dict(), indent=2)
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.resolved.json", cfg.to_dict(), indent=2)
+    with_duration = model.duration_predictor is not None and o.duration_weight > 0
+    step_fn: nn.Module = _Step(model, with_duration)
+    if distributed.world_size() > 1:
+        step_fn = nn.parallel.DistributedDataParallel(
+            step_fn, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=model.duration_predictor is not None and not with_duration)
     table: list = []
     last: dict = {}
 
     def save() -> None:
-        save_training_state(out, step=step, model=model, config=cfg.to_dict(), optimizers={"opt": opt},
-                            extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch})
-        with torch.random.fork_rng(devices=[]):  # exporting builds modules: keep it off the training RNG
-            if not table:
-                table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
-            export = UnitMelVocoder(build_unit_mel(mcfg), mcfg, speakers, styles, table[0])
-            export.model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-            export.save_pretrained(out / "model", extra={"step": step})
+        if distributed.is_main():
+            save_training_state(out, step=step, model=model, config=cfg.to_dict(), optimizers={"opt": opt},
+                                extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch})
+            with torch.random.fork_rng(devices=[]):  # exporting builds modules: keep it off the training RNG
+                if not table:
+                    table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
+                export = UnitMelVocoder(build_unit_mel(mcfg), mcfg, speakers, styles, table[0])
+                export.model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                export.save_pretrained(out / "model", extra={"step": step})
+        distributed.barrier()
 
     def write_log(values: dict) -> None:
-        with open(out / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(values) + "\n")
-        log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+        if distributed.is_main():
+            with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(values) + "\n")
+            log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
 
     t0, sums, count = time.time(), {}, 0
     deadline = None if cfg.train.max_minutes is None else t0 + 60 * cfg.train.max_minutes
+
+    def out_of_time() -> bool:  # every process stops at the same step: one over its budget stops them all
+        if deadline is None:
+            return False
+        over = torch.tensor(float(time.time() >= deadline), device=device)
+        return bool(distributed.all_reduce_mean(over) > 0)
+
     model.train()
     done = step >= o.max_steps
     while not done:
         train_set.set_epoch(epoch)
         batches = epoch_indices(len(train_set), o.batch_size, epoch, cfg.train.seed)
         if not batches:
-            raise VocoderError(f"optim.batch_size={o.batch_size} exceeds the {len(train_set)} training records")
+            raise VocoderError(f"optim.batch_size={o.batch_size} exceeds the {len(train_set)} training records "
+                               f"({distributed.world_size()} processes)")
         for indices in batches[batch_in_epoch:]:
             b = {k: v.to(device) for k, v in collate([train_set[i] for i in indices]).items()}
             for g in opt.param_groups:
@@ -142,12 +183,12 @@ def train(cfg: UnitMelTrainConfig) -> dict:
             with torch.no_grad():
                 target = mel(b["audio"][:, 0])                                  # (B, mels, T_mel)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                pred = _decode(model, b, target.shape[-1])
+                pred, loss_dur = step_fn(b, target.shape[-1])
             loss_mel = F.l1_loss(pred.float(), target)
             loss = loss_mel
             losses = {"mel_l1": loss_mel.detach()}
-            if model.duration_predictor is not None and o.duration_weight > 0:
-                loss_dur = model.duration_loss(b["units"])
+            if loss_dur is not None:
+                loss_dur = loss_dur.float()
                 loss = loss + o.duration_weight * loss_dur
                 losses["dur"] = loss_dur.detach()
             opt.zero_grad(set_to_none=True)
@@ -159,17 +200,19 @@ def train(cfg: UnitMelTrainConfig) -> dict:
             count += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
-            done = step >= o.max_steps or (deadline is not None and time.time() >= deadline)
+            done = step >= o.max_steps or out_of_time()
             if step % cfg.train.log_every == 0 or done:
                 last = {"step": step, "epoch": epoch, "lr": _lr(step, o),
-                        **{k: float(v / count) for k, v in sums.items()}, "sec_per_step": (time.time() - t0) / count}
+                        **{k: float(distributed.all_reduce_mean(v / count)) for k, v in sums.items()},
+                        "sec_per_step": (time.time() - t0) / count}
                 write_log(last)
                 t0, sums, count = time.time(), {}, 0
             if step % cfg.train.valid_every == 0 or done:
-                v = validate(model, valid_set, mel, device)
+                v = validate(model, valid_set, mel, device) if distributed.is_main() else {}
                 if v:
                     write_log({"step": step, **v})
                     last.update(v)
+                distributed.barrier()
             if step % cfg.train.save_every == 0 or done:
                 save()
             if done:

@@ -21,7 +21,10 @@ Fine-tuning on a decoder's mels (HiFi-GAN's fine-tuning on ground-truth-aligned 
 the segment instead of its true one, and learns to speak the true audio from it: the vocoder learns to undo the
 decoder's smoothing. ``train.init`` starts from a trained Vocos folder. Random segments, drawn from a generator seeded
 by the step, so a run resumed from ``out/checkpoint_last.pt`` after ``kill -9`` continues bit for bit. Outputs in
-``out``: ``checkpoint_last.pt``, ``model/`` (``VocosVocoder.from_pretrained``), ``log.jsonl``.
+``out``: ``checkpoint_last.pt``, ``model/`` (``VocosVocoder.from_pretrained``), ``log.jsonl``. Under
+``torchrun --nproc_per_node=N`` each process trains on ``optim.batch_size / N`` segments of every batch (DDP averages
+the gradients: the run equals one process's, up to rounding, where each loss is a mean over segments) and
+rank 0 alone logs, validates and saves.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechkit.errors import SpeechkitError
+from speechkit.train import distributed
 from speechkit.train.checkpoint import LAST, load_training_state, restore_rng, resume_log, save_training_state
 from speechkit.vocoders.hifigan.losses import MelSpectrogram
 from speechkit.vocoders.unitmel.config import MelSettings
@@ -210,6 +214,20 @@ def _feature_matching(fr, ff) -> torch.Tensor:
                for a, b in zip(da, db, strict=True))
 
 
+class _DiscriminatorStep(nn.Module):
+    """The discriminator's LSGAN loss on real and (detached) generated audio in one ``forward`` (one DDP pass);
+    returns it with the real audio's feature maps, which the generator's feature matching reuses."""
+
+    def __init__(self, disc: nn.Module):
+        super().__init__()
+        self.disc = disc
+
+    def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
+        real, fmap_real = self.disc(y)
+        fake, _ = self.disc(y_hat)
+        return _lsgan_d(real, fake), fmap_real
+
+
 def vocos_config(cfg) -> VocosConfig:
     m, g = cfg.mel, cfg.model
     vc = VocosConfig(mel=MelSettings(sample_rate=int(cfg.data.sample_rate), n_fft=int(m.n_fft),
@@ -227,11 +245,14 @@ def run(cfg) -> int:
     from omegaconf import OmegaConf
 
     t, o, d = cfg.train, cfg.optim, cfg.data
-    device = torch.device("cuda" if t.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if t.device == "auto" else t.device)
+    own = distributed.init()  # joins torchrun's process group (gloo on CPU, NCCL on GPUs) when WORLD_SIZE > 1
+    device = own if t.device == "auto" or (t.device == "cuda" and own.type == "cuda") else torch.device(t.device)
+    rank, world = distributed.rank(), distributed.world_size()
+    if o.batch_size % world:
+        raise SpeechkitError(f"optim.batch_size={o.batch_size} must be a multiple of the {world} processes")
     if t.threads:
         torch.set_num_threads(int(t.threads))
-    torch.manual_seed(t.seed)
+    torch.manual_seed(t.seed + rank)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     vcfg = vocos_config(cfg)
@@ -271,13 +292,26 @@ def run(cfg) -> int:
         optim_d.load_state_dict(state["optimizers"]["d"])
         step = state["step"]
         restore_rng(state)
-        resume_log(out / "log.jsonl", step)
+        if distributed.is_main():
+            resume_log(out / "log.jsonl", step)
         log.info("resumed %s at step %d", out / LAST, step)
     m = vcfg.mel
     mel = MelSpectrogram(m.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
     stft_loss = MultiResolutionSTFTLoss([tuple(r) for r in cfg.loss.stft_resolutions]).to(device)
     deadline = time.time() + 60 * t.max_minutes if t.max_minutes else None
     t0, plain_cfg = time.time(), OmegaConf.to_container(cfg, resolve=True)
+    gen, d_step = generator, _DiscriminatorStep(disc)
+    if world > 1:   # DDP averages the gradients; the generator's adversarial pass runs the discriminator unwrapped
+        ids = [device.index] if device.type == "cuda" else None
+        gen = nn.parallel.DistributedDataParallel(generator, device_ids=ids)
+        d_step = nn.parallel.DistributedDataParallel(d_step, device_ids=ids)
+
+    def out_of_time() -> bool:  # every process stops at the same step: one over its budget stops them all
+        if deadline is None:
+            return False
+        over = torch.tensor(float(time.time() >= deadline), device=device)
+        return bool(distributed.all_reduce_mean(over) > 0)
+
     nets.train()
     while step < o.max_steps:
         horizon = o.schedule_steps or o.max_steps
@@ -296,13 +330,13 @@ def run(cfg) -> int:
             x = mel(y)
             if decoded:
                 x = _decoded_batch(x, where, decoded, hop, d.decoded_share, gains, rng)
-        y_hat = generator(x)
+        if world > 1:   # every process draws the whole batch, then trains on its share: N processes = one
+            y, x = y[rank::world], x[rank::world]
+        y_hat = gen(x)
         adversarial = cfg.loss.adversarial > 0 and step >= t.discriminator_start
         losses = {}
         if adversarial:
-            real, fmap_real = disc(y)
-            fake, _ = disc(y_hat.detach())
-            loss_d = _lsgan_d(real, fake)
+            loss_d, fmap_real = d_step(y, y_hat.detach())
             optim_d.zero_grad(set_to_none=True)
             loss_d.backward()
             optim_d.step()
@@ -326,21 +360,26 @@ def run(cfg) -> int:
         optim_g.step()
         losses.update(loss_mel=loss_mel.detach(), loss_stft=loss_stft.detach())
         step += 1
-        done = step >= o.max_steps or (deadline is not None and time.time() >= deadline)
+        done = step >= o.max_steps or out_of_time()
         if step % t.log_every == 0 or done:
-            row = {"step": step, **{k: round(float(v), 4) for k, v in losses.items()}, "lr": round(lr, 7),
-                   "sec": round(time.time() - t0, 1)}
-            if valid and (step % t.valid_every == 0 or done):
+            row = {"step": step, **{k: round(float(distributed.all_reduce_mean(v)), 4) for k, v in losses.items()},
+                   "lr": round(lr, 7), "sec": round(time.time() - t0, 1)}
+            if valid and (step % t.valid_every == 0 or done) and distributed.is_main():
                 row["valid_mel_l1"] = round(_validate(generator, valid, mel, device), 4)
-            log.info("%s", row)
-            with open(out / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-        if step % t.save_every == 0 or done:
-            save_training_state(out, step=step, model=nets, config=plain_cfg, optimizers={"g": optim_g, "d": optim_d})
-            VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / "model", extra={"step": step})
-        if t.keep_every and step % t.keep_every == 0:   # a model of this step kept beside the latest
-            VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / f"model_{step:06d}",
-                                                                       extra={"step": step})
+            if distributed.is_main():
+                log.info("%s", row)
+                with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+        if distributed.is_main():
+            if step % t.save_every == 0 or done:
+                save_training_state(out, step=step, model=nets, config=plain_cfg,
+                                    optimizers={"g": optim_g, "d": optim_d})
+                VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / "model", extra={"step": step})
+            if t.keep_every and step % t.keep_every == 0:   # a model of this step kept beside the latest
+                VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / f"model_{step:06d}",
+                                                                           extra={"step": step})
+        if step % t.log_every == 0 or step % t.save_every == 0 or done:
+            distributed.barrier()
         if done:
             break
     return 0

@@ -1,7 +1,8 @@
 """SIGKILL at random points, then resume: every long job ends as an uninterrupted run would, loses and duplicates
 nothing, and never leaves a corrupt checkpoint as the latest.
 
-Covered: unit-LM, CodeHiFiGAN, unit-to-mel, mel HiFi-GAN and Vocos training, k-means, ``eval folder``. Training runs are
+Covered: unit-LM, CodeHiFiGAN, unit-to-mel, mel HiFi-GAN, Vocos and HuBERT training, k-means, ``eval folder``,
+``prepare own-data`` and bundle export (``data_prep/make_bundle.py``). Training runs are
 deterministic on a CPU (same seeds, same data order, RNG state in the checkpoint), so the resumed
 model must equal the uninterrupted one bit for bit, and the training log must hold each step once. Corpus encoding
 has its own kill test (``tests/unit/units/test_corpus.py::test_sigkill_then_resume_via_cli``).
