@@ -30,6 +30,7 @@ k2=100
 k_final=100
 layer=3
 SK=${SPEECHKIT:-.venv/bin/speechkit}
+TRAIN=${SPEECHKIT_TRAIN:-$SK}   # the HuBERT trainer (e.g. torchrun ... -m speechkit.cli.main for DDP)
 
 STAGES=(corpus manifests mfcc_kmeans mfcc_labels pretrain_it1 hubert_kmeans hubert_labels pretrain_it2 final_kmeans
         final_units)
@@ -80,7 +81,7 @@ if run mfcc_labels; then
   done
 fi
 if run pretrain_it1; then
-  $SK train hubert preset="$preset" data.train="$exp/train.tsv" data.train_labels="$exp/it1/train.labels.jsonl" \
+  $TRAIN train hubert preset="$preset" data.train="$exp/train.tsv" data.train_labels="$exp/it1/train.labels.jsonl" \
     data.valid="$exp/dev.tsv" data.valid_labels="$exp/it1/dev.labels.jsonl" pretrain.num_classes="$k1" \
     out="$exp/it1"
 fi
@@ -94,7 +95,7 @@ if run hubert_labels; then
   done
 fi
 if run pretrain_it2; then
-  $SK train hubert preset="$preset" data.train="$exp/train.tsv" data.train_labels="$exp/it2/train.labels.jsonl" \
+  $TRAIN train hubert preset="$preset" data.train="$exp/train.tsv" data.train_labels="$exp/it2/train.labels.jsonl" \
     data.valid="$exp/dev.tsv" data.valid_labels="$exp/it2/dev.labels.jsonl" pretrain.num_classes="$k2" \
     out="$exp/it2"
 fi

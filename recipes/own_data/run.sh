@@ -28,6 +28,7 @@
 #
 # Presets: debug (tiny models, seconds a stage: CI), small (CPU: about 2 h of training in all), base (bigger
 # models, longer: a GPU). --dec-args / --voc-args / --ulm-args / --km-args pass Hydra overrides to a stage.
+# --nproc N runs the trainers (hubert, decoder, melvoc, ulm) under torchrun with N processes (--device cuda: N GPUs).
 set -euo pipefail
 
 STAGES=(prepare hubert kmeans units decoder melvoc ulm bundle eval)
@@ -46,6 +47,7 @@ k=""
 layer=""
 skip_bad=""
 jobs=2
+nproc=1
 eval_limit=40
 dec_args=""
 voc_args=""
@@ -56,8 +58,8 @@ PY=${PYTHON:-.venv/bin/python}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
-usage() { sed -n '2,29p' "$0"; echo "options: --audio --out --layout --transcripts --encoder --text-lm --vocoder"\
-  "--device --preset --k --layer --skip-bad --jobs --eval-limit --stage --stop-stage --dec-args --voc-args"\
+usage() { sed -n '2,30p' "$0"; echo "options: --audio --out --layout --transcripts --encoder --text-lm --vocoder"\
+  "--device --nproc --preset --k --layer --skip-bad --jobs --eval-limit --stage --stop-stage --dec-args --voc-args"\
   "--ulm-args --km-args"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -74,6 +76,7 @@ while [[ $# -gt 0 ]]; do
     --layer) layer=$2; shift 2;;
     --skip-bad) skip_bad=--skip-bad; shift;;
     --jobs) jobs=$2; shift 2;;
+    --nproc) nproc=$2; shift 2;;
     --eval-limit) eval_limit=$2; shift 2;;
     --stage) stage=$2; shift 2;;
     --stop-stage) stop_stage=$2; shift 2;;
@@ -90,6 +93,9 @@ die() { echo "recipes/own_data: $*" >&2; exit 2; }
 [[ $preset =~ ^(debug|small|base)$ ]] || die "--preset must be debug, small or base. Found '$preset'"
 [[ $vocoder =~ ^(vocos|griffinlim)$ ]] || die "--vocoder must be vocos or griffinlim. Found '$vocoder'"
 [[ $device =~ ^(cpu|cuda|auto)$ ]] || die "--device must be cpu, cuda or auto. Found '$device'"
+[[ $nproc =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes. Found '$nproc'"
+TRAIN=$SK   # the trainers; with --nproc > 1 under torchrun (DDP: gloo on CPU, NCCL on GPUs)
+if [[ $nproc -gt 1 ]]; then TRAIN="$PY -m torch.distributed.run --standalone --nproc_per_node=$nproc -m speechkit.cli.main"; fi
 index() { local i; if [[ $1 =~ ^[0-9]+$ ]]; then echo "$1"; return; fi
           for i in "${!STAGES[@]}"; do [[ ${STAGES[$i]} == "$1" ]] && { echo "$i"; return; }; done
           die "unknown stage '$1' (stages: ${STAGES[*]})"; }
@@ -133,7 +139,7 @@ if run_stage hubert; then
     hl=${layer:-$([[ $preset == debug ]] && echo 2 || echo 3)}
     hk=$([[ $preset == debug ]] && echo "--k1 8 --k2 16" || echo "--k1 50 --k2 100")
     # shellcheck disable=SC2086
-    SPEECHKIT=$SK bash "$ROOT/recipes/hubert/run.sh" --stage mfcc_kmeans --stop-stage pretrain_it2 \
+    SPEECHKIT=$SK SPEECHKIT_TRAIN=$TRAIN bash "$ROOT/recipes/hubert/run.sh" --stage mfcc_kmeans --stop-stage pretrain_it2 \
       --preset "$hub_preset" --exp "$exp/hubert" --layer "$hl" $hk
     printf 'hubert=%q\nlayer_default=%q\n' "$exp/hubert/it2/model" "$hl" > "$exp/encoder.sh"
   else
@@ -157,13 +163,13 @@ if run_stage units; then
 fi
 if run_stage decoder; then
   # shellcheck disable=SC2086  # the presets and dec_args hold several Hydra overrides
-  $SK train unit_mel $dec_preset data.units="$exp/units.jsonl" data.train_list="$data/splits/train.txt" \
+  $TRAIN train unit_mel $dec_preset data.units="$exp/units.jsonl" data.train_list="$data/splits/train.txt" \
     data.valid_list="$valid_list" data.speaker=parent model.num_units="$k" train.device="${device/auto/cpu}" \
     out="$exp/decoder" $dec_time $dec_args
 fi
 if run_stage melvoc && [[ $vocoder == vocos ]]; then
   # shellcheck disable=SC2086
-  $SK train vocos $voc_preset data.audio="$data/wav" data.train_list="$data/splits/train.txt" \
+  $TRAIN train vocos $voc_preset data.audio="$data/wav" data.train_list="$data/splits/train.txt" \
     data.valid_list="$valid_list" train.device="$device" out="$exp/vocos" $voc_time $voc_args
 fi
 if run_stage ulm; then
@@ -171,7 +177,7 @@ if run_stage ulm; then
   init="model.init=cold"
   [[ $text_lm == none ]] || init="model.init=warm model.text_lm=$text_lm"
   # shellcheck disable=SC2086
-  $SK train ulm $lm_preset $init data.train="$exp/ulm_data/train.jsonl" data.valid="$exp/ulm_data/valid.jsonl" \
+  $TRAIN train ulm $lm_preset $init data.train="$exp/ulm_data/train.jsonl" data.valid="$exp/ulm_data/valid.jsonl" \
     data.num_units="$k" train.device="$device" train.out_dir="$exp/ulm" $ulm_args
 fi
 if run_stage bundle; then

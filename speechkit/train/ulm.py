@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from speechkit.errors import SpeechkitError
 from speechkit.precision import resolve_precision
 from speechkit.train import distributed
-from speechkit.train.checkpoint import LAST, load_training_state, resume_log, save_training_state
+from speechkit.train.checkpoint import LAST, load_training_state, resume_log, save_training_state, unwrap
 from speechkit.utils.files import write_json
 
 __all__ = ["ConfigError", "OptimConfig", "LoopConfig", "UlmDataConfig", "UlmModelConfig", "UlmConfig", "lr_at",
@@ -382,7 +382,9 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
             record({"step": step, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
                     "tokens_per_s": rate})
         if valid_blocks is not None and ((loop.eval_every and step % loop.eval_every == 0) or last):
-            valid_loss = evaluate(ddp, valid_blocks, loop, micro, device)
+            # the plain model: a rank with no validation block must not leave a DDP forward (and its buffer
+            # broadcast) waiting on the others
+            valid_loss = evaluate(unwrap(ddp), valid_blocks, loop, micro, device)
             if valid_loss < best:  # the best model so far, beside the last one (fairseq's checkpoint_best)
                 best = valid_loss
                 if distributed.is_main():

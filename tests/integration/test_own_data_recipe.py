@@ -45,7 +45,9 @@ def test_own_data_recipe_debug_builds_a_bundle_that_speaks(tmp_path, layout):
         assert len({i.samplerate for i in infos}) >= 3 and {i.channels for i in infos} == {1, 2}
         assert {p.suffix for p in audio.rglob("*.*")} == {".wav", ".flac", ".ogg"}
     out = tmp_path / "run"
-    proc = run_recipe(audio, out)
+    # the folder corpus trains its own HuBERT (--encoder scratch); the LibriSpeech one runs every trainer as two
+    # torchrun processes (gloo on the CPU)
+    proc = run_recipe(audio, out, *(["--encoder", "scratch"] if layout == "folder" else ["--nproc", "2"]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in STAGES:
         assert f"== {stage}" in proc.stdout
@@ -58,6 +60,11 @@ def test_own_data_recipe_debug_builds_a_bundle_that_speaks(tmp_path, layout):
     test = set((out / "data" / "splits" / "test.txt").read_text().split())
     seen = {Path(json.loads(line)["id"]).stem for line in (out / "exp" / "ulm_data" / "train.jsonl").open()}
     assert seen and seen <= train and not seen & test
+    header = json.loads((out / "exp" / "ulm" / "log.jsonl").open().readline())
+    assert header["world_size"] == (2 if layout == "librispeech" else 1)
+    if layout == "folder":  # the encoder is the HuBERT trained here, second iteration
+        assert (out / "exp" / "hubert" / "it2" / "model").is_dir()
+        assert "exp/hubert/it2/model" in (out / "exp" / "encoder.sh").read_text()
 
     bundle = out / "bundle"
     rs = Resynthesizer.from_pretrained(bundle)
