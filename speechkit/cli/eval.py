@@ -121,7 +121,7 @@ FOLDER_EXAMPLES = """examples:
       --metrics wer,cer,f0,speaker,dnsmos --jobs 2 -o reports/resynth
   speechkit eval folder --hyp out/ --ref ref/ --metrics f0 --pitch-method pyin --f0-min 60 -o reports/f0
   speechkit eval folder --hyp continuations/ --metrics genppl,dnsmos,vad --prompts prompts.tsv -o reports/cont
-  speechkit eval folder --hyp continuations/ --metrics genppl --asr models/whisper-small.en \
+  speechkit eval folder --hyp continuations/ --metrics genppl --asr models/whisper-small.en \\
       --text-lm meta-llama/Llama-3.2-1B -o reports/cont_llama                         # slamkit's setting
 
 Files pair by name without extension (sub-folders allowed). Transcript lines are 'stem<TAB>text'. Without

@@ -8,7 +8,7 @@ from pathlib import Path
 MANIFEST_EXAMPLES = """examples:
   speechkit prepare manifest data/mini_expresso/audio_48khz/read -o data/read.tsv
   speechkit prepare manifest my_wavs/ -o my_wavs.tsv --ext wav flac
-  speechkit prepare manifest data/mini_expresso/audio_48khz/read -o train.tsv \
+  speechkit prepare manifest data/mini_expresso/audio_48khz/read -o train.tsv \\
       --include data/mini_expresso/splits/train.txt
 
 Unreadable files are skipped and listed with their reason in OUT.errors.tsv."""

@@ -13,7 +13,7 @@ EXAMPLES = """examples:
   speechkit resynth in.wav -o out.wav --encoder ENC --vocoder g_00500000 --vocoder-config config.json
   speechkit resynth --list-speakers --model checkpoints/default
   speechkit resynth long.wav -o out.wav --stream --chunk-ms 100          # bounded memory, any length
-  arecord -f S16_LE -r 16000 -c 1 | speechkit resynth - -o - --stream --rate 16000 --speaker us1 \
+  arecord -f S16_LE -r 16000 -c 1 | speechkit resynth - -o - --stream --rate 16000 --speaker us1 \\
       | aplay -f S16_LE -r 16000 -c 1                                      # live voice conversion
 
 Without --speaker the voice is kept: the vocoder speaker closest to the input is chosen (with --stream, from the
@@ -87,7 +87,28 @@ def _expand(inputs: list[Path]) -> list[Path]:
     return files
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """The arguments' paths, checked before torch and the models load (a typo is reported at once)."""
+    from speechkit.errors import SpeechkitError
+
+    if args.list_speakers:
+        return
+    if not args.inputs or args.output is None:
+        raise SpeechkitError("give input files and -o OUTPUT (or --list-speakers)")
+    for p in args.inputs:
+        if str(p) != "-" and not p.exists():
+            raise SpeechkitError(f"{p}: no such file or folder")
+    if args.stream or str(args.output) == "-" or any(str(p) == "-" for p in args.inputs):
+        return
+    several = len(args.inputs) > 1 or any(p.is_dir() for p in args.inputs)
+    if several and args.output.suffix and not args.output.is_dir():
+        what = f"{len(args.inputs)} inputs are given" if len(args.inputs) > 1 else f"{args.inputs[0]} is a folder"
+        raise SpeechkitError(f"-o {args.output} names a file but {what}: give an output folder "
+                             "(one WAV per input is written into it)")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_paths(args)
     from speechkit.audio import io
     from speechkit.errors import SpeechkitError
 
@@ -97,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
         print("speakers:", ", ".join(voc.speakers or [str(i) for i in range(voc.config.num_speakers)]) or "-")
         print("styles:", ", ".join(voc.styles or [str(i) for i in range(voc.config.num_styles)]) or "-")
         return 0
-    if not args.inputs or args.output is None:
-        raise SpeechkitError("give input files and -o OUTPUT (or --list-speakers)")
     if args.stream:
         return run_stream(rs, args)
     if str(args.output) == "-" or any(str(p) == "-" for p in args.inputs):

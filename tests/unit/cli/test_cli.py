@@ -25,6 +25,36 @@ def test_help_lists_subcommands_with_examples():
         assert r.returncode == 0 and "examples:" in r.stdout and "speechkit prepare" in r.stdout
 
 
+def _all_parsers():
+    import argparse
+
+    from speechkit.cli.main import build_parser
+
+    todo, seen = [("speechkit", build_parser())], []
+    while todo:
+        name, parser = todo.pop()
+        seen.append((name, parser))
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                todo += [(f"{name} {n}", sp) for n, sp in a.choices.items()]
+    return seen
+
+
+def test_every_help_shows_each_default_once_and_one_example_per_line():
+    import re
+
+    parsers = _all_parsers()
+    assert len(parsers) > 20
+    for name, parser in parsers:
+        text = parser.format_help()
+        flat = re.sub(r"\s+", " ", text)
+        assert not re.search(r"\(default[: ][^()]*\)\s*\(default: ", flat), f"{name}: a default shown twice"
+        assert "(default: None)" not in flat and "(default: False)" not in flat, f"{name}: an empty default shown"
+        examples = text.split("examples:", 1)[1].split("\n\n", 1)[0] if "examples:" in text else ""
+        for line in examples.splitlines():  # a run of spaces inside an example only ever precedes a # comment
+            assert not re.search(r"\S {4,}[^#\s]", line), f"{name}: examples merged into one line: {line!r}"
+
+
 def test_prepare_manifest_writes_tsv_and_errors_file(tmp_path):
     audio = tmp_path / "audio"
     io.save(audio / "x.wav", np.zeros(1600, np.float32), 16000)
@@ -64,3 +94,19 @@ def test_prepare_expresso_cli(tmp_path, mini_expresso):
     for split in ("train", "dev", "test"):
         assert (tmp_path / "seg" / f"{split}.jsonl").read_text().strip()
     assert run("prepare", "expresso", str(tmp_path / "nothing"), str(tmp_path / "x")).returncode == 1
+
+
+def test_resynth_checks_paths_before_loading_anything(tmp_path):
+    """A typo or a file name given for several inputs is refused at once (no model loads), naming the path and
+    the rule; nothing is written."""
+    for i in (1, 2):
+        io.save(tmp_path / f"a{i}.wav", np.full(1600, 0.1, dtype=np.float32), 16000)
+    r = run("resynth", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.wav"), "--model", str(tmp_path / "none"))
+    assert r.returncode == 1 and f"{tmp_path / 'nope.wav'}: no such file or folder" in r.stderr
+    r = run("resynth", str(tmp_path / "a1.wav"), str(tmp_path / "a2.wav"), "-o", str(tmp_path / "single.wav"),
+            "--model", str(tmp_path / "none"))
+    assert r.returncode == 1 and "names a file but 2 inputs are given: give an output folder" in r.stderr
+    r = run("resynth", str(tmp_path), "-o", str(tmp_path / "one.wav"), "--model", str(tmp_path / "none"))
+    assert r.returncode == 1 and "is a folder: give an output folder" in r.stderr
+    assert not (tmp_path / "single.wav").exists() and not (tmp_path / "one.wav").exists()
+    assert "Traceback" not in r.stderr  # the --model folder is missing too: the path errors come first
