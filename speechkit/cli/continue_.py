@@ -51,6 +51,10 @@ def _name_or_id(value: str | None):
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not Path(args.input).is_file():  # before torch and the models load: a typo is reported at once
+        from speechkit.errors import SpeechkitError
+
+        raise SpeechkitError(f"{args.input}: no such file")
     from speechkit.audio import io
     from speechkit.pipeline import SpeechContinuation
 

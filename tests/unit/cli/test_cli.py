@@ -110,3 +110,5 @@ def test_resynth_checks_paths_before_loading_anything(tmp_path):
     assert r.returncode == 1 and "is a folder: give an output folder" in r.stderr
     assert not (tmp_path / "single.wav").exists() and not (tmp_path / "one.wav").exists()
     assert "Traceback" not in r.stderr  # the --model folder is missing too: the path errors come first
+    r = run("continue", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "c.wav"), "--model", str(tmp_path / "none"))
+    assert r.returncode == 1 and f"{tmp_path / 'nope.wav'}: no such file" in r.stderr
