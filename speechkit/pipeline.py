@@ -288,7 +288,8 @@ class Resynthesizer:
             sample_rate: its rate.
             speaker: a vocoder speaker (name or id) to convert the voice to; ``None`` keeps the voice (the
                 closest vocoder speaker, :meth:`match_speaker`: by stored speaker embedding, else by synthesis).
-            style: a vocoder style (name or id); ``None`` = the vocoder's default style (id 0).
+            style: a vocoder style (name or id); ``None`` = the style named "default" where the vocoder has one,
+                else id 0.
 
         Returns:
             ``(samples,)`` float32 at :attr:`output_sample_rate`.

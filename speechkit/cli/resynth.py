@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="waveform stage of a unit-to-mel vocoder: auto = its mel_vocoder/ (the bundle's Vocos) where "
                         "it has one, else Griffin-Lim")
     p.add_argument("--speaker", default=None, help="vocoder speaker name or id (default: keep the voice)")
-    p.add_argument("--style", default=None, help="vocoder style name or id (default: the vocoder's first)")
+    p.add_argument("--style", default=None, help="vocoder style name or id (default: the style named 'default' "
+                   "where the vocoder has one, else id 0)")
     p.add_argument("--dur-prediction", action="store_true", help="predict durations instead of keeping them")
     p.add_argument("--list-speakers", action="store_true", help="print the vocoder's speakers and styles, exit")
     p.add_argument("--stream", action="store_true",

@@ -132,7 +132,8 @@ class SpeechContinuation:
                 (fewer if the LM ends the utterance).
             temperature, top_k, top_p, seed: sampling (see :meth:`UnitLM.generate`).
             speaker: vocoder speaker (name or id); ``None`` = the one closest to the prompt's voice.
-            style: vocoder style; ``None`` = its default.
+            style: vocoder style; ``None`` = the style named "default" where the vocoder has one,
+                else id 0.
             include_prompt: return prompt + continuation (TWIST), or the continuation alone.
             cache, cache_size: bounded KV cache policy and size (see :meth:`continue_units`).
             stop_on_eos: end where the unit LM ends the utterance (it may end at once after a whole sentence);
