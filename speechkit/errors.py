@@ -12,3 +12,8 @@ class SpeechkitError(Exception):
 
 class FileFormatError(SpeechkitError, ValueError):
     """A file exists but does not hold what it should (corrupt, truncated, another format); the message names it."""
+
+
+class DataError(SpeechkitError, ValueError):
+    """Training data that cannot be used (an empty or too short corpus, a record whose parts disagree); the message
+    names the file or record and the rule."""

@@ -19,13 +19,9 @@ from pathlib import Path
 import torch
 
 from speechkit.data.manifest import UnitRecord, iter_units_jsonl, write_units_jsonl
-from speechkit.errors import SpeechkitError
+from speechkit.errors import DataError
 
 __all__ = ["DataError", "dedup_units", "read_unit_sequences", "split_records", "PackedBlocks"]
-
-
-class DataError(SpeechkitError, ValueError):
-    """Training data that cannot be used (too short, empty); the message names the file and the sizes."""
 
 
 def dedup_units(units: list[int]) -> list[int]:

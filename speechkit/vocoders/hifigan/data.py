@@ -17,17 +17,13 @@ from pathlib import Path
 import torch
 
 from speechkit.data.manifest import UnitRecord
-from speechkit.errors import SpeechkitError
+from speechkit.errors import DataError
 
 __all__ = ["DataError", "VocoderSegment", "UnitAudioDataset", "name_function", "frame_units", "frame_f0",
            "collate", "NAME_SOURCES"]
 
 #: how a speaker or style name is read from an audio path
 NAME_SOURCES = ("none", "expresso", "parent", "grandparent", "prefix")
-
-
-class DataError(SpeechkitError, ValueError):
-    """A training record cannot be used; the message names the units file record and the rule."""
 
 
 def name_function(source: str, what: str) -> Callable[[str], str] | None:
