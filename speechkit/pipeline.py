@@ -96,6 +96,21 @@ class StreamConfig:
         return (self.block + self.lookahead) / frame_rate + receptive_tail
 
 
+def set_dtype(encoder, vocoder, dtype: torch.dtype) -> None:
+    """The pipelines' ``dtype``: the HuBERT's autocast and the vocoder's precision (each checks its kernels on its
+    device and falls back to fp32 with one warning line)."""
+    from speechkit.precision import DTYPES
+
+    names = {v: k for k, v in DTYPES.items()}
+    if dtype not in names:
+        raise PipelineError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16. Found {dtype}")
+    reader = getattr(encoder, "reader", None)
+    if reader is not None and hasattr(reader, "autocast"):
+        reader.autocast = None if dtype == torch.float32 else dtype
+    if hasattr(vocoder, "set_precision"):
+        vocoder.set_precision(names[dtype])
+
+
 class Resynthesizer:
     """Speech encoder + unit vocoder: resynthesis, voice and style conversion.
 
@@ -134,14 +149,26 @@ class Resynthesizer:
         self.voice_match = voice_match
         self._speaker_encoder = None
 
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> Resynthesizer:
+        """Moves the encoder and the vocoder to ``device``; ``dtype`` (``torch.bfloat16`` / ``torch.float16``)
+        turns on their reduced-precision fast paths where ``device`` computes in it (else they stay fp32, with one
+        warning line), ``torch.float32`` turns them off. Returns ``self``."""
+        if device is not None:
+            self.encoder.to(device)
+            self.vocoder.to(device)
+        if dtype is not None:
+            set_dtype(self.encoder, self.vocoder, dtype)
+        return self
+
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike = DEFAULT_MODEL, *, mel_vocoder: str = "auto",
+                        device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                         **options) -> Resynthesizer:
         """Loads ``folder/encoder`` (a speech-encoder folder) and ``folder/vocoder`` (a speechkit vocoder folder,
         or an official ``g_XXXXXXXX`` + ``config.json`` folder). The default is the bundle speechkit trained
         itself; a relative folder missing from the working directory is looked up under the repository root.
         ``mel_vocoder="griffinlim"`` makes a unit-to-mel vocoder speak through Griffin-Lim instead of its
-        ``mel_vocoder/`` (the bundle's Vocos).
+        ``mel_vocoder/`` (the bundle's Vocos). ``device`` and ``dtype``: as :meth:`to`.
 
         Raises:
             PipelineError: a sub-folder is missing.
@@ -156,7 +183,7 @@ class Resynthesizer:
                 folder = hub.fetch(card.name)["folder"]
             elif card.kind == "vocoder" and card.encoder:
                 return cls(SpeechEncoder.from_pretrained(card.encoder), CodeHiFiGANVocoder.from_pretrained(card.name),
-                           **options)
+                           **options).to(device, dtype)
             else:
                 raise PipelineError(f"card {card.name!r} is a {card.kind}; a Resynthesizer needs a vocoder card "
                                     "with an 'encoder' (see `speechkit models --kind vocoder`)")
@@ -166,7 +193,7 @@ class Resynthesizer:
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")
         vocoder = load_unit_vocoder(d / "vocoder", mel_vocoder=mel_vocoder)
         f0 = {"need_f0": True} if vocoder.config.f0 != "none" else {}
-        return cls(SpeechEncoder.from_pretrained(d / "encoder", **f0), vocoder, **options)
+        return cls(SpeechEncoder.from_pretrained(d / "encoder", **f0), vocoder, **options).to(device, dtype)
 
     @property
     def output_sample_rate(self) -> int:

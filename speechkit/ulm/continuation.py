@@ -48,14 +48,33 @@ class SpeechContinuation:
         self.encoder, self.lm, self.vocoder = encoder, lm, vocoder
         self.dur_prediction = dur_prediction
 
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> SpeechContinuation:
+        """Moves the encoder, the unit LM and the vocoder to ``device``; ``dtype`` (``torch.bfloat16`` /
+        ``torch.float16``) runs them in it where ``device`` computes in it (else fp32, with one warning line per
+        part), ``torch.float32`` restores fp32. Returns ``self``."""
+        from speechkit.pipeline import set_dtype
+
+        if device is not None:
+            self.resynthesizer.to(device)
+            self.lm.to(device)
+        if dtype is not None:
+            from speechkit.precision import DTYPES, resolve_precision
+
+            set_dtype(self.encoder, self.vocoder, dtype)
+            name = resolve_precision({v: k for k, v in DTYPES.items()}[dtype], self.lm.device, what="unit LM dtype")
+            self.lm.model.to(DTYPES[name])
+        return self
+
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike | None = None, *, encoder: str | os.PathLike | None = None,
                         ulm: str | os.PathLike | None = None, vocoder: str | os.PathLike | None = None,
+                        device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                         **options) -> SpeechContinuation:
         """Loads ``folder/encoder``, ``folder/ulm`` and ``folder/vocoder``; explicit parts override each one, as
         folders or model-card names (``encoder="hubert-base-ls960-kmeans-200"``, ``ulm="TWIST-350M"``,
         ``vocoder=...``: the official continuation chain). ``folder`` may be a bundle's card name too. With no
-        folder and no part given, loads the default bundle (``checkpoints/default``)."""
+        folder and no part given, loads the default bundle (``checkpoints/default``). ``device`` and ``dtype``: as
+        :meth:`to`."""
         from speechkit import hub
         from speechkit.pipeline import PipelineError
         from speechkit.ulm import UnitLM
@@ -84,7 +103,7 @@ class SpeechContinuation:
                 raise PipelineError(f"{parts[name]}: no such {name} folder (nor a card name: `speechkit models` "
                                     "lists those)")
         return cls(SpeechEncoder.from_pretrained(parts["encoder"]), UnitLM.from_pretrained(parts["ulm"]),
-                   load_unit_vocoder(parts["vocoder"]), **options)
+                   load_unit_vocoder(parts["vocoder"]), **options).to(device, dtype)
 
     @property
     def output_sample_rate(self) -> int:

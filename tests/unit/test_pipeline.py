@@ -141,3 +141,28 @@ def test_f0_conditioned_vocoder_gets_normalised_f0():
     out = rs(speech_like(), 16000)  # keeps the voice: matched speaker, F0 passed along
     assert torch.equal(out, rs(speech_like(), 16000, speaker=rs.match_speaker(
         speech_like(), 16000, inputs["units"], inputs["durations"], f0=f0)))
+
+
+def _devices(module: torch.nn.Module) -> set[str]:
+    return {t.device.type for t in [*module.parameters(), *module.buffers()]}
+
+
+def test_to_moves_every_part_and_dtype_turns_the_fast_paths_on_and_off(tmp_path):
+    from speechkit.precision import resolve_precision
+
+    rs = Resynthesizer(tiny_encoder(), tiny_vocoder())
+    assert rs.to("cpu") is rs
+    expected = resolve_precision("bf16", "cpu", what="test")  # bf16 where this CPU computes in it, else fp32
+    rs.to(dtype=torch.bfloat16)
+    assert rs.vocoder.precision == expected
+    assert rs.encoder.reader.autocast == (torch.bfloat16 if expected == "bf16" else None)
+    rs.to(dtype=torch.float32)
+    assert rs.vocoder.precision == "fp32" and rs.encoder.reader.autocast is None
+    with pytest.raises(PipelineError, match="dtype must be torch.float32, torch.bfloat16 or torch.float16"):
+        rs.to(dtype=torch.int8)
+    rs.encoder.save_pretrained(tmp_path / "bundle" / "encoder")
+    rs.vocoder.save_pretrained(tmp_path / "bundle" / "vocoder")
+    loaded = Resynthesizer.from_pretrained(tmp_path / "bundle", device="cpu", dtype=torch.bfloat16)
+    assert loaded.vocoder.precision == expected
+    rs.to("meta")  # no GPU here: the meta device shows that every parameter and buffer moves
+    assert _devices(rs.encoder) == {"meta"} and _devices(rs.vocoder) == {"meta"}

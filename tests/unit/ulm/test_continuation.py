@@ -107,3 +107,20 @@ def test_stop_on_eos_false_gives_the_asked_length_where_the_lm_would_end_at_once
     n_new = int(torch.tensor(len(units) / 2.0).ceil())
     assert torch.equal(full, sc.vocoder(ending.continue_units(units, n_new, seed=0, stop_on_eos=False), speaker="a",
                                          dur_prediction=True))
+
+
+def test_to_moves_the_unit_lm_too_and_from_pretrained_takes_device_and_dtype(tmp_path):
+    from speechkit.precision import resolve_precision
+
+    lm = UnitLM.cold_start(tiny_config("llama"), num_units=K, seed=0)
+    sc = SpeechContinuation(tiny_encoder(), lm, tiny_vocoder())
+    for part, name in ((sc.encoder, "encoder"), (sc.lm, "ulm"), (sc.vocoder, "vocoder")):
+        part.save_pretrained(tmp_path / "bundle" / name)
+    loaded = SpeechContinuation.from_pretrained(tmp_path / "bundle", device="cpu", dtype=torch.bfloat16)
+    expected = resolve_precision("bf16", "cpu", what="test")
+    assert loaded.vocoder.precision == expected
+    assert next(loaded.lm.model.parameters()).dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
+    assert loaded.to(dtype=torch.float32) is loaded and next(loaded.lm.model.parameters()).dtype == torch.float32
+    sc.to("meta")
+    params = [*sc.encoder.parameters(), *sc.lm.model.parameters(), *sc.vocoder.parameters()]
+    assert {p.device.type for p in params} == {"meta"}
