@@ -13,7 +13,13 @@ Importing the package is cheap: it imports no torch and touches no file; the pip
 - :mod:`speechkit.cli` — the ``speechkit`` command.
 """
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+__all__ = ["Resynthesizer", "SpeechContinuation", "StreamConfig", "__version__"]
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load on first use (no torch import)
+    from speechkit.pipeline import Resynthesizer, SpeechContinuation, StreamConfig
 
 _LAZY = {"Resynthesizer": "speechkit.pipeline", "SpeechContinuation": "speechkit.pipeline",
          "StreamConfig": "speechkit.pipeline"}

@@ -21,3 +21,23 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "NotAThing" in str(e)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_exports_are_visible_to_type_checkers():
+    """``py.typed`` ships (setup.cfg package data), and the names loaded lazily at run time are the ones imported
+    under TYPE_CHECKING, which is what IDEs and type checkers read."""
+    import ast
+    import configparser
+    from pathlib import Path
+
+    import speechkit
+
+    pkg = Path(speechkit.__file__).parent
+    assert (pkg / "py.typed").is_file()
+    cfg = configparser.ConfigParser()
+    cfg.read(pkg.parent / "setup.cfg")
+    assert "py.typed" in cfg["options.package_data"]["speechkit"]
+    tree = ast.parse((pkg / "__init__.py").read_text())
+    typed = {a.name for node in ast.walk(tree) if isinstance(node, ast.If) and getattr(node.test, "id", "") ==
+             "TYPE_CHECKING" for stmt in node.body if isinstance(stmt, ast.ImportFrom) for a in stmt.names}
+    assert typed == set(speechkit._LAZY) == set(speechkit.__all__) - {"__version__"}
