@@ -11,10 +11,10 @@ import torch
 
 from speechkit.adaptive.config import EarlyExitConfig
 from speechkit.adaptive.model import EarlyExitClassifier
-from speechkit.train.checkpoint import CheckpointError, load_pretrained, save_pretrained
 from speechkit.units.hubert.config import HubertConfig
 from speechkit.units.hubert.factory import _config_from_dict, build_hubert
 from speechkit.units.hubert.model import HubertModel
+from speechkit.utils.checkpoint import CheckpointError, load_pretrained, save_pretrained
 
 __all__ = ["build_early_exit", "save_early_exit", "load_early_exit", "EarlyExitStyleClassifier", "MODEL_KIND"]
 

@@ -164,10 +164,10 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
 
     from speechkit.audio import io as audio_io
     from speechkit.audio.video import DEFAULT_MOUTH_BOX, read_video
-    from speechkit.train.vdtts import read_manifest
     from speechkit.vdtts.config import VDTTSConfig
     from speechkit.vdtts.factory import build_mel
     from speechkit.vdtts.inference import VDTTS
+    from speechkit.vdtts.manifest import read_manifest
     from speechkit.vdtts.vocoding import load_vocoder, vocode
 
     rows = read_manifest(Path(corpus) / f"{split}.jsonl")[:limit]

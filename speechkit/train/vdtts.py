@@ -28,31 +28,11 @@ from speechkit.train.checkpoint import load_training_state, save_training_state
 from speechkit.utils.files import atomic_open
 from speechkit.vdtts.config import VDTTSConfig
 from speechkit.vdtts.factory import build_mel, build_vdtts
+from speechkit.vdtts.manifest import read_manifest
 from speechkit.vdtts.model import lengths_to_mask
 from speechkit.vdtts.text import encode_phonemes, phonemize
 
 log = logging.getLogger(__name__)
-
-
-def read_manifest(path: str | Path) -> list[dict]:
-    """Rows of a talking-face jsonl manifest (paths made absolute against its folder)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SpeechkitError(f"{p}: no such manifest (make a corpus with `speechkit prepare talking-face`)")
-    rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            row["video"], row["audio"] = str(p.parent / row["video"]), str(p.parent / row["audio"])
-            _ = row["text"], row["speaker"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise SpeechkitError(f"{p}:{n}: not a talking-face manifest row ({e})") from None
-        rows.append(row)
-    if not rows:
-        raise SpeechkitError(f"{p}: empty manifest")
-    return rows
 
 
 def featurize(rows: list[dict], cfg: VDTTSConfig) -> list[dict]:

@@ -171,7 +171,7 @@ class UnitLM:
 
         The folder loads with :meth:`from_pretrained`, and with ``transformers.AutoModelForCausalLM`` alone.
         """
-        from speechkit.train.checkpoint import unwrap
+        from speechkit.utils.checkpoint import unwrap
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)

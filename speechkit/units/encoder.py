@@ -146,7 +146,7 @@ class SpeechEncoder(nn.Module):
             CheckpointError: a file is missing or unreadable.
             HubError: an unknown name, or files that cannot be fetched (offline: says where to put them).
         """
-        from speechkit.train.checkpoint import CheckpointError
+        from speechkit.utils.checkpoint import CheckpointError
 
         d = Path(name_or_path)
         if not d.exists() and not os.path.isabs(str(name_or_path)):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechkit.train.checkpoint import CheckpointError
+from speechkit.utils.checkpoint import CheckpointError
 
 __all__ = ["KMeansQuantizer"]
 

@@ -81,7 +81,7 @@ class VDTTS(torch.nn.Module):
         Raises:
             CheckpointError: missing or unreadable files, or not a VDTTS folder.
         """
-        from speechkit.train.checkpoint import CheckpointError, load_pretrained
+        from speechkit.utils.checkpoint import CheckpointError, load_pretrained
 
         folder = Path(folder) if folder is not None else default_model_dir()
         state, meta = load_pretrained(folder)
@@ -180,7 +180,7 @@ class VDTTS(torch.nn.Module):
 
 def save_model(folder: str | os.PathLike, model: VDTTSModel, config: VDTTSConfig) -> Path:
     """Writes a released VDTTS folder (safetensors + JSON config)."""
-    from speechkit.train.checkpoint import save_pretrained, unwrap
+    from speechkit.utils.checkpoint import save_pretrained, unwrap
 
     state = {k: v.float() for k, v in unwrap(model).state_dict().items()}
     return save_pretrained(folder, state, {"kind": FORMAT_KIND, "format_version": 1, "model": config.to_dict()})

@@ -6,9 +6,9 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from speechkit.train.checkpoint import CheckpointError, load_pretrained, save_pretrained
 from speechkit.units.hubert.config import HubertConfig
 from speechkit.units.hubert.model import HubertModel
+from speechkit.utils.checkpoint import CheckpointError, load_pretrained, save_pretrained
 from speechkit.utils.files import read_json
 
 __all__ = ["build_hubert", "load_hubert", "save_hubert", "MODEL_KIND"]

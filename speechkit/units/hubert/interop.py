@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from speechkit.train.checkpoint import CheckpointError
 from speechkit.units.hubert.config import HubertConfig
+from speechkit.utils.checkpoint import CheckpointError
 from speechkit.utils.files import read_json, read_safetensors
 
 __all__ = ["parse_conv_layers", "load_fairseq_hubert", "load_hf_hubert", "fold_weight_norm"]

@@ -72,8 +72,8 @@ class HubertFeatureReader(nn.Module):
             CheckpointError: unreadable or unsupported checkpoint (the message names the file and why), or
                 ``layer`` outside ``1..num_layers`` (a ``ValueError`` too).
         """
-        from speechkit.train.checkpoint import CheckpointError
         from speechkit.units.hubert.factory import load_hubert
+        from speechkit.utils.checkpoint import CheckpointError
         from speechkit.utils.files import loading
 
         with loading(path, "HuBERT checkpoint", CheckpointError):

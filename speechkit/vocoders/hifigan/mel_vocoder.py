@@ -74,7 +74,7 @@ class HiFiGANVocoder(_Base):
         return cls(gen, cfg)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        from speechkit.train.checkpoint import save_pretrained
+        from speechkit.utils.checkpoint import save_pretrained
 
         config = {"kind": "mel_hifigan", "format_version": FORMAT_VERSION, "model": self.config.to_dict()}
         return save_pretrained(folder, {k: v.float() for k, v in self.body.state_dict().items()}, config)

@@ -62,7 +62,7 @@ def _latest_official(folder: Path) -> Path:
 
 
 def _read_our_folder(folder: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from speechkit.train.checkpoint import CheckpointError, load_pretrained
+    from speechkit.utils.checkpoint import CheckpointError, load_pretrained
 
     try:
         state, config = load_pretrained(folder)
@@ -241,7 +241,7 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
     def save_pretrained(self, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         """Writes ``model.safetensors`` (fp32, weight norm folded), ``config.json``, the name lists and the speaker
         embeddings (when the vocoder has them)."""
-        from speechkit.train.checkpoint import save_pretrained
+        from speechkit.utils.checkpoint import save_pretrained
 
         state = {k: v.float() for k, v in self.model.state_dict().items()}
         config = {"kind": "code_hifigan", "format_version": FORMAT_VERSION, "model": self.config.to_dict(),

@@ -130,7 +130,7 @@ class UnitMelVocoder(UnitInputs, nn.Module):
         if mel_vocoder not in ("auto", "griffinlim"):
             raise VocoderError(f"mel_vocoder must be 'auto' or 'griffinlim'. Found {mel_vocoder!r}")
         mel_vocoder_choice = mel_vocoder
-        from speechkit.train.checkpoint import CheckpointError, load_pretrained
+        from speechkit.utils.checkpoint import CheckpointError, load_pretrained
         from speechkit.vocoders.hifigan.inference import read_names
         from speechkit.vocoders.hifigan.voices import read_speaker_table
 
@@ -162,7 +162,7 @@ class UnitMelVocoder(UnitInputs, nn.Module):
     def save_pretrained(self, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         """Writes ``model.safetensors``, ``config.json``, the name lists, the speaker embeddings and a mel
         vocoder (when it is not Griffin-Lim)."""
-        from speechkit.train.checkpoint import save_pretrained
+        from speechkit.utils.checkpoint import save_pretrained
         from speechkit.vocoders.hifigan.voices import FILENAME
 
         files = {f"{w}s.txt": "".join(f"{n}\n" for n in names)

@@ -161,7 +161,7 @@ class VocosVocoder(nn.Module):
         return cls(gen, cfg)
 
     def save_pretrained(self, folder: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        from speechkit.train.checkpoint import save_pretrained
+        from speechkit.utils.checkpoint import save_pretrained
 
         meta = {"kind": KIND, "format_version": FORMAT_VERSION, "model": self.config.to_dict(), **(extra or {})}
         return save_pretrained(folder, {k: v.detach().float().cpu() for k, v in self.generator.state_dict().items()},
