@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -453,5 +453,15 @@ class Resynthesizer:
         yield from emit(pending + blocks)
 
 
-# Prompt -> unit LM continuation -> vocoder; it lives with the unit LMs and is part of this API.
-from speechkit.ulm.continuation import SpeechContinuation  # noqa: E402
+# Prompt -> unit LM continuation -> vocoder: it lives with the unit LMs (and imports this module) and is part of
+# this API; loaded on first use, so neither module imports the other while it is being imported.
+if TYPE_CHECKING:
+    from speechkit.ulm.continuation import SpeechContinuation
+
+
+def __getattr__(name: str):
+    if name == "SpeechContinuation":
+        from speechkit.ulm.continuation import SpeechContinuation
+
+        return SpeechContinuation
+    raise AttributeError(f"module 'speechkit.pipeline' has no attribute {name!r}")

@@ -32,7 +32,7 @@ nats and accuracy, with their relative change against no replacement)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("analyze", help="analyse trained models (PAPA constant-attention probe)",
                        formatter_class=HelpFormatter, description="Analyses of trained models.")

@@ -18,7 +18,7 @@ memory stays flat however long the continuation."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("continue", help="continue speech with a unit LM", formatter_class=HelpFormatter,
                        epilog=EXAMPLES, description="Continue a spoken prompt: encoder -> unit LM -> vocoder.")

@@ -15,7 +15,7 @@ writes the HTML report. `make demo` runs it after the set-up."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
     from speechkit.hub import DEFAULT_MODEL
 
     p = sub.add_parser("demo", help="run the default bundle end to end on its samples", formatter_class=HelpFormatter,

@@ -15,7 +15,7 @@ Failures are listed in OUTPUT.errors.tsv and the job goes on."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("encode", help="audio -> units jsonl (HuBERT + k-means)", formatter_class=HelpFormatter,
                        description="Encode a folder or a fairseq tsv manifest into a units jsonl "

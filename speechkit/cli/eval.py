@@ -23,7 +23,7 @@ A pair scores 1 if the positive file is more likely, 0.5 on a tie, 0 otherwise. 
 
 
 def _add_pairwise(sub: argparse._SubParsersAction, name: str, sep: str, what: str) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser(name, help=what, formatter_class=HelpFormatter, epilog=PAIRWISE_EXAMPLES,
                        description=f"{what}: pairwise log-likelihood accuracy of a unit LM.")
@@ -172,7 +172,7 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def _add_folder(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("folder", help="speech metrics on a folder of audio", formatter_class=HelpFormatter,
                        epilog=FOLDER_EXAMPLES, description="Score a folder of audio: WER/CER (ASR), F0 errors and "
@@ -195,7 +195,7 @@ def _folder(args: argparse.Namespace) -> int:
 
 
 def _add_resynthesis(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("resynthesis", help="Expresso resynthesis benchmark", formatter_class=HelpFormatter,
                        epilog=RESYNTHESIS_EXAMPLES, description="Encode each utterance of an Expresso split to "
@@ -226,7 +226,7 @@ def _resynthesis(args: argparse.Namespace) -> int:
 
 
 def _add_text_storycloze(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("storycloze-text", help="text topline of the synthetic StoryCloze (a text LM)",
                        formatter_class=HelpFormatter,
@@ -261,7 +261,7 @@ COMMANDS = {
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("eval", help="evaluate models on benchmarks", formatter_class=HelpFormatter,
                        description="Evaluate models. Benchmarks: " + ", ".join(COMMANDS),

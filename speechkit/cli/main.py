@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 
 from speechkit import __version__
+from speechkit.cli.formatting import HelpFormatter
 from speechkit.errors import SpeechkitError
 
 EPILOG = """examples:
@@ -29,18 +29,6 @@ EPILOG = """examples:
   speechkit vdtts face.mp4 --text "Bring the red box." -o dubbed.mp4 --speaker us2
 
 Run `speechkit COMMAND --help` for the options and examples of each command."""
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps example blocks as written and shows each default once: not where the help already says it, and not
-    for flags (``False``) or options without one (``None``)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if re.search(r"%\(default\)|\(default\b|default:", text, re.IGNORECASE) \
-                or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:

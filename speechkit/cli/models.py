@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     m = sub.add_parser("models", help="list the model cards (official releases and our bundle)",
                        formatter_class=HelpFormatter, description="List model cards: name, kind, size on disk, "

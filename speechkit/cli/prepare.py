@@ -31,7 +31,7 @@ utterance ids and --seed."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     prep = sub.add_parser("prepare", help="build corpora and manifests", formatter_class=HelpFormatter,
                           description="Build corpora and manifests.",

@@ -22,7 +22,7 @@ printed on stderr)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
     from speechkit.hub import DEFAULT_MODEL
 
     p = sub.add_parser("resynth", help="resynthesise speech through units (voice / style conversion)",

@@ -15,7 +15,7 @@ an utterance goes to valid.jsonl when the hash of its id falls under --valid-fra
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("sequences", help="build unit-LM training sequences from units jsonl",
                        formatter_class=HelpFormatter, epilog=EXAMPLES,

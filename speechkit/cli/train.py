@@ -61,7 +61,7 @@ def compose(task: str, overrides: list[str]):
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("train", help="train a model with a Hydra config", formatter_class=HelpFormatter,
                        description="Train a model. Tasks: " + ", ".join(sorted(TASKS)),

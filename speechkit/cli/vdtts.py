@@ -37,7 +37,7 @@ with the same settings returns at once; an interrupted run resumes."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     p = sub.add_parser("vdtts", help="dub a video: speech for a text that follows the lips (VDTTS)",
                        formatter_class=HelpFormatter, epilog=VDTTS_EXAMPLES,
@@ -74,7 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_prepare_parser(corpora: argparse._SubParsersAction) -> None:
     """Registers ``speechkit prepare talking-face`` under the ``prepare`` command's corpora."""
-    from speechkit.cli.main import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter
 
     t = corpora.add_parser("talking-face", help="offline talking-face videos + speech (for VDTTS)",
                            formatter_class=HelpFormatter, epilog=TALKING_FACE_EXAMPLES,

@@ -1,0 +1,21 @@
+"""The help formatter every ``speechkit`` command shares (its own module: subcommands import it without importing
+the entry point that imports them)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+__all__ = ["HelpFormatter"]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps example blocks as written and shows each default once: not where the help already says it, and not
+    for flags (``False``) or options without one (``None``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if re.search(r"%\(default\)|\(default\b|default:", text, re.IGNORECASE) \
+                or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
