@@ -15,7 +15,7 @@ Failures are listed in OUTPUT.errors.tsv and the job goes on."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.formatting import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter, renamed
 
     p = sub.add_parser("encode", help="audio -> units jsonl (HuBERT + k-means)", formatter_class=HelpFormatter,
                        description="Encode a folder or a fairseq tsv manifest into a units jsonl "
@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-seconds", type=float, default=60.0,
                    help="padded audio per batch (0 = one utterance at a time; units are the same either way)")
     p.add_argument("--loader", choices=["fairseq2", "torch"], default="fairseq2", help="audio decoding pipeline")
-    p.add_argument("--workers", type=int, default=2, help="parallel audio decoders")
+    p.add_argument("--jobs", dest="workers", metavar="N", type=int, default=2, help="parallel audio decoders")
+    renamed(p, "--workers", "--jobs")
     p.add_argument("--threads", type=int, default=0, help="torch threads for the model (0 = torch's default)")
     p.add_argument("--fast", action="store_true",
                    help="opt-in bf16 autocast (several times faster on CPUs with AMX/AVX512-BF16 and on GPUs; "

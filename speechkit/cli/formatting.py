@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
-__all__ = ["HelpFormatter"]
+__all__ = ["HelpFormatter", "renamed"]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -19,3 +19,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
                 or action.default in (None, False, argparse.SUPPRESS):
             return text
         return super()._get_help_string(action)
+
+
+def renamed(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Makes ``old`` (a former spelling of option ``new``) a hidden option that stops with a hint naming ``new``."""
+
+    class _Renamed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{old} is now {new} (one name for it across the commands)")
+
+    parser.add_argument(old, nargs="?", action=_Renamed, help=argparse.SUPPRESS)

@@ -112,3 +112,9 @@ def test_resynth_checks_paths_before_loading_anything(tmp_path):
     assert "Traceback" not in r.stderr  # the --model folder is missing too: the path errors come first
     r = run("continue", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "c.wav"), "--model", str(tmp_path / "none"))
     assert r.returncode == 1 and f"{tmp_path / 'nope.wav'}: no such file" in r.stderr
+
+
+def test_a_former_option_name_is_refused_with_the_new_one():
+    r = run("encode", "in.wav", "-o", "out.jsonl", "--workers", "2")
+    assert r.returncode == 2 and "--workers is now --jobs" in r.stderr
+    assert "--jobs N" in run("encode", "--help").stdout
