@@ -253,7 +253,9 @@ def fetch(name: str, *, offline: bool | None = None, progress: bool = True) -> d
         progress: show download progress bars.
 
     Raises:
-        HubError, OfflineError, ChecksumError.
+        HubError: no such card, or a card's file cannot be used.
+        OfflineError: a file is missing and downloading is off or impossible (the message says where to put it).
+        ChecksumError: a downloaded file does not match the card's sha256 (it is deleted).
     """
     card = load_card(name)
     if card.path is not None:

@@ -50,14 +50,14 @@ class StreamConfig:
     The algorithmic latency is ``block + lookahead`` frames plus the last frame's 5 ms receptive-field tail: an
     output sample is final once the input ``(block + lookahead) * 20 ms`` after its block's start has arrived
     (485 ms at the defaults). The vocoder adds none: its lookahead is the encoder's provisional units. Defaults
-    measured on held-out files (README, "Streaming"): lookahead 16 keeps the WER of the offline call; block 8
+    measured on held-out files (docs/streaming.md): lookahead 16 keeps the WER of the offline call; block 8
     halves the per-block cost of block 4 (real-time factor 0.3 against 0.55 on 2 threads).
 
     Args:
         block: frames finalised per step (a multiple of 4 for the unit-to-mel vocoders: 4 units = 5 mel frames).
         left_context: encoder frames of context before a block (attention; the front end keeps running statistics).
         lookahead: encoder frames after a block. HuBERT's positional convolution alone spans 16 frames either side;
-            at 16 the streamed units decode as well as the offline ones (README, "Streaming").
+            at 16 the streamed units decode as well as the offline ones (docs/streaming.md).
         vocoder_left: vocoder frames of context before a block (its convolutions' receptive field).
         vocoder_lookahead: vocoder frames after a block, from the provisional units (at most ``lookahead``).
         griffin_lim_block: mel frames Griffin-Lim commits per pass (a block of 8 units = 10 mel frames = 2 passes).

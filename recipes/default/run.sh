@@ -166,13 +166,13 @@ if run_stage textlm; then
   genppl_steps=$([[ $preset == debug ]] && echo "" || echo "optim.max_steps=800")
   # shellcheck disable=SC2086  # genppl_steps is one optional override
   $SK train textlm preset="$lm_preset" data.train="$exp/text_data/text/train.txt" \
-    data.valid="$exp/text_data/text/valid.txt" data.normalize=asr train.out_dir="$exp/genppl_lm" $genppl_steps
+    data.valid="$exp/text_data/text/valid.txt" data.normalize=asr out="$exp/genppl_lm" $genppl_steps
 fi
 if run_stage ulm; then
   $SK sequences "$exp/k$k/units.jsonl" -o "$exp/ulm_data" --include "$data/splits/train.txt" --valid-fraction 0.05
   $SK train ulm preset="$lm_preset" model.init=warm model.text_lm="$exp/twist/textlm/model" \
     data.train="$exp/ulm_data/train.jsonl" data.valid="$exp/ulm_data/valid.jsonl" data.num_units="$k" \
-    train.out_dir="$exp/ulm"
+    out="$exp/ulm"
 fi
 if run_stage bundle; then
   ulm_dir="$exp/ulm/best"  # the lowest validation loss; runs older than out/best have only the last model

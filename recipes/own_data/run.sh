@@ -178,7 +178,7 @@ if run_stage ulm; then
   [[ $text_lm == none ]] || init="model.init=warm model.text_lm=$text_lm"
   # shellcheck disable=SC2086
   $TRAIN train ulm $lm_preset $init data.train="$exp/ulm_data/train.jsonl" data.valid="$exp/ulm_data/valid.jsonl" \
-    data.num_units="$k" train.device="$device" train.out_dir="$exp/ulm" $ulm_args
+    data.num_units="$k" train.device="$device" out="$exp/ulm" $ulm_args
 fi
 if run_stage bundle; then
   ulm_dir="$exp/ulm/best"

@@ -80,7 +80,7 @@ fi
 if run_stage textlm; then
   # shellcheck disable=SC2086  # textlm_args holds several Hydra overrides
   $SK train textlm preset="$preset" data.train="$data/text/train.txt" data.valid="$data/text/valid.txt" \
-    train.out_dir="$exp/textlm" $textlm_args
+    out="$exp/textlm" $textlm_args
 fi
 if run_stage speech; then
   # shellcheck disable=SC2086  # voices is a list
@@ -100,7 +100,7 @@ if run_stage train; then
     # shellcheck disable=SC2086
     $SK train ulm preset="$preset" model.init="$init" model.text_lm="$text_lm" \
       data.train="$exp/units/train.jsonl" data.valid="$exp/units/valid.jsonl" data.num_units="$num_units" \
-      train.out_dir="$exp/ulm_$init" $ulm_args
+      out="$exp/ulm_$init" $ulm_args
   done
 fi
 if run_stage storycloze; then

@@ -20,7 +20,7 @@ EPILOG = """examples:
   speechkit encode data/read.tsv -o data/units.jsonl --hubert hubert_base_ls960.pt --layer 6 --kmeans km.bin
   speechkit resynth in.wav -o out.wav --model checkpoints/default --speaker us2 --style whisper
   speechkit sequences data/units.jsonl -o data/ulm
-  speechkit train ulm data.train=data/ulm/train.jsonl data.num_units=100 model.text_lm=TEXT_LM train.out_dir=runs/ulm
+  speechkit train ulm data.train=data/ulm/train.jsonl data.num_units=100 model.text_lm=TEXT_LM out=runs/ulm
   speechkit eval storycloze data/storycloze/sSC data/storycloze/tSC --ulm runs/ulm/model --encoder exp/encoder
   speechkit eval folder --hyp out/ --ref ref/ --transcripts texts.tsv --metrics wer,cer,f0,speaker -o report
   speechkit eval resynthesis --data data/mini_expresso --encoder exp/encoder --vocoder exp/vocoder -o report

@@ -17,9 +17,9 @@ TASKS: dict[str, tuple[str, str]] = {
                "data.train_labels=labels.jsonl out=runs/hubert"),
     "kmeans": ("speechkit.train.kmeans", "speechkit train kmeans data=train.tsv features=mfcc k=100 out=runs/km"),
     "ulm": ("speechkit.train.ulm", "speechkit train ulm preset=debug data.train=train.jsonl data.valid=valid.jsonl "
-            "data.num_units=100 model.text_lm=runs/textlm/model train.out_dir=runs/ulm"),
+            "data.num_units=100 model.text_lm=runs/textlm/model out=runs/ulm"),
     "textlm": ("speechkit.train.textlm", "speechkit train textlm preset=debug data.train=data/text/train.txt "
-               "data.valid=data/text/valid.txt train.out_dir=runs/textlm"),
+               "data.valid=data/text/valid.txt out=runs/textlm"),
     "vocoder": ("speechkit.train.vocoder", "speechkit train vocoder preset=debug data.units=units.jsonl "
                 "data.speaker=expresso data.style=expresso model.num_units=100 out=runs/vocoder"),
     "unit_mel": ("speechkit.train.unit_mel", "speechkit train unit_mel preset=debug data.units=units.jsonl "
@@ -30,6 +30,9 @@ TASKS: dict[str, tuple[str, str]] = {
               "data.audio=data/mini_expresso/audio_48khz/read out=runs/vocos"),
     "vdtts": ("speechkit.train.vdtts", "speechkit train vdtts preset=debug data.root=data/talking_face out=runs/vdtts"),
 }
+
+# former spellings, refused with the one name every trainer now uses
+RENAMED = {"train.out_dir": "out", "train.eval_every": "train.valid_every"}
 
 EXAMPLES = """examples:
 {lines}
@@ -51,6 +54,10 @@ def compose(task: str, overrides: list[str]):
 
     from speechkit.errors import SpeechkitError
 
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in RENAMED:
+            raise SpeechkitError(f"train {task}: {key}= is now {RENAMED[key]}= (one name across the trainers)")
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir(task)), job_name=task):
             return hydra_compose(config_name="config", overrides=list(overrides))
@@ -72,10 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def output_dir(cfg) -> Path | None:
-    """The run folder of a composed config (``out`` or ``train.out_dir``), where it is set."""
+    """The run folder of a composed config (``out``), where it is set."""
     from omegaconf import OmegaConf
 
-    for key in ("out", "train.out_dir"):
+    for key in ("out",):
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if isinstance(value, str) and value and value != "???":
             return Path(value)

@@ -4,7 +4,7 @@ No pretrained text LM can be downloaded here, so this trains one on the project'
 (:func:`speechkit.data.corpora.text.prepare_text_corpus`): a byte-level BPE tokenizer (``tokenizers``) fitted on
 the training text, then a ``LlamaForCausalLM`` trained with the unit-LM loop
 (:func:`speechkit.train.ulm.train_causal_lm`: packed blocks, AdamW, warm-up + cosine, clipping, validation,
-resume, DDP). The result, ``out_dir/model``, is an ordinary Hugging Face folder (config, safetensors weights,
+resume, DDP). The result, ``out/model``, is an ordinary Hugging Face folder (config, safetensors weights,
 tokenizer) that ``UnitLM.warm_start`` reads like any other text LM.
 """
 
@@ -70,6 +70,7 @@ class TextModelConfig:
 
 @dataclass(kw_only=True)
 class TextLMConfig:
+    out: str
     data: TextDataConfig
     model: TextModelConfig = field(default_factory=TextModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -122,7 +123,7 @@ def build_text_lm(model: TextModelConfig, vocab_size: int, seed: int = 0):
 
 
 def run(cfg) -> int:
-    """Entry point of ``speechkit train textlm``: tokenizer, packed text, training, ``out_dir/model``."""
+    """Entry point of ``speechkit train textlm``: tokenizer, packed text, training, ``out/model``."""
     from transformers import PreTrainedTokenizerFast
 
     from speechkit.data.corpora.text import read_documents
@@ -131,7 +132,7 @@ def run(cfg) -> int:
     from speechkit.ulm.data import PackedBlocks
 
     conf = load_config(TextLMConfig, cfg)
-    out = Path(conf.train.out_dir)
+    out = Path(conf.out)
 
     def documents(path: str) -> list[str]:
         docs = read_documents(path)

@@ -5,7 +5,7 @@ schedule, the training loop shared with the text-LM solver (:func:`train_causal_
 
 The loop: packed blocks (:class:`~speechkit.ulm.data.PackedBlocks`), AdamW (weight decay on matrices only, not
 on norms and biases), linear warm-up then cosine decay to ``min_lr``, gradient clipping, bf16 autocast
-where the hardware supports it, validation loss every ``eval_every`` steps, ``checkpoint_last.pt`` (model,
+where the hardware supports it, validation loss every ``valid_every`` steps, ``checkpoint_last.pt`` (model,
 optimizer, step, RNG) every ``save_every`` steps and at the end, plus the released model folder ``model/``.
 Under ``torchrun`` every process runs the same command; gradients are averaged by DDP (gloo on CPU, NCCL on GPU).
 """
@@ -87,10 +87,10 @@ class LoopConfig:
     """The training loop around the optimiser.
 
     Attributes:
-        out_dir: run folder (``checkpoint_last.pt``, ``model/``, ``log.jsonl``).
+        out_dir: run folder (``checkpoint_last.pt``, ``model/``, ``log.jsonl``): the config's top-level ``out``.
         block_size: tokens per training sequence.
         precision: ``"auto"`` (bf16 autocast on GPUs that support it, else fp32), ``"bf16"`` or ``"fp32"``.
-        eval_every: steps between validation runs (0 = only at the end).
+        valid_every: steps between validation runs (0 = only at the end).
         eval_blocks: validation blocks (of ``block_size`` tokens) scored each time.
         log_every: steps between progress lines.
         save_every: steps between checkpoints (0 = only at the end).
@@ -99,10 +99,10 @@ class LoopConfig:
         device: ``"auto"`` (this torchrun process' GPU, else CPU) or a torch device string.
     """
 
-    out_dir: str
+    out_dir: str = ""
     block_size: int = 512
     precision: str = "auto"
-    eval_every: int = 500
+    valid_every: int = 500
     eval_blocks: int = 64
     log_every: int = 10
     save_every: int = 1000
@@ -115,7 +115,7 @@ class LoopConfig:
             raise ConfigError(f"train.block_size must be >= 2. Found {self.block_size}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"train.precision must be auto, bf16 or fp32. Found {self.precision!r}")
-        for name in ("eval_every", "save_every", "eval_blocks"):
+        for name in ("valid_every", "save_every", "eval_blocks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0. Found {getattr(self, name)}")
         if self.log_every < 1:
@@ -183,6 +183,7 @@ class UlmModelConfig:
 
 @dataclass(kw_only=True)
 class UlmConfig:
+    out: str
     data: UlmDataConfig
     model: UlmModelConfig
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -238,6 +239,7 @@ def load_config(cls, cfg):
         raise ConfigError(f"bad config value: {str(e).splitlines()[0]}") from None
     plain.pop("preset", None)
     conf = config_from_dict(cls, plain)
+    conf.train.out_dir = conf.out  # the run folder is the top-level ``out``, as in every trainer's config
     conf.validate()
     return conf
 
@@ -381,7 +383,7 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
                      train_loss, lr, float(grad_norm), rate)
             record({"step": step, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
                     "tokens_per_s": rate})
-        if valid_blocks is not None and ((loop.eval_every and step % loop.eval_every == 0) or last):
+        if valid_blocks is not None and ((loop.valid_every and step % loop.valid_every == 0) or last):
             # the plain model: a rank with no validation block must not leave a DDP forward (and its buffer
             # broadcast) waiting on the others
             valid_loss = evaluate(unwrap(ddp), valid_blocks, loop, micro, device)

@@ -183,9 +183,10 @@ class SpeechContinuation:
         """Compute-matched best-of-k continuation: ``k`` samples (seeds ``seed .. seed + k - 1``), the one
         ``ranker`` scores highest is synthesised (see :mod:`speechkit.ulm.best_of`).
 
+        ``wav``, ``sample_rate``, ``seconds``, ``temperature``, ``top_k``, ``top_p``, ``seed``, ``speaker``,
+        ``style`` and ``include_prompt`` are as in :meth:`__call__`.
+
         Args:
-            wav, sample_rate, seconds, temperature, top_k, top_p, speaker, style, include_prompt: as
-                :meth:`__call__`.
             k: number of samples.
             ranker: ``"self"`` (the generator's own likelihood), another :class:`~speechkit.ulm.UnitLM` (its
                 likelihood), an :class:`~speechkit.ulm.best_of.ASRRanker`, or a callable

@@ -86,7 +86,7 @@ def test_corpus_jobs_log_bad_files_and_go_on(tmp_path, capsys):
                "-o", str(d / "r")],
     lambda d: ["resynth", str(d / "x.wav"), "-o", str(d / "o.wav"), "--model", str(d / "bad_model")],
     lambda d: ["train", "ulm", "preset=debug", f"data.train={d / 'bad.jsonl'}", "data.num_units=10",
-               f"model.text_lm={d / 'bad_model'}", f"train.out_dir={d / 'run'}"],
+               f"model.text_lm={d / 'bad_model'}", f"out={d / 'run'}"],
 ], ids=["sequences", "prepare manifest", "encode tsv", "eval transcripts", "resynth model", "train ulm"])
 def test_bad_text_inputs_and_models_are_named(tmp_path, capsys, argv_of):
     (tmp_path / "bad.jsonl").write_bytes(b'{"id": "a", "units": [1, 2\n\xff\xfe')

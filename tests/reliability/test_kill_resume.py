@@ -82,8 +82,8 @@ def test_unit_lm_training(tmp_path, ulm_corpus):
     def argv(out):
         return ["train", "ulm", "preset=debug", f"data.train={ulm_corpus / 'train.jsonl'}",
                 f"data.valid={ulm_corpus / 'valid.jsonl'}", "data.num_units=20",
-                f"model.text_lm={ulm_corpus / 'textlm'}", f"train.out_dir={out}", "optim.max_steps=24",
-                "train.save_every=2", "train.eval_every=6"]
+                f"model.text_lm={ulm_corpus / 'textlm'}", f"out={out}", "optim.max_steps=24",
+                "train.save_every=2", "train.valid_every=6"]
 
     _kill_resume_train(tmp_path, argv, 0, "unit-LM training")
 

@@ -3,7 +3,7 @@ with the limit named.
 
 The 0.05-second cases and the 1-hour refusals run in ``make test``. The 1-hour runs that do the work (encode, eval
 f0) take minutes of CPU and run under ``make fuzz``; each reports its peak memory. Streamed resynthesis of an hour
-is measured by ``benchmarks/streaming.py`` (flat memory, README "Streaming resynthesis").
+is measured by ``benchmarks/streaming.py`` (flat memory, docs/streaming.md).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_text_lm_trains_and_is_a_warm_startable_hf_folder(corpus, tmp_path):
 
     out = tmp_path / "textlm"
     overrides = ["preset=debug", f"data.train={corpus / 'train.txt'}", f"data.valid={corpus / 'valid.txt'}",
-                 f"train.out_dir={out}", "optim.max_steps=25", "optim.lr=1e-2", "train.eval_every=12"]
+                 f"out={out}", "optim.max_steps=25", "optim.lr=1e-2", "train.valid_every=12"]
     assert run(compose("textlm", overrides)) == 0
     history = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     valid = [h["valid_loss"] for h in history if "valid_loss" in h]
@@ -41,7 +41,7 @@ def test_text_lm_trains_and_is_a_warm_startable_hf_folder(corpus, tmp_path):
 
 
 def test_text_lm_config_errors(corpus, tmp_path):
-    base = ["preset=debug", f"data.train={corpus / 'train.txt'}", f"train.out_dir={tmp_path}"]
+    base = ["preset=debug", f"data.train={corpus / 'train.txt'}", f"out={tmp_path}"]
     with pytest.raises(SpeechkitError, match=r"train.block_size=256 exceeds model.max_position_embeddings=128"):
         run(compose("textlm", [*base, "train.block_size=256", "model.max_position_embeddings=128"]))
     with pytest.raises(SpeechkitError, match=r"model.vocab_size must be >= 259"):

@@ -78,7 +78,7 @@ def corpus(tmp_path_factory):
 
 def _overrides(corpus, out, *extra):
     return ["preset=debug", f"data.train={corpus / 'train.jsonl'}", f"data.valid={corpus / 'valid.jsonl'}",
-            "data.num_units=20", f"model.text_lm={corpus / 'textlm'}", f"train.out_dir={out}", *extra]
+            "data.num_units=20", f"model.text_lm={corpus / 'textlm'}", f"out={out}", *extra]
 
 
 def _train(corpus, out, *extra):
@@ -90,7 +90,7 @@ def _train(corpus, out, *extra):
 
 
 def test_debug_preset_trains_a_loadable_unit_lm_and_lowers_validation_loss(corpus, tmp_path):
-    history = _train(corpus, tmp_path / "run", "optim.max_steps=30", "train.eval_every=10")
+    history = _train(corpus, tmp_path / "run", "optim.max_steps=30", "train.valid_every=10")
     valid = [h["valid_loss"] for h in history if "valid_loss" in h]
     assert len(valid) == 3 and valid[-1] < valid[0] - 0.3, valid
     lm = UnitLM.from_pretrained(tmp_path / "run" / "model")
@@ -163,11 +163,11 @@ def test_config_errors_name_the_key(corpus, tmp_path):
 def test_torchrun_two_gloo_processes_match_one_process(corpus, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     args = ["-m", "speechkit.cli.main", "train", "ulm", *_overrides(corpus, tmp_path / "x", "optim.max_steps=4")]
-    one = subprocess.run([sys.executable, *args, f"train.out_dir={tmp_path / 'one'}"], env=env,
+    one = subprocess.run([sys.executable, *args, f"out={tmp_path / 'one'}"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args,
-                          f"train.out_dir={tmp_path / 'two'}"], env=env, capture_output=True, text=True, timeout=300)
+                          f"out={tmp_path / 'two'}"], env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     a = load_file(str(tmp_path / "one" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "two" / "model" / "model.safetensors"))
