@@ -169,9 +169,68 @@ SCALAR_COLUMNS = ("wer", "cer", "gpe", "vde", "ffe", "f0_rmse", "f0_corr", "spea
                   "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "genppl", "has_speech")
 
 
+# metric -> (what it measures, which way is better); the report defines every metric it shows
+METRICS: dict[str, tuple[str, str]] = {
+    "wer": ("word error rate of the ASR transcript against the reference text (or the reference audio's ASR)",
+            "lower"),
+    "cer": ("character error rate, as WER on characters", "lower"),
+    "gpe": ("gross pitch error: share of frames voiced in both whose F0 is off by more than 20%", "lower"),
+    "vde": ("voicing decision error: share of frames voiced in one and not the other", "lower"),
+    "ffe": ("F0 frame error: share of frames with a voicing or a gross pitch error", "lower"),
+    "f0_rmse": ("RMS F0 difference in Hz over frames voiced in both", "lower"),
+    "f0_corr": ("correlation of the two F0 contours over frames voiced in both", "higher"),
+    "speaker_sim": ("cosine similarity of speaker embeddings (resemblyzer) of hypothesis and reference", "higher"),
+    "style_correct": ("the style classifier names the intended style", "higher"),
+    "dnsmos_ovrl": ("DNSMOS overall quality, 1-5 (a neural estimate of a listening-test MOS)", "higher"),
+    "dnsmos_sig": ("DNSMOS speech signal quality, 1-5", "higher"),
+    "dnsmos_bak": ("DNSMOS background noise quality, 1-5", "higher"),
+    "dnsmos_p808": ("DNSMOS P.808 quality, 1-5", "higher"),
+    "genppl": ("perplexity of the ASR transcript under a text LM: whether the speech says something", "lower"),
+    "has_speech": ("the VAD finds speech in the file", "higher"),
+    "asr_nonempty": ("the ASR transcript is not empty", "higher"),
+}
+_ARROW = {"lower": "↓", "higher": "↑"}
+
+
+def _head(k: str) -> str:
+    arrow = _ARROW.get(METRICS.get(k, ("", ""))[1], "")
+    return f"<th>{html.escape(k)}{(' ' + arrow) if arrow else ''}</th>"
+
+
+def _definitions(shown: list[str]) -> str:
+    rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(METRICS[k][0])}</td>"
+                   f"<td>{METRICS[k][1]} is better</td></tr>" for k in shown if k in METRICS)
+    return f"<h2>Metrics</h2><table>{rows}</table>" if rows else ""
+
+
+def _provenance() -> str:
+    """speechkit version, git commit (in a checkout), date and machine: which code made the figures, where."""
+    import datetime
+    import subprocess
+
+    from speechkit import __version__
+
+    commit = ""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from speechkit.precision import machine_line
+
+        machine = machine_line()
+    except Exception:  # noqa: BLE001 - the footer never fails a report
+        machine = ""
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    bits = [f"speechkit {__version__}"] + ([f"commit {commit}"] if commit else []) + [when] + \
+        ([machine] if machine else [])
+    return f'<p class="muted">{html.escape(" · ".join(bits))}</p>'
+
+
 def _table(title: str, rows: list[dict]) -> str:
     keys = [k for k in rows[0] if k != "group"] if rows else []
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["", *keys])
+    head = "<th></th>" + "".join(_head(k) for k in keys)
     body = "".join("<tr><td>" + html.escape(str(r.get("group", ""))) + "</td>" +
                    "".join(f'<td class="num">{_fmt(r[k])}</td>' for k in keys) + "</tr>" for r in rows)
     return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
@@ -227,15 +286,24 @@ def write_report(out: Path, report: dict, *, title: str = "speechkit evaluation"
     parts.append('<h2>Files</h2><p class="legend">F0: <span style="background:#777"></span>reference '
                  '<span style="background:#e8590c"></span>hypothesis</p>')
     parts.append("<table><tr><th>file and audio</th><th>F0 contour (Hz)</th><th>text</th>"
-                 + "".join(f"<th>{c}</th>" for c in columns) + "</tr>")
+                 + "".join(_head(c) for c in columns) + "</tr>")
     parts += [_file_row(r, columns) for r in rows]
     parts.append("</table>")
     for name, section_rows in report.get("sections", {}).items():
         cols = [c for c in SCALAR_COLUMNS if any(c in r for r in section_rows)]
         parts.append(f"<h2>{html.escape(name)}</h2><table><tr><th>file and audio</th><th>F0 contour (Hz)</th>"
-                     "<th>text</th>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
+                     "<th>text</th>" + "".join(_head(c) for c in cols) + "</tr>")
         parts += [_file_row(r, cols) for r in section_rows]
         parts.append("</table>")
+    shown = list(dict.fromkeys([*report["summary"], *columns]))
+    parts.append(_definitions(shown))
+    pitch = (report.get("config") or {}).get("pitch") if isinstance(report.get("config"), dict) else None
+    if any(k in shown for k in ("gpe", "vde", "ffe", "f0_rmse", "f0_corr")) and isinstance(pitch, dict):
+        parts.append(f'<p class="muted">F0 by {html.escape(str(pitch.get("method", "")))} in '
+                     f'{_fmt(pitch.get("fmin"))}-{_fmt(pitch.get("fmax"))} Hz: voices below the range (low male '
+                     "voices under the protocol's 100 Hz) are seen as unvoiced, so their F0 errors read low; lower "
+                     "--f0-min for them.</p>")
+    parts.append(_provenance())
     parts.append("</body></html>")
     with atomic_open(out / "report.html") as f:
         f.write("\n".join(parts))

@@ -60,3 +60,27 @@ def test_write_report_files(tmp_path):
     assert (tmp_path / "report.csv").read_text().splitlines() == ["id,wer,gpe", "a<b,0.5,", "c,0.0,"]
     html = page.read_text()
     assert "a&lt;b" in html and "By speaker" in html and "<script" not in html
+
+
+def test_report_defines_its_metrics_and_says_what_made_it(tmp_path):
+    """Every metric shown is defined with the direction that is better (and marked so in the tables); the page names
+    the speechkit version, the date and the machine; F0 figures carry the pitch range they were measured in."""
+    import html
+    import re
+
+    from speechkit import __version__
+    from speechkit.metrics.report import METRICS
+
+    report = {"summary": {"num_files": 1, "wer": 0.2, "speaker_sim": 0.9, "gpe": 0.0},
+              "per_file": [{"id": "a", "wer": 0.2, "speaker_sim": 0.9, "gpe": 0.0}],
+              "config": {"pitch": {"method": "yin", "fmin": 100.0, "fmax": 500.0}}}
+    page = write_report(tmp_path, report, title="t").read_text()
+    for metric in ("wer", "speaker_sim", "gpe"):
+        definition, better = METRICS[metric]
+        assert html.escape(definition) in page
+        assert re.search(rf"<b>{metric}</b></td><td>[^<]*</td><td>{better} is better", page)
+    assert "<th>wer ↓</th>" in page and "<th>speaker_sim ↑</th>" in page
+    assert "dnsmos_ovrl" not in page  # only the metrics shown are defined
+    assert "yin in 100.0-500.0 Hz" in page and "--f0-min" in page
+    assert f"speechkit {__version__}" in page and " UTC" in page
+    assert "provenance" not in json.loads((tmp_path / "report.json").read_text())  # the JSON stays comparable
