@@ -137,15 +137,23 @@ class SpeechEncoder(nn.Module):
         return out
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides) -> SpeechEncoder:
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None, **overrides) -> SpeechEncoder:
         """Loads a folder written by :meth:`save_pretrained`, or a model card by name (through
         :mod:`speechkit.hub`: e.g. ``"hubert-base-ls960-kmeans-100"`` = the dense model + its k-means file).
-        Keyword ``overrides`` (``deduplicate``, ``need_f0``) replace the saved choices.
+        Keyword ``overrides`` (``deduplicate``, ``need_f0``) replace the saved choices; ``device`` and ``dtype``
+        as :func:`speechkit.utils.checkpoint.place` (``dtype`` sets the HuBERT's autocast).
 
         Raises:
             CheckpointError: a file is missing or unreadable.
             HubError: an unknown name, or files that cannot be fetched (offline: says where to put them).
         """
+        from speechkit.utils.checkpoint import place
+
+        return place(cls._load(name_or_path, **overrides), device, dtype)
+
+    @classmethod
+    def _load(cls, name_or_path: str | os.PathLike, **overrides) -> SpeechEncoder:
         from speechkit.utils.checkpoint import CheckpointError
 
         d = Path(name_or_path)

@@ -71,6 +71,16 @@ class KMeansQuantizer(nn.Module):
 
     # ---------------------------------------------------------------- loading and saving
     @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> KMeansQuantizer:
+        """:meth:`load` in the loader shape every model kind shares: a ``km.bin``, ``.npy`` or ``.safetensors`` file,
+        moved to ``device``. The nearest-centroid search stays fp32 (``dtype`` is accepted for the shared shape
+        and has no effect)."""
+        from speechkit.utils.checkpoint import place
+
+        return place(cls.load(path), device, None)
+
+    @classmethod
     def load(cls, path: str | os.PathLike) -> KMeansQuantizer:
         """Loads a ``km.bin`` (joblib scikit-learn), a ``.npy`` of centroids or our ``.safetensors`` file.
 

@@ -13,7 +13,7 @@ import torch
 from speechkit.errors import SpeechkitError
 from speechkit.utils.files import atomic_open, atomic_path
 
-__all__ = ["CheckpointError", "unwrap", "save_pretrained", "load_pretrained"]
+__all__ = ["CheckpointError", "unwrap", "save_pretrained", "load_pretrained", "place"]
 
 
 class CheckpointError(SpeechkitError, ValueError):
@@ -72,3 +72,24 @@ def load_pretrained(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
                                   "config.json)")
     config = read_json(d / "config.json", CheckpointError)
     return read_safetensors(d / "model.safetensors", CheckpointError), config
+
+
+def place(model, device=None, dtype: torch.dtype | None = None):
+    """What every ``from_pretrained(..., device=, dtype=)`` does after loading: moves ``model`` to ``device``, then
+    turns on its reduced-precision fast path for ``dtype`` (``set_precision`` of vocoders, the autocast of HuBERT
+    readers), each of which checks that ``device`` computes in it and otherwise stays fp32 with one warning line;
+    ``torch.float32`` is exact fp32. Returns ``model``."""
+    if device is not None:
+        model.to(device)
+    if dtype is None:
+        return model
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    if dtype not in names:
+        raise CheckpointError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16. Found {dtype}")
+    if hasattr(model, "set_precision"):
+        model.set_precision(names[dtype])
+    else:
+        reader = model if hasattr(model, "autocast") else getattr(model, "reader", None)
+        if reader is not None and hasattr(reader, "autocast"):
+            reader.autocast = None if dtype == torch.float32 else dtype
+    return model

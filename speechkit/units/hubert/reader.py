@@ -64,6 +64,21 @@ class HubertFeatureReader(nn.Module):
         self._requested, self._autocast = dtype, None
 
     @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, layer: int = 6,
+                        device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> HubertFeatureReader:
+        """A fairseq ``.pt`` file, a transformers HuBERT/wav2vec2 folder, a speechkit HuBERT folder, or a ``hubert``
+        model card by name (fetched through :mod:`speechkit.hub`), read at ``layer``; ``dtype`` sets the autocast
+        (checked on ``device``). The loader shape every model kind shares; :meth:`from_checkpoint` is the same
+        for paths."""
+        from speechkit import hub
+
+        if hub.is_card_name(name_or_path):
+            _, files = hub.fetch_kind(str(name_or_path), "hubert")
+            name_or_path = files["checkpoint"]
+        return cls.from_checkpoint(name_or_path, layer=layer, device=device or "cpu", autocast=dtype)
+
+    @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, layer: int = 6, max_chunk: int = 1_600_000,
                         device: str | torch.device = "cpu", autocast: torch.dtype | None = None) -> HubertFeatureReader:
         """Loads a fairseq ``.pt`` file, a transformers HuBERT/wav2vec2 folder or a speechkit HuBERT folder.

@@ -65,7 +65,17 @@ class HiFiGANVocoder(_Base):
         return cls(gen, cfg)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike) -> HiFiGANVocoder:
+    def from_pretrained(cls, folder: str | os.PathLike, *, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> HiFiGANVocoder:
+        """Loads a folder written by :meth:`save_pretrained`; ``device`` and ``dtype`` as
+        :func:`speechkit.utils.checkpoint.place` (``dtype`` turns on :meth:`set_precision`'s fast path where
+        ``device`` computes in it)."""
+        from speechkit.utils.checkpoint import place
+
+        return place(cls._load(folder), device, dtype)
+
+    @classmethod
+    def _load(cls, folder: str | os.PathLike) -> HiFiGANVocoder:
         d = Path(folder)
         state, config = _read_our_folder(d, "mel_hifigan")
         cfg = MelHiFiGANConfig.from_dict(config["model"])

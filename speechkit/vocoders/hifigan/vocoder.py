@@ -206,10 +206,22 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
                    speaker_table=read_speaker_table(beside))
 
     @classmethod
-    @loader("vocoder folder", VocoderError)
-    def from_pretrained(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
+    def from_pretrained(cls, folder: str | os.PathLike, *, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> CodeHiFiGANVocoder:
         """Loads a speechkit model folder written by :meth:`save_pretrained`, or a vocoder model card by name
-        (e.g. ``"hubert-base-ls960-layer-9-kmeans-expresso-2000-hifigan"``, fetched through :mod:`speechkit.hub`)."""
+        (e.g. ``"hubert-base-ls960-layer-9-kmeans-expresso-2000-hifigan"``, fetched through :mod:`speechkit.hub`).
+
+        ``device`` and ``dtype``: as :func:`speechkit.utils.checkpoint.place` (``dtype`` turns on
+        :meth:`set_precision`'s fast path where ``device`` computes in it).
+        """
+        from speechkit.utils.checkpoint import place
+
+        return place(cls._load(folder), device, dtype)
+
+    @classmethod
+    @loader("vocoder folder", VocoderError)
+    def _load(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
+        """Reads the folder (see :meth:`from_pretrained`)."""
         from speechkit import hub
 
         if hub.is_card_name(folder):

@@ -114,19 +114,30 @@ class UnitMelVocoder(UnitInputs, nn.Module):
 
     # ---------------------------------------------------------------- loading and saving
     @classmethod
-    @loader("unit-to-mel vocoder folder", VocoderError)
-    def from_pretrained(cls, folder: str | os.PathLike, *, mel_vocoder: str = "auto") -> UnitMelVocoder:
+    def from_pretrained(cls, folder: str | os.PathLike, *, mel_vocoder: str = "auto",
+                        device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> UnitMelVocoder:
         """Loads a folder written by :meth:`save_pretrained`.
 
         Args:
             folder: the folder.
             mel_vocoder: ``"auto"`` speaks through the folder's ``mel_vocoder/`` (a Vocos or mel HiFi-GAN folder)
                 where it has one, else Griffin-Lim; ``"griffinlim"`` always uses Griffin-Lim.
+            device: where to put it (default: the CPU).
+            dtype: ``torch.bfloat16`` / ``torch.float16`` turn on :meth:`set_precision`'s fast path where ``device``
+                computes in it (else fp32, with one warning line); see :func:`speechkit.utils.checkpoint.place`.
 
         Raises:
             VocoderError: missing or corrupt files, not a unit-to-mel vocoder, or a ``mel_vocoder/`` that is not a
                 mel vocoder or reads another log-mel.
         """
+        from speechkit.utils.checkpoint import place
+
+        return place(cls._load(folder, mel_vocoder=mel_vocoder), device, dtype)
+
+    @classmethod
+    @loader("unit-to-mel vocoder folder", VocoderError)
+    def _load(cls, folder: str | os.PathLike, *, mel_vocoder: str = "auto") -> UnitMelVocoder:
+        """Reads the folder (see :meth:`from_pretrained`)."""
         if mel_vocoder not in ("auto", "griffinlim"):
             raise VocoderError(f"mel_vocoder must be 'auto' or 'griffinlim'. Found {mel_vocoder!r}")
         mel_vocoder_choice = mel_vocoder

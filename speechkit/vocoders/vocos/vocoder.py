@@ -144,13 +144,23 @@ class VocosVocoder(nn.Module):
         return self
 
     @classmethod
-    @loader("Vocos vocoder folder", VocoderError)
-    def from_pretrained(cls, folder: str | os.PathLike) -> VocosVocoder:
-        """Loads a folder written by :meth:`save_pretrained`.
+    def from_pretrained(cls, folder: str | os.PathLike, *, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> VocosVocoder:
+        """Loads a folder written by :meth:`save_pretrained`; ``device`` and ``dtype`` as
+        :func:`speechkit.utils.checkpoint.place` (``dtype`` turns on :meth:`set_precision`'s fast path where
+        ``device`` computes in it).
 
         Raises:
             VocoderError: missing or corrupt files, another kind of model, or weights that do not fit the config.
         """
+        from speechkit.utils.checkpoint import place
+
+        return place(cls._load(folder), device, dtype)
+
+    @classmethod
+    @loader("Vocos vocoder folder", VocoderError)
+    def _load(cls, folder: str | os.PathLike) -> VocosVocoder:
+        """Reads the folder (see :meth:`from_pretrained`)."""
         from speechkit.vocoders.hifigan.vocoder import _load_strict_shapes, _read_our_folder
 
         d = Path(folder)
