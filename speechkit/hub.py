@@ -310,12 +310,15 @@ def _unpacked(card: Card, f: CardFile, archive: Path) -> Path:
 
 DEFAULT_MODEL = "checkpoints/default"
 """The bundle speechkit trained itself (``checkpoints/default`` of the repository): the CLI's and the Python API's
-default model."""
+default model. ``$SPEECHKIT_DEFAULT_MODEL`` points elsewhere (a copy of it, for an installed wheel)."""
 
 
 def local_model_dir(path: str | os.PathLike) -> Path:
     """``path`` as given when it exists; a relative path that does not exist from the working directory is looked
-    up under the repository root too (so ``checkpoints/default`` works from anywhere in an editable install)."""
+    up under the repository root too (so ``checkpoints/default`` works from anywhere in an editable install).
+    :data:`DEFAULT_MODEL` is ``$SPEECHKIT_DEFAULT_MODEL`` where that is set."""
+    if Path(path) == Path(DEFAULT_MODEL) and os.environ.get("SPEECHKIT_DEFAULT_MODEL"):
+        return Path(os.environ["SPEECHKIT_DEFAULT_MODEL"])
     p = Path(path)
     if p.exists() or p.is_absolute():
         return p
@@ -335,3 +338,10 @@ def fetch_kind(name: str, kind: str) -> tuple[Card, dict[str, Path]]:
     if card.kind != kind and card.path is None:
         raise HubError(f"card {name!r} is a {card.kind}, not a {kind}; `speechkit models --kind {kind}` lists those")
     return card, fetch(name)
+
+
+def missing_default_model(folder: Path) -> str:
+    """The message for a default bundle that is not where it is looked for (a wheel install has no checkout)."""
+    return (f"{folder}: the default bundle is not there. It ships in the speechkit repository (checkpoints/default, "
+            "with `make demo`); with an installed wheel, set SPEECHKIT_DEFAULT_MODEL to a copy of that folder, or "
+            "give a model folder or card name")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -188,6 +189,8 @@ class Resynthesizer:
                 raise PipelineError(f"card {card.name!r} is a {card.kind}; a Resynthesizer needs a vocoder card "
                                     "with an 'encoder' (see `speechkit models --kind vocoder`)")
         d = hub.local_model_dir(folder)
+        if Path(folder) == Path(DEFAULT_MODEL) and not d.is_dir():
+            raise PipelineError(hub.missing_default_model(d))
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")

@@ -90,6 +90,9 @@ class SpeechContinuation:
                 raise PipelineError(f"card {card.name!r} is a {card.kind}; give a bundle (folder or card) or the "
                                     "parts by name: encoder=..., ulm=..., vocoder=...")
             folder = hub.fetch(card.name)["folder"]
+        if folder is not None and Path(folder) == Path(hub.DEFAULT_MODEL) \
+                and not hub.local_model_dir(folder).is_dir():
+            raise PipelineError(hub.missing_default_model(hub.local_model_dir(folder)))
         for name, path in parts.items():
             if path is None:
                 if folder is None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from speechkit.audio import io
-from speechkit.pipeline import PipelineError, Resynthesizer
+from speechkit.pipeline import PipelineError, Resynthesizer, SpeechContinuation
 from speechkit.units import HubertFeatureReader, KMeansQuantizer, SpeechEncoder
 from speechkit.units.hubert import HubertConfig, build_hubert
 from speechkit.vocoders import CodeHiFiGANVocoder
@@ -166,3 +166,19 @@ def test_to_moves_every_part_and_dtype_turns_the_fast_paths_on_and_off(tmp_path)
     assert loaded.vocoder.precision == expected
     rs.to("meta")  # no GPU here: the meta device shows that every parameter and buffer moves
     assert _devices(rs.encoder) == {"meta"} and _devices(rs.vocoder) == {"meta"}
+
+
+def test_default_bundle_from_an_installed_wheel(tmp_path, monkeypatch):
+    """Without a checkout, SPEECHKIT_DEFAULT_MODEL says where the default bundle is; where it is nowhere, the
+    error says what to do."""
+    rs = Resynthesizer(tiny_encoder(), tiny_vocoder())
+    rs.encoder.save_pretrained(tmp_path / "copy" / "encoder")
+    rs.vocoder.save_pretrained(tmp_path / "copy" / "vocoder")
+    monkeypatch.setenv("SPEECHKIT_DEFAULT_MODEL", str(tmp_path / "copy"))
+    loaded = Resynthesizer.from_pretrained()
+    assert loaded.vocoder.speakers == ["a", "b", "c"]  # the tiny bundle, not checkpoints/default
+    monkeypatch.setenv("SPEECHKIT_DEFAULT_MODEL", str(tmp_path / "nowhere"))
+    with pytest.raises(PipelineError, match="the default bundle is not there.*SPEECHKIT_DEFAULT_MODEL"):
+        Resynthesizer.from_pretrained()
+    with pytest.raises(PipelineError, match="the default bundle is not there"):
+        SpeechContinuation.from_pretrained()
