@@ -142,16 +142,19 @@ folder prepared by prepare_expresso. Writes OUT/audio/{same,converted}/, OUT/rep
 per-utterance metrics, aggregates by speaker and style, and the units' bitrate."""
 
 
-def _add_metric_options(p: argparse.ArgumentParser, default: str) -> None:
+def _add_metric_options(p: argparse.ArgumentParser, default: str, protocol: str = "wide") -> None:
     p.add_argument("--metrics", default=default, help="comma-separated: wer, cer, f0, speaker, dnsmos, genppl, vad")
     p.add_argument("--asr", default="pocketsphinx", help="'pocketsphinx' or a local Hugging Face CTC/Whisper folder")
     p.add_argument("--text-lm", default=None,
                    help="GenPPL's text LM: a Hugging Face causal-LM folder or hub name (default: the bundle's, "
                         "checkpoints/default/textlm)")
-    p.add_argument("--pitch-method", choices=["yin", "pyin", "crepe"], default="yin",
-                   help="F0 tracker (yin = the fairseq / Expresso protocol)")
-    p.add_argument("--f0-min", type=float, default=100.0, help="lowest F0 in Hz (protocol: 100)")
-    p.add_argument("--f0-max", type=float, default=500.0, help="highest F0 in Hz (protocol: 500)")
+    p.add_argument("--f0-protocol", choices=["wide", "fairseq"], default=protocol,
+                   help="F0 settings by name: wide = YIN 50-500 Hz (covers low male voices); fairseq = YIN "
+                        "100-500 Hz, the Expresso / speech-resynthesis protocol, for numbers comparable with theirs")
+    p.add_argument("--pitch-method", choices=["yin", "pyin", "crepe"], default=None,
+                   help="F0 tracker (default: the protocol's, yin)")
+    p.add_argument("--f0-min", type=float, default=None, help="lowest F0 in Hz (default: the protocol's)")
+    p.add_argument("--f0-max", type=float, default=None, help="highest F0 in Hz (default: the protocol's)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for scoring")
     p.add_argument("--no-media", action="store_true", help="no audio copies or images for report.html")
     p.add_argument("-o", "--output", type=Path, required=True, help="report folder")
@@ -161,7 +164,7 @@ def _metric_config(args: argparse.Namespace):
     from speechkit.metrics.f0 import PitchConfig
     from speechkit.metrics.folder import FolderEvalConfig
 
-    pitch = PitchConfig(method=args.pitch_method, fmin=args.f0_min, fmax=args.f0_max)
+    pitch = PitchConfig.protocol(args.f0_protocol, method=args.pitch_method, fmin=args.f0_min, fmax=args.f0_max)
     return FolderEvalConfig(metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()), asr=args.asr,
                             text_lm=args.text_lm, pitch=pitch, jobs=args.jobs, media=not args.no_media)
 
@@ -210,7 +213,7 @@ def _add_resynthesis(sub: argparse._SubParsersAction) -> None:
                         "(speechkit.adaptive; stops at the first confident exit)")
     p.add_argument("--kinds", default="read,conversational", help="read and/or conversational utterances")
     p.add_argument("--limit", type=int, help="score only the first N utterances (by id)")
-    _add_metric_options(p, "wer,cer,f0,speaker")
+    _add_metric_options(p, "wer,cer,f0,speaker", protocol="fairseq")
     p.set_defaults(func=_resynthesis)
 
 

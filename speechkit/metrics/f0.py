@@ -26,9 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["PitchConfig", "F0Track", "yin", "track_pitch", "f0_errors", "compare_f0", "F0_METRICS"]
+__all__ = ["PitchConfig", "F0Track", "yin", "track_pitch", "f0_errors", "compare_f0", "F0_METRICS",
+           "PITCH_PROTOCOLS", "VOICING_METRICS"]
 
 F0_METRICS = ("gpe", "vde", "ffe", "f0_rmse", "f0_corr")
+VOICING_METRICS = ("voiced_ref", "voiced_hyp")  # share of each side's frames the tracker finds voiced
+# named pitch settings: "wide" (speechkit's default: covers low male voices) and "fairseq" (fairseq's eval_f0.py,
+# the Expresso / speech-resynthesis protocol: YIN 100-500 Hz, for numbers comparable with the papers')
+PITCH_PROTOCOLS = {"wide": {"method": "yin", "fmin": 50.0, "fmax": 500.0},
+                   "fairseq": {"method": "yin", "fmin": 100.0, "fmax": 500.0}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +46,8 @@ class PitchConfig:
         sample_rate: audio is resampled to this rate before tracking.
         frame_length: analysis window in samples (YIN, pYIN).
         hop_length: samples between frames.
-        fmin: lowest F0 in Hz (the protocol's 100 Hz misses very low male voices; lower it for those).
+        fmin: lowest F0 in Hz (the fairseq protocol's 100 Hz misses low male voices: the ``"wide"`` protocol,
+            the default of ``speechkit eval folder``, starts at 50).
         fmax: highest F0 in Hz.
         threshold: YIN's harmonicity threshold (the first dip of the normalised difference below it wins).
         crepe_model: ``"tiny"`` or ``"full"``.
@@ -56,6 +63,13 @@ class PitchConfig:
     threshold: float = 0.1
     crepe_model: str = "tiny"
     crepe_voicing: float = 0.21
+
+    @classmethod
+    def protocol(cls, name: str, **overrides) -> PitchConfig:
+        """Settings of a named protocol (:data:`PITCH_PROTOCOLS`), with ``overrides`` (``None`` values ignored)."""
+        if name not in PITCH_PROTOCOLS:
+            raise ValueError(f"pitch protocol must be one of {sorted(PITCH_PROTOCOLS)}. Found {name!r}")
+        return cls(**{**PITCH_PROTOCOLS[name], **{k: v for k, v in overrides.items() if v is not None}})
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the field, the rule and the value."""

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from speechkit.errors import SpeechkitError
-from speechkit.metrics.f0 import F0_METRICS, PitchConfig
+from speechkit.metrics.f0 import F0_METRICS, VOICING_METRICS, PitchConfig
 from speechkit.metrics.mos import DNSMOS_METRICS
 from speechkit.utils.files import read_text
 
@@ -44,7 +44,7 @@ __all__ = ["EvalError", "FolderEvalConfig", "Pair", "pair_files", "read_transcri
 
 log = logging.getLogger(__name__)
 
-METRIC_GROUPS = {"wer": ("wer",), "cer": ("cer",), "f0": F0_METRICS, "speaker": ("speaker_sim",),
+METRIC_GROUPS = {"wer": ("wer",), "cer": ("cer",), "f0": F0_METRICS + VOICING_METRICS, "speaker": ("speaker_sim",),
                  "dnsmos": DNSMOS_METRICS, "genppl": ("genppl",), "vad": ("speech_seconds", "has_speech")}
 NEEDS_REFERENCE_AUDIO = ("f0", "speaker")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -64,7 +64,8 @@ class FolderEvalConfig:
         asr: ``"pocketsphinx"`` or a local Hugging Face CTC / Whisper folder.
         text_lm: GenPPL's text LM: a Hugging Face causal-LM folder or hub name (default: the bundle's,
             ``checkpoints/default/textlm``).
-        pitch: pitch-tracker settings for ``f0`` (default: the fairseq / Expresso protocol).
+        pitch: pitch-tracker settings for ``f0`` (default: the ``"wide"`` protocol, YIN 50-500 Hz;
+            ``PitchConfig.protocol("fairseq")`` gives the fairseq / Expresso protocol's 100-500 Hz).
         jobs: worker processes.
         media: write audio copies, F0 contours and spectrograms for the HTML report.
     """
@@ -72,7 +73,7 @@ class FolderEvalConfig:
     metrics: tuple[str, ...] = ("wer", "cer")
     asr: str = "pocketsphinx"
     text_lm: str | None = None
-    pitch: PitchConfig = field(default_factory=PitchConfig)
+    pitch: PitchConfig = field(default_factory=lambda: PitchConfig.protocol("wide"))
     jobs: int = 1
     media: bool = True
 

@@ -165,7 +165,8 @@ audio{width:240px;display:block;margin:2px 0}td.text{min-width:220px;max-width:3
 img.spec{display:block;height:64px;width:240px;margin:2px 0}
 .legend span{display:inline-block;width:12px;height:3px;margin:0 4px 3px 8px}"""
 
-SCALAR_COLUMNS = ("wer", "cer", "gpe", "vde", "ffe", "f0_rmse", "f0_corr", "speaker_sim", "style_correct",
+SCALAR_COLUMNS = ("wer", "cer", "gpe", "vde", "ffe", "f0_rmse", "f0_corr", "voiced_ref", "voiced_hyp", "speaker_sim",
+                  "style_correct",
                   "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "genppl", "has_speech")
 
 
@@ -187,6 +188,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "dnsmos_p808": ("DNSMOS P.808 quality, 1-5", "higher"),
     "genppl": ("perplexity of the ASR transcript under a text LM: whether the speech says something", "lower"),
     "has_speech": ("the VAD finds speech in the file", "higher"),
+    "voiced_ref": ("share of the reference's frames the F0 tracker finds voiced in its range (near 0 for speech: "
+                   "a voice outside the range, and F0 errors that read low)", "neither"),
+    "voiced_hyp": ("share of the hypothesis' frames the F0 tracker finds voiced in its range", "neither"),
     "asr_nonempty": ("the ASR transcript is not empty", "higher"),
 }
 _ARROW = {"lower": "↓", "higher": "↑"}
@@ -199,7 +203,8 @@ def _head(k: str) -> str:
 
 def _definitions(shown: list[str]) -> str:
     rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(METRICS[k][0])}</td>"
-                   f"<td>{METRICS[k][1]} is better</td></tr>" for k in shown if k in METRICS)
+                   f"<td>{METRICS[k][1] + ' is better' if METRICS[k][1] != 'neither' else ''}</td></tr>"
+                   for k in shown if k in METRICS)
     return f"<h2>Metrics</h2><table>{rows}</table>" if rows else ""
 
 
@@ -301,8 +306,8 @@ def write_report(out: Path, report: dict, *, title: str = "speechkit evaluation"
     if any(k in shown for k in ("gpe", "vde", "ffe", "f0_rmse", "f0_corr")) and isinstance(pitch, dict):
         parts.append(f'<p class="muted">F0 by {html.escape(str(pitch.get("method", "")))} in '
                      f'{_fmt(pitch.get("fmin"))}-{_fmt(pitch.get("fmax"))} Hz: voices below the range (low male '
-                     "voices under the protocol's 100 Hz) are seen as unvoiced, so their F0 errors read low; lower "
-                     "--f0-min for them.</p>")
+                     "voices under the fairseq protocol's 100 Hz) are seen as unvoiced, so their F0 errors read low "
+                     "(voiced_ref shows it); --f0-protocol wide starts at 50 Hz.</p>")
     parts.append(_provenance())
     parts.append("</body></html>")
     with atomic_open(out / "report.html") as f:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from speechkit.metrics.f0 import PitchConfig
 from speechkit.metrics.folder import EvalError, FolderEvalConfig, Pair, summarize
 
 __all__ = ["run_resynthesis"]
@@ -83,7 +84,8 @@ def run_resynthesis(data: str | os.PathLike, *, encoder: str | os.PathLike, voco
     from speechkit.units import SpeechEncoder
     from speechkit.vocoders import load_unit_vocoder
 
-    cfg = config or FolderEvalConfig(metrics=("wer", "cer", "f0", "speaker"))
+    cfg = config or FolderEvalConfig(metrics=("wer", "cer", "f0", "speaker"),
+                                     pitch=PitchConfig.protocol("fairseq"))  # the Expresso benchmark's protocol
     cfg.validate()
     out = Path(out)
     folder = _segments(Path(data), split, out, cfg.jobs)

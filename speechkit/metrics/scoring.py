@@ -101,6 +101,9 @@ class Scorer:
         if "f0" in self.metrics:
             tracks = track_pitch(ref, ref_sr, self.pitch), track_pitch(hyp, hyp_sr, self.pitch)
             row.update(f0_errors(*tracks))
+            for side, track in zip(("voiced_ref", "voiced_hyp"), tracks, strict=True):  # few: a voice outside
+                f0 = np.asarray(track.f0)                                               # the F0 range
+                row[side] = float((f0 > 0).mean()) if f0.size else math.nan
         if "speaker" in self.metrics:
             if self._speaker is None:
                 from speechkit.metrics.speaker import SpeakerEncoder

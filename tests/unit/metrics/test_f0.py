@@ -115,3 +115,23 @@ def test_bad_pitch_settings():
         PitchConfig(method="swipe").validate()
     with pytest.raises(ValueError, match="fmin < fmax"):
         PitchConfig(fmin=300, fmax=200).validate()
+
+
+def test_low_voices_are_tracked_by_default_and_the_fairseq_protocol_stays_selectable(tmp_path):
+    """A 70 Hz voice (a low male voice) is voiced for the default "wide" protocol (YIN from 50 Hz) and unvoiced for
+    fairseq's 100-500 Hz; the report carries each side's voiced share so a reader sees which happened."""
+    from speechkit.metrics.folder import FolderEvalConfig, evaluate_folder
+
+    t = np.arange(16000) / 16000
+    voice = (0.4 * np.sign(np.sin(2 * np.pi * 70 * t)) * np.exp(-((t % (1 / 70)) * 300))).astype(np.float32)
+    for side in ("ref", "hyp"):
+        io.save(tmp_path / side / "a.wav", voice, 16000)
+    wide = evaluate_folder(tmp_path / "hyp", ref_dir=tmp_path / "ref", config=FolderEvalConfig(metrics=("f0",)))
+    assert FolderEvalConfig().pitch.fmin == 50.0
+    assert wide["summary"]["voiced_ref"] > 0.8 and wide["summary"]["gpe"] < 0.05
+    fairseq = evaluate_folder(tmp_path / "hyp", ref_dir=tmp_path / "ref",
+                              config=FolderEvalConfig(metrics=("f0",), pitch=PitchConfig.protocol("fairseq")))
+    assert fairseq["summary"]["voiced_ref"] < 0.2
+    assert PitchConfig.protocol("fairseq").fmin == 100.0 and PitchConfig.protocol("wide", fmin=60).fmin == 60
+    with pytest.raises(ValueError, match="pitch protocol must be one of"):
+        PitchConfig.protocol("nope")

@@ -81,6 +81,6 @@ def test_report_defines_its_metrics_and_says_what_made_it(tmp_path):
         assert re.search(rf"<b>{metric}</b></td><td>[^<]*</td><td>{better} is better", page)
     assert "<th>wer ↓</th>" in page and "<th>speaker_sim ↑</th>" in page
     assert "dnsmos_ovrl" not in page  # only the metrics shown are defined
-    assert "yin in 100.0-500.0 Hz" in page and "--f0-min" in page
+    assert "yin in 100.0-500.0 Hz" in page and "--f0-protocol wide" in page
     assert f"speechkit {__version__}" in page and " UTC" in page
     assert "provenance" not in json.loads((tmp_path / "report.json").read_text())  # the JSON stays comparable
