@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.speechkit-installed
 
-.PHONY: install system-deps demo test test-fast fuzz lint clean
+.PHONY: install system-deps demo test test-fast fuzz lint docs clean
 
 install: system-deps $(STAMP)
 
@@ -32,14 +32,21 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 # The reliability suite at 5x its iterations (hypothesis examples, corruptions, kills), plus the 1-hour runs; the
-# table it prints is the README's "Reliability" table (written to eval/reliability/fuzz.json). FUZZ_SCALE=20 for more.
+# table it prints is the "Reliability" table of docs/reliability.md (written to eval/reliability/fuzz.json).
+# FUZZ_SCALE=20 for more.
 FUZZ_SCALE ?= 5
 fuzz: install
 	SPEECHKIT_FUZZ_SCALE=$(FUZZ_SCALE) SPEECHKIT_RELIABILITY_REPORT=eval/reliability/fuzz.json \
 		$(PY) -m pytest -q -p no:cacheprovider tests/reliability
 
+# ruff, and the layering the code relies on (inference never imports training code).
 lint: install
 	$(VENV)/bin/ruff check speechkit tests data_prep benchmarks
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_architecture.py
+
+# The documentation site (docs/ and the API reference from the docstrings) in site/, warnings as errors.
+docs: install
+	$(PY) -m mkdocs build --strict --quiet
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .ruff_cache

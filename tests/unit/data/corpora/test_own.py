@@ -197,3 +197,19 @@ def test_utterances_tsv_quotes_texts_with_tabs_and_quotes(tmp_path):
     with open(tmp_path / "out" / "utterances.tsv", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert {r["id"]: r["text"] for r in rows}["spk0-u0"] == 'say "hi"'
+
+
+def test_expresso_release_layout_keeps_the_official_splits(mini_expresso, tmp_path):
+    """The mini-Expresso has the real release's layout: read speech only, speakers from the file names, the
+    transcriptions, and the official splits kept as they are (no hashing)."""
+    from speechkit.data.corpora import expresso
+
+    layout, utts = find_utterances(mini_expresso, "auto")
+    assert layout == "expresso" and utts
+    official = {split: {e.stem for e in entries} for split, entries in expresso.read_splits(mini_expresso).items()}
+    for u in utts:
+        assert u.id in official[u.split] and expresso.parse_stem(u.id).kind == "read"
+        assert u.speaker == expresso.parse_stem(u.id).speaker and u.text
+    assert {u.speaker for u in utts} == {"en1", "us1", "us2", "us3"}
+    split = split_utterances(utts)
+    assert all(split[u.id] == u.split for u in utts)
