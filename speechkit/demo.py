@@ -63,10 +63,12 @@ def run_demo(model: str | os.PathLike = DEFAULT_MODEL, out: str | os.PathLike = 
         audio_seconds += len(wav) / sr
         io.save(out / "resynthesis" / wav_path.name, y.clamp(-1, 1), sr_out)
     first, sr = io.load(wavs[0])
+    conversion_rows = []
     for speaker in speakers:  # 1b. every speaker x style
         for style in styles or [None]:
             y = rs(first, sr, speaker=speaker, style=style)
-            io.save(out / "conversion" / f"{wavs[0].stem}__{speaker}__{style}.wav", y.clamp(-1, 1), sr_out)
+            path = io.save(out / "conversion" / f"{wavs[0].stem}__{speaker}__{style}.wav", y.clamp(-1, 1), sr_out)
+            conversion_rows.append(_media_row(f"{speaker} · {style or '-'}", path, y, sr_out, out / "report"))
     # 2. continuation of the first sample
     sc = SpeechContinuation(rs.encoder, UnitLM.from_pretrained(model_dir / "ulm"), rs.vocoder)  # parts loaded once
     options = {"seconds": continuation_seconds, "seed": seed, "stop_on_eos": False}  # the asked length
@@ -83,9 +85,13 @@ def run_demo(model: str | os.PathLike = DEFAULT_MODEL, out: str | os.PathLike = 
                                 config=FolderEvalConfig(metrics=("wer",), media=False))
     cont_row = _score_continuation(model_dir, new_path, read_transcripts(transcripts).get(wavs[0].stem),
                                    out / "report" / "media")
-    write_report(out / "report", {**report, "sections": {"Continuation (the generated part, after the prompt "
-                                                          f"{wavs[0].name})": [cont_row]}},
-                 title=f"speechkit demo: {model_dir}")
+    shared = [k for k in report["summary"] if k in originals["summary"] and k != "num_files"]
+    beside = [{"group": "resynthesis", **{k: report["summary"][k] for k in shared}},
+              {"group": "originals (the samples themselves)", **{k: originals["summary"][k] for k in shared}}]
+    sections = {f"Conversion grid: {wavs[0].name} in every speaker and style": conversion_rows,
+                f"Continuation (the generated part, after the prompt {wavs[0].name})": [cont_row]}
+    write_report(out / "report", {**report, "groups": {"Resynthesis beside the originals": beside},
+                                  "sections": sections}, title=f"speechkit demo: {model_dir}")
     s = report["summary"]
     summary = {"model": str(model_dir), "samples": len(wavs), "resynthesis_wer": s.get("wer"),
                "originals_wer": originals["summary"].get("wer"), "gpe": s.get("gpe"), "vde": s.get("vde"),
@@ -98,6 +104,19 @@ def run_demo(model: str | os.PathLike = DEFAULT_MODEL, out: str | os.PathLike = 
                "report": str(out / "report" / "report.html"), "seconds": round(time.time() - t0, 1)}
     write_json(out / "summary.json", summary, indent=2)
     return summary
+
+
+def _media_row(label: str, path: Path, wav, sample_rate: int, report_dir: Path) -> dict:
+    """A report row that plays ``path`` with its spectrogram (written under the report's media folder)."""
+    import os
+
+    from speechkit.metrics.report import spectrogram_png
+
+    png = report_dir / "media" / "conversion" / f"{path.stem}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.write_bytes(spectrogram_png(wav.numpy(), sample_rate))
+    return {"id": label, "media": {"hyp_audio": os.path.relpath(path, report_dir),
+                                   "hyp_spectrogram": os.path.relpath(png, report_dir)}}
 
 
 def _score_continuation(model_dir: Path, path: Path, prompt: str | None, media_dir: Path) -> dict:

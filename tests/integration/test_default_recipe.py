@@ -99,4 +99,7 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
         assert summary["continuation_genppl"] == pytest.approx(expect, rel=1e-4)
     page = (tmp_path / "demo" / "report" / "report.html").read_text()
     assert "<h2>Continuation" in page and f"continuation_{generated.stem}.hyp.wav" in page
+    # the report shows the 20 conversions with players, and the originals' figures beside the resynthesis
+    assert "<h2>Conversion grid" in page and page.count('src="../conversion/') == summary["conversions"]
+    assert "<h2>Resynthesis beside the originals" in page and "originals (the samples themselves)" in page
     assert summary["continuation_has_speech"] in (0.0, 1.0)
