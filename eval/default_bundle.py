@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Quality of the default bundle, measured: every figure of the README's "Default bundle" table.
+"""Quality of the default bundle, measured: every figure of the "Default bundle" tables (docs/default_bundle.md).
 
 1. Resynthesis of read test utterances (same voice): pocketsphinx WER vs the originals' WER (same decoder), F0
    errors, style accuracy (MFCC style classifier), and the bf16 vocoder path's WER beside the exact one.

@@ -1,7 +1,7 @@
 """Streaming resynthesis against the offline call, on held-out read utterances of the bundle's mini-Expresso.
 
 1. ``agreement``: the share of 20 ms frames whose streamed (final) unit equals the offline unit, by encoder left
-   context and lookahead (the table of the README's "Streaming" section).
+   context and lookahead (the table of docs/streaming.md).
 2. ``wer``: pocketsphinx WER of the offline and the streamed output (given the true speaker) for several block /
    lookahead settings, output length against the offline call's, and the streamed default call (voice kept).
 3. ``voice``: how often the voice chosen from the first N seconds (speaker embedding) is the true speaker.

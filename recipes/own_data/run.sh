@@ -26,7 +26,7 @@
 #   8 eval     test split resynthesised; WER/CER, speaker similarity,     speechkit resynth + speechkit eval folder
 #              DNSMOS against the originals -> OUT/eval/summary.md
 #
-# Presets: debug (tiny models, seconds a stage: CI), small (CPU: about 2 h of training in all), base (bigger
+# Presets: debug (tiny models, seconds a stage: CI), small (CPU: about 1.5 h in all for 1 h of audio), base (bigger
 # models, longer: a GPU). --dec-args / --voc-args / --ulm-args / --km-args pass Hydra overrides to a stage.
 # --nproc N runs the trainers (hubert, decoder, melvoc, ulm) under torchrun with N processes (--device cuda: N GPUs).
 set -euo pipefail
@@ -112,7 +112,7 @@ case $preset in
   small) k=${k:-100}; sub=small; km=""; hub_preset=small
          dec_time="optim.max_steps=8000 train.max_minutes=45"
          voc_time="optim.max_steps=12000 train.max_minutes=45"
-         lm_preset="preset=mini optim.max_steps=2000 train.block_size=256 model.size.hidden_size=128 \
+         lm_preset="preset=mini optim.max_steps=600 train.block_size=256 model.size.hidden_size=128 \
 model.size.intermediate_size=512"; eval_metrics=wer,cer,speaker,dnsmos;;
   base)  k=${k:-200}; sub=""; km=""; hub_preset=small
          dec_time="train.max_minutes=240"; voc_time="train.max_minutes=240"
