@@ -316,9 +316,22 @@ default model. ``$SPEECHKIT_DEFAULT_MODEL`` points elsewhere (a copy of it, for 
 def local_model_dir(path: str | os.PathLike) -> Path:
     """``path`` as given when it exists; a relative path that does not exist from the working directory is looked
     up under the repository root too (so ``checkpoints/default`` works from anywhere in an editable install).
-    :data:`DEFAULT_MODEL` is ``$SPEECHKIT_DEFAULT_MODEL`` where that is set."""
-    if Path(path) == Path(DEFAULT_MODEL) and os.environ.get("SPEECHKIT_DEFAULT_MODEL"):
-        return Path(os.environ["SPEECHKIT_DEFAULT_MODEL"])
+    :data:`DEFAULT_MODEL` is ``$SPEECHKIT_DEFAULT_MODEL`` where that is set.
+
+    Raises:
+        HubError: :data:`DEFAULT_MODEL` is asked for and is not there (an installed wheel has no checkout).
+    """
+    if Path(path) == Path(DEFAULT_MODEL):
+        found = Path(os.environ.get("SPEECHKIT_DEFAULT_MODEL") or _in_checkout(path))
+        if not found.is_dir():
+            raise HubError(f"{found}: the default bundle is not there. It ships in the speechkit repository "
+                           "(checkpoints/default, with `make demo`); with an installed wheel, set "
+                           "SPEECHKIT_DEFAULT_MODEL to a copy of that folder, or give a model folder or card name")
+        return found
+    return _in_checkout(path)
+
+
+def _in_checkout(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.exists() or p.is_absolute():
         return p
@@ -338,10 +351,3 @@ def fetch_kind(name: str, kind: str) -> tuple[Card, dict[str, Path]]:
     if card.kind != kind and card.path is None:
         raise HubError(f"card {name!r} is a {card.kind}, not a {kind}; `speechkit models --kind {kind}` lists those")
     return card, fetch(name)
-
-
-def missing_default_model(folder: Path) -> str:
-    """The message for a default bundle that is not where it is looked for (a wheel install has no checkout)."""
-    return (f"{folder}: the default bundle is not there. It ships in the speechkit repository (checkpoints/default, "
-            "with `make demo`); with an installed wheel, set SPEECHKIT_DEFAULT_MODEL to a copy of that folder, or "
-            "give a model folder or card name")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -97,21 +96,6 @@ class StreamConfig:
         return (self.block + self.lookahead) / frame_rate + receptive_tail
 
 
-def set_dtype(encoder, vocoder, dtype: torch.dtype) -> None:
-    """The pipelines' ``dtype``: the HuBERT's autocast and the vocoder's precision (each checks its kernels on its
-    device and falls back to fp32 with one warning line)."""
-    from speechkit.precision import DTYPES
-
-    names = {v: k for k, v in DTYPES.items()}
-    if dtype not in names:
-        raise PipelineError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16. Found {dtype}")
-    reader = getattr(encoder, "reader", None)
-    if reader is not None and hasattr(reader, "autocast"):
-        reader.autocast = None if dtype == torch.float32 else dtype
-    if hasattr(vocoder, "set_precision"):
-        vocoder.set_precision(names[dtype])
-
-
 class Resynthesizer:
     """Speech encoder + unit vocoder: resynthesis, voice and style conversion.
 
@@ -154,11 +138,10 @@ class Resynthesizer:
         """Moves the encoder and the vocoder to ``device``; ``dtype`` (``torch.bfloat16`` / ``torch.float16``)
         turns on their reduced-precision fast paths where ``device`` computes in it (else they stay fp32, with one
         warning line), ``torch.float32`` turns them off. Returns ``self``."""
-        if device is not None:
-            self.encoder.to(device)
-            self.vocoder.to(device)
-        if dtype is not None:
-            set_dtype(self.encoder, self.vocoder, dtype)
+        from speechkit.utils.checkpoint import place
+
+        place(self.encoder, device, dtype)
+        place(self.vocoder, device, dtype)
         return self
 
     @classmethod
@@ -189,8 +172,6 @@ class Resynthesizer:
                 raise PipelineError(f"card {card.name!r} is a {card.kind}; a Resynthesizer needs a vocoder card "
                                     "with an 'encoder' (see `speechkit models --kind vocoder`)")
         d = hub.local_model_dir(folder)
-        if Path(folder) == Path(DEFAULT_MODEL) and not d.is_dir():
-            raise PipelineError(hub.missing_default_model(d))
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")

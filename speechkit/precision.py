@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 #: the precisions a fast-path option accepts
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-_NAMES = {v: k for k, v in DTYPES.items()}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}  # torch dtype -> precision name
+_NAMES = DTYPE_NAMES
 #: ISA flags (as /proc/cpuinfo spells them) that decide the fast paths, printed by benchmarks
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
 

@@ -52,16 +52,13 @@ class SpeechContinuation:
         """Moves the encoder, the unit LM and the vocoder to ``device``; ``dtype`` (``torch.bfloat16`` /
         ``torch.float16``) runs them in it where ``device`` computes in it (else fp32, with one warning line per
         part), ``torch.float32`` restores fp32. Returns ``self``."""
-        from speechkit.pipeline import set_dtype
-
+        self.resynthesizer.to(device, dtype)  # the encoder and the vocoder (and checks dtype)
         if device is not None:
-            self.resynthesizer.to(device)
             self.lm.to(device)
         if dtype is not None:
-            from speechkit.precision import DTYPES, resolve_precision
+            from speechkit.precision import DTYPE_NAMES, DTYPES, resolve_precision
 
-            set_dtype(self.encoder, self.vocoder, dtype)
-            name = resolve_precision({v: k for k, v in DTYPES.items()}[dtype], self.lm.device, what="unit LM dtype")
+            name = resolve_precision(DTYPE_NAMES[dtype], self.lm.device, what="unit LM dtype")
             self.lm.model.to(DTYPES[name])
         return self
 
@@ -90,9 +87,6 @@ class SpeechContinuation:
                 raise PipelineError(f"card {card.name!r} is a {card.kind}; give a bundle (folder or card) or the "
                                     "parts by name: encoder=..., ulm=..., vocoder=...")
             folder = hub.fetch(card.name)["folder"]
-        if folder is not None and Path(folder) == Path(hub.DEFAULT_MODEL) \
-                and not hub.local_model_dir(folder).is_dir():
-            raise PipelineError(hub.missing_default_model(hub.local_model_dir(folder)))
         for name, path in parts.items():
             if path is None:
                 if folder is None:

@@ -83,11 +83,12 @@ def place(model, device=None, dtype: torch.dtype | None = None):
         model.to(device)
     if dtype is None:
         return model
-    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-    if dtype not in names:
+    from speechkit.precision import DTYPE_NAMES
+
+    if dtype not in DTYPE_NAMES:
         raise CheckpointError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16. Found {dtype}")
     if hasattr(model, "set_precision"):
-        model.set_precision(names[dtype])
+        model.set_precision(DTYPE_NAMES[dtype])
     else:
         reader = model if hasattr(model, "autocast") else getattr(model, "reader", None)
         if reader is not None and hasattr(reader, "autocast"):
