@@ -46,19 +46,32 @@ def _same_weights(a: Path, b: Path) -> None:
         assert torch.equal(x[k], y[k]), f"{k} differs after kill and resume"
 
 
-def _kill_resume_train(tmp: Path, argv_for, seed: int, what: str):
-    """Kills a training run at random points after its first checkpoint, resumes it, compares with a straight run."""
+def _straight_then_killed(tmp: Path, argv_for, seed: int, ready, max_delay: float, after_kill=None):
+    """Runs ``argv_for(tmp/"ref")`` to the end; then starts ``argv_for(tmp/"killed")`` again and again, SIGKILLing
+    it a random delay after ``ready(run_dir)`` (``KILLS`` kills, more tries only while none has landed), calls
+    ``after_kill(run_dir)`` after each kill, and lets a last start finish. Returns ``(ref, run, kills)``."""
     ref, run = tmp / "ref", tmp / "killed"
     assert jobs.run(argv_for(ref), tmp / "ref.log") == 0, (tmp / "ref.log").read_text()[-2000:]
     rng, killed = random.Random(seed), 0
     for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
         if attempt >= KILLS and killed:
             break
-        if jobs.kill_when(argv_for(run), tmp / "killed.log", lambda: (run / "checkpoint_last.pt").exists(), rng, 1.5):
+        if jobs.kill_when(argv_for(run), tmp / "killed.log", lambda: ready(run), rng, max_delay):
             killed += 1
-            _latest_checkpoint_loads(run)
+            if after_kill is not None:
+                after_kill(run)
     assert killed > 0, "every run finished before its kill: the test proves nothing"
     assert jobs.run(argv_for(run), tmp / "killed.log") == 0, (tmp / "killed.log").read_text()[-2000:]
+    return ref, run, killed
+
+
+def _checkpointed(run: Path) -> bool:
+    return (run / "checkpoint_last.pt").exists()
+
+
+def _kill_resume_train(tmp: Path, argv_for, seed: int, what: str):
+    """Kills a training run at random points after its first checkpoint, resumes it, compares with a straight run."""
+    ref, run, killed = _straight_then_killed(tmp, argv_for, seed, _checkpointed, 1.5, _latest_checkpoint_loads)
     _same_weights(ref / "model", run / "model")
     assert _steps(run / "log.jsonl") == _steps(ref / "log.jsonl"), "steps lost or logged twice"
     record_outcome("kill -9 and resume", what, injected=killed, survived=killed)
@@ -140,21 +153,14 @@ def test_kmeans(tmp_path):
     def argv(out):
         return ["train", "kmeans", "preset=debug", f"data={data}", f"out={out}", "k=8"]
 
-    ref, run = tmp_path / "ref", tmp_path / "killed"
-    assert jobs.run(argv(ref), tmp_path / "ref.log") == 0
-    rng, killed = random.Random(2), 0
-    for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
-        if attempt >= KILLS and killed:
-            break
-        if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: run.exists(), rng, 0.4):
-            killed += 1
-            for f in ("kmeans.safetensors", "kmeans_stats.json"):  # whatever is there is whole
-                if (run / f).exists():
-                    from speechkit.units import KMeansQuantizer
+    def whole(run):  # whatever is there is whole
+        from speechkit.units import KMeansQuantizer
 
-                    KMeansQuantizer.load(run / f) if f.endswith("safetensors") else json.loads((run / f).read_text())
-    assert killed > 0, "every run finished before its kill: the test proves nothing"
-    assert jobs.run(argv(run), tmp_path / "killed.log") == 0
+        for f in ("kmeans.safetensors", "kmeans_stats.json"):
+            if (run / f).exists():
+                KMeansQuantizer.load(run / f) if f.endswith("safetensors") else json.loads((run / f).read_text())
+
+    ref, run, killed = _straight_then_killed(tmp_path, argv, 2, Path.exists, 0.4, whole)
     assert (run / "kmeans.safetensors").read_bytes() == (ref / "kmeans.safetensors").read_bytes()
     assert (run / "kmeans_stats.json").read_text() == (ref / "kmeans_stats.json").read_text()
     record_outcome("kill -9 and resume", "k-means", injected=killed, survived=killed)
@@ -168,18 +174,11 @@ def test_eval_folder(tmp_path):
         return ["eval", "folder", "--hyp", str(hyp), "--ref", str(ref_audio), "--metrics", "f0", "--no-media",
                 "-o", str(out)]
 
-    ref, run = tmp_path / "ref", tmp_path / "killed"
-    assert jobs.run(argv(ref), tmp_path / "ref.log") == 0
-    rng, killed = random.Random(3), 0
-    for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
-        if attempt >= KILLS and killed:
-            break
-        if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: True, rng, 0.3):
-            killed += 1
-            if (run / "report.json").exists():  # never half written
-                json.loads((run / "report.json").read_text())
-    assert killed > 0, "every run finished before its kill: the test proves nothing"
-    assert jobs.run(argv(run), tmp_path / "killed.log") == 0
+    def whole(run):  # never half written
+        if (run / "report.json").exists():
+            json.loads((run / "report.json").read_text())
+
+    ref, run, killed = _straight_then_killed(tmp_path, argv, 3, lambda run: True, 0.3, whole)
     a, b = (json.loads((d / "report.json").read_text()) for d in (ref, run))
     assert a["rows"] == b["rows"] if "rows" in a else a == b
     record_outcome("kill -9 and resume", "eval folder", injected=killed, survived=killed)
@@ -202,17 +201,7 @@ def test_hubert_training(tmp_path):
                 "pretrain.num_classes=5", "optim.max_steps=9", "train.save_every=1", "train.log_every=1",
                 "train.valid_every=4", f"out={out}"]
 
-    ref, run = tmp_path / "ref", tmp_path / "killed"
-    assert jobs.run(argv(ref), tmp_path / "ref.log") == 0, (tmp_path / "ref.log").read_text()[-2000:]
-    rng, killed = random.Random(7), 0
-    for attempt in range(KILLS + 10):  # extra tries only while no kill has landed before the job ended
-        if attempt >= KILLS and killed:
-            break
-        if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: (run / "checkpoint_last.pt").exists(), rng, 1.5):
-            killed += 1
-            _latest_checkpoint_loads(run)
-    assert killed > 0, "every run finished before its kill: the test proves nothing"
-    assert jobs.run(argv(run), tmp_path / "killed.log") == 0, (tmp_path / "killed.log").read_text()[-2000:]
+    ref, run, killed = _straight_then_killed(tmp_path, argv, 7, _checkpointed, 1.5, _latest_checkpoint_loads)
     _same_weights(ref / "model", run / "model")
 
     def history(d):  # each step once, the same losses (timings aside)
@@ -231,30 +220,25 @@ def test_prepare_own_data(tmp_path):
     src = tmp_path / "src"
     for s in range(3):
         (src / f"spk{s}").mkdir(parents=True)
-        for i in range(10):
-            sf.write(src / f"spk{s}" / f"{i:02d}.flac", 0.2 * rng_np.standard_normal(44100 * 2).astype("float32"),
+        for i in range(30):  # enough work that a kill a fraction of a second in lands before the end
+            sf.write(src / f"spk{s}" / f"{i:02d}.flac", 0.2 * rng_np.standard_normal(44100 * 4).astype("float32"),
                      44100)
 
     def argv(out):
         return ["prepare", "own-data", str(src), "-o", str(out)]
 
-    ref, run = tmp_path / "ref", tmp_path / "killed"
-    assert jobs.run(argv(ref), tmp_path / "ref.log") == 0, (tmp_path / "ref.log").read_text()[-2000:]
-    rng, killed = random.Random(8), 0
-    for attempt in range(KILLS + 10):
-        if attempt >= KILLS and killed:
-            break
-        if jobs.kill_when(argv(run), tmp_path / "killed.log", lambda: (run / "wav").exists(), rng, 0.6):
-            killed += 1
-            for f in (run / "wav").rglob("*.wav"):  # whatever carries a final name is whole
-                assert sf.info(f).frames == 32000, f"{f} is truncated"
-    assert killed > 0, "every run finished before its kill: the test proves nothing"
-    assert jobs.run(argv(run), tmp_path / "killed.log") == 0, (tmp_path / "killed.log").read_text()[-2000:]
+    def whole(run):  # whatever carries a final name is whole (".name.XXXX.tmp.wav": a write the kill cut short)
+        for f in (run / "wav").rglob("*.wav"):
+            if f.name.startswith("."):
+                continue
+            assert sf.info(f).frames == 64000, f"{f} is truncated"
+
+    ref, run, killed = _straight_then_killed(tmp_path, argv, 8, lambda run: (run / "wav").exists(), 0.3, whole)
 
     def listing(d):
         return sorted(str(p.relative_to(d)) for p in (d / "wav").rglob("*") if p.is_file())
 
-    assert listing(run) == listing(ref) and len(listing(ref)) == 30
+    assert listing(run) == listing(ref) and len(listing(ref)) == 90
     for f in listing(ref):
         assert (run / f).read_bytes() == (ref / f).read_bytes()
     for table in ("train.tsv", "dev.tsv", "test.tsv", "splits/train.txt", "splits/dev.txt", "splits/test.txt"):
