@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PARTS = ("resynthesis", "unseen", "continuation")
+PARTS = ("resynthesis", "unseen", "continuation", "heldout")
 
 
 def _nanmean(values) -> float | None:
@@ -66,10 +67,127 @@ def _train_refs(data: Path, speakers: list[str], per_speaker: int = 5) -> dict[s
     return refs
 
 
+def closed_vocabulary_asr(words: list[str]):
+    """pocketsphinx restricted to one word of ``words`` per file (a JSGF grammar): isolated-word recognition."""
+    from speechkit.metrics.asr import PocketSphinxASR
+
+    asr = PocketSphinxASR()
+    d = asr._decoder
+    alternatives = " | ".join(sorted(set(words)))
+    d.add_jsgf_string("words", f"#JSGF V1.0;\ngrammar words;\npublic <w> = {alternatives};\n")
+    d.activate_search("words")
+    return asr
+
+
+def _mean(values) -> float | None:
+    v = [x for x in values if x is not None]
+    return float(np.mean(v)) if v else None
+
+
+def heldout_part(rs, heldout: Path, out: Path, transcribe, spk, limit: int | None = None) -> dict:
+    """Figures on the sets of data_prep/heldout_sets.py: real phrases, real single words, unseen sentences.
+
+    Every output is the default call ``rs(wav, sample_rate=sr)`` (the voice kept from the input) unless a row says
+    otherwise; originals are scored by the same ASR, speaker encoder and DNSMOS.
+    """
+    from speechkit.audio import io
+    from speechkit.metrics.mos import DNSMOS
+    from speechkit.metrics.speaker import cosine
+    from speechkit.metrics.wer import wer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_prep"))
+    from heldout_sets import read_items
+
+    sr_out = rs.output_sample_rate
+    mos = DNSMOS()
+    results: dict = {"heldout": str(heldout)}
+    rows_out: dict = {}
+
+    def score(items, *, words_asr=None) -> list[dict]:
+        rows = []
+        for it in items[:limit]:
+            wav, sr = io.load(it["path"])
+            y = rs(wav, sr)
+            io.save(out / "heldout" / f"{it['id']}.wav", y.clamp(-1, 1), sr_out)
+            row = {"id": it["id"], "text": it["text"], "speaker": it["speaker"], "group": it["group"],
+                   "orig": transcribe(wav, sr), "resynth": transcribe(y, sr_out),
+                   "similarity": cosine(spk.embed(y, sr_out), spk.embed(wav, sr)),
+                   "dnsmos_orig": mos(wav, sr)["dnsmos_ovrl"], "dnsmos_resynth": mos(y, sr_out)["dnsmos_ovrl"]}
+            if words_asr is not None:
+                row["word_orig"] = words_asr.transcribe(io.resample(wav, sr, 16000))
+                row["word_resynth"] = words_asr.transcribe(io.resample(y, sr_out, 16000))
+            rows.append(row)
+        return rows
+
+    def summary(rows: list[dict]) -> dict:
+        t = [r["text"] for r in rows]
+        return {"items": len(rows), "wer_originals": wer(t, [r["orig"] for r in rows]),
+                "wer_resynthesis": wer(t, [r["resynth"] for r in rows]),
+                "speaker_similarity": _mean(r["similarity"] for r in rows),
+                "dnsmos_originals": _mean(r["dnsmos_orig"] for r in rows),
+                "dnsmos_resynthesis": _mean(r["dnsmos_resynth"] for r in rows)}
+
+    if (heldout / "real_phrases" / "items.tsv").is_file():
+        rows = score(read_items(heldout / "real_phrases"))
+        rows_out["real_phrases"] = rows
+        results["real_phrases"] = summary(rows)
+    if (heldout / "real_words" / "items.tsv").is_file():
+        items = read_items(heldout / "real_words")
+        rows = score(items, words_asr=closed_vocabulary_asr([it["text"] for it in items]))
+        rows_out["real_words"] = rows
+        s = summary(rows)
+        s["recognised_originals"] = float(np.mean([r["word_orig"] == r["text"] for r in rows]))
+        s["recognised_resynthesis"] = float(np.mean([r["word_resynth"] == r["text"] for r in rows]))
+        s["recognised_relative"] = s["recognised_resynthesis"] / max(s["recognised_originals"], 1e-9)
+        s["vocabulary"] = len({it["text"] for it in items})
+        results["real_words"] = s
+    if (heldout / "unseen_sentences" / "items.tsv").is_file():
+        items = read_items(heldout / "unseen_sentences")
+        groups = {g: [it for it in items if it["group"] == g] for g in ("corpus_voice", "unseen_voice")}
+        for g, its in groups.items():
+            rows = score(its)
+            rows_out[f"unseen_sentences_{g}"] = rows
+            results[f"unseen_sentences_{g}"] = summary(rows)
+        # voice conversion between the corpus voices the bundle knows, on sentences it never saw
+        known = [s for s in (rs.vocoder.speakers or []) if s in {it["speaker"] for it in groups["corpus_voice"]}]
+        if len(known) >= 2:
+            refs = {s: np.mean([spk.embed(*io.load(it["path"])) for it in groups["corpus_voice"]
+                                if it["speaker"] == s], axis=0) for s in known}
+            conv = []
+            for it in groups["corpus_voice"][:limit]:
+                if it["speaker"] not in known:
+                    continue
+                wav, sr = io.load(it["path"])
+                for target in known:
+                    if target == it["speaker"]:
+                        continue
+                    y = rs(wav, sr, speaker=target)
+                    e = spk.embed(y, sr_out)
+                    conv.append({"id": it["id"], "text": it["text"], "source": it["speaker"], "target": target,
+                                 "asr": transcribe(y, sr_out), "sim_target": cosine(e, refs[target]),
+                                 "sim_source": cosine(e, refs[it["speaker"]])})
+            rows_out["unseen_sentences_conversion"] = conv
+            base = results["unseen_sentences_corpus_voice"]
+            results["unseen_sentences_conversion"] = {
+                "conversions": len(conv), "wer": wer([c["text"] for c in conv], [c["asr"] for c in conv]),
+                "wer_originals": base["wer_originals"],
+                "similarity_to_target": _mean(c["sim_target"] for c in conv),
+                "similarity_to_source": _mean(c["sim_source"] for c in conv),
+                "closer_to_target": float(np.mean([c["sim_target"] > c["sim_source"] for c in conv]))}
+    (out / "heldout_rows.json").write_text(json.dumps(rows_out, indent=1))
+    return results
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=Path("checkpoints/default"))
-    p.add_argument("--data", type=Path, required=True, help="the mini-Expresso the bundle was trained on")
+    p.add_argument("--data", type=Path, default=None,
+                   help="the mini-Expresso the bundle was trained on (its test split; parts resynthesis, unseen, "
+                        "continuation)")
+    p.add_argument("--heldout", type=Path, default=Path("data/heldout"),
+                   help="the sets of data_prep/heldout_sets.py (part heldout): real phrases, real words, unseen "
+                        "sentences")
+    p.add_argument("--heldout-limit", type=int, default=None, help="at most this many items per held-out set")
     p.add_argument("--style-classifier", type=Path, default=None)
     p.add_argument("--limit", type=int, default=80, help="test utterances (interleaved over speakers and styles)")
     p.add_argument("--unseen", type=int, default=30, help="sentences spoken by the unseen espeak-ng voices")
@@ -103,11 +221,15 @@ def main() -> int:
     def transcribe(wav: torch.Tensor, sr: int) -> str:
         return asr.transcribe(io.resample(wav, sr, 16000) if sr != 16000 else wav)
 
-    items = _test_items(args.data, args.limit)
     parts = set(args.parts.split(","))
     unknown = parts - set(PARTS)
     if unknown:
         p.error(f"--parts: unknown {sorted(unknown)} (choose from {', '.join(PARTS)})")
+    if parts - {"heldout"} and args.data is None:
+        p.error(f"--data is needed by the parts {sorted(parts - {'heldout'})}")
+    if "heldout" in parts and not args.heldout.is_dir():
+        p.error(f"--heldout {args.heldout}: no such folder (build it: python data_prep/heldout_sets.py {args.heldout})")
+    items = _test_items(args.data, args.limit) if args.data is not None else []
     previous = out / "results.json"  # a partial run updates the figures of the parts it ran
     results = json.loads(previous.read_text()) if previous.is_file() and parts != set(PARTS) else {}
     if "resynthesis" in parts:
@@ -225,6 +347,8 @@ def main() -> int:
                 "words_per_second": float(sum(len(x["words"]) for x in r) /
                                           max(sum(x["seconds"] for x in r), 1e-9))}
         (out / "continuation_rows.json").write_text(json.dumps(cont_rows, indent=1))
+    if "heldout" in parts:
+        results["heldout"] = heldout_part(rs, args.heldout, out, transcribe, spk, args.heldout_limit)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0
