@@ -81,11 +81,13 @@ def compute_mask(frame_lengths: list[int], max_frames: int, mask_prob: float, ma
 class LabeledAudio(torch.utils.data.Dataset):
     """(audio crop, frame labels) pairs from a tsv manifest and a labels jsonl.
 
-    Crops and speed factors are drawn from ``(seed, epoch, index)`` alone (set :attr:`epoch` before each epoch):
-    the same in every data-loader worker and after a resume, and new in each epoch."""
+    Crops, speed factors and recording conditions (``augment``: the probability that a crop gets one random chain
+    of :func:`speechkit.audio.augment.degrade`: room, noise, channel, level; nothing moves in time, so the frame
+    labels stay exact) are drawn from ``(seed, epoch, index)`` alone (set :attr:`epoch` before each epoch): the same
+    in every data-loader worker and after a resume, and new in each epoch."""
 
     def __init__(self, manifest: str, labels: str, config: HubertConfig, crop_seconds: float, seed: int,
-                 cache: bool = False, speed_perturb: tuple[int, ...] = ()):
+                 cache: bool = False, speed_perturb: tuple[int, ...] = (), augment: float = 0.0):
         from speechkit.data.manifest import iter_units_jsonl, read_tsv
 
         root, entries = read_tsv(manifest)
@@ -103,6 +105,9 @@ class LabeledAudio(torch.utils.data.Dataset):
         self.seed, self.epoch = seed, 0
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.speed_perturb = tuple(int(r) for r in speed_perturb)
+        if not 0.0 <= augment <= 1.0:
+            raise SpeechkitError(f"data.augment must be a probability in [0, 1]. Found {augment}")
+        self.augment = float(augment)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -127,7 +132,11 @@ class LabeledAudio(torch.utils.data.Dataset):
         chunk = torch.tensor(labels[offset // self.hop : offset // self.hop + frames], dtype=torch.long)
         lab[: len(chunk)] = chunk
         if self.speed_perturb:
-            return self._perturb(wav, lab, rng.choice(self.speed_perturb))
+            wav, lab = self._perturb(wav, lab, rng.choice(self.speed_perturb))
+        if self.augment and rng.random() < self.augment:
+            from speechkit.audio.augment import degrade
+
+            wav, _ = degrade(wav, self.config.sample_rate, rng)
         return wav, lab
 
     def _perturb(self, wav: torch.Tensor, lab: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +279,8 @@ def run(cfg) -> int:
     hcfg.validate()
     train_ds = LabeledAudio(cfg.data.train, cfg.data.train_labels, hcfg, cfg.data.crop_seconds,
                             cfg.train.seed + dist.rank(), cache=cfg.data.cache,
-                            speed_perturb=tuple(cfg.data.speed_perturb or ()))
+                            speed_perturb=tuple(cfg.data.speed_perturb or ()),
+                            augment=float(cfg.data.get("augment") or 0.0))
     k = cfg.pretrain.num_classes or 1 + max(max(u) for _, u in train_ds.items if u)
     encoder = build_hubert(hcfg, dropout=cfg.model.dropout, attention_dropout=cfg.model.attention_dropout)
     model = HubertPretrainModel(encoder, PretrainHead(hcfg.embed_dim, cfg.model.final_dim, k,
