@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages speechkit needs: libsndfile (audio I/O), espeak-ng and the MBROLA voices
-# us1/us2/us3/en1 (offline speech synthesis for the synthetic corpora), and chromium (the headless browser that
-# renders the evaluation report in its test).
+# us1/us2/us3/en1 (offline speech synthesis for the synthetic corpora), wordnet-base (WordNet's usage examples: the
+# ordinary English the default corpus mixes into its text), and chromium (the headless browser that renders the
+# evaluation report in its test).
 #
 # MBROLA lives in Debian's contrib (engine) and non-free (voices) components. When the machine's apt sources
 # do not enable them, a sources entry is derived from the existing Debian entries (same URIs, suites and keys,
@@ -9,7 +10,7 @@
 # Safe to re-run: does nothing when every package is already installed.
 set -euo pipefail
 
-PACKAGES=(libsndfile1 espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 chromium)
+PACKAGES=(libsndfile1 espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 wordnet-base chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -7,30 +7,34 @@
 #       --data data/mini_expresso_debug --out exp/default_debug/bundle   # a CI smoke run of every stage
 #
 # Stages (names or numbers; run a range with --stage / --stop-stage):
-#   0 corpus    120 minutes of read speech, 4 speakers x 5 styles     speechkit prepare mini-expresso
-#   1 hubert    small HuBERT, two self-supervised iterations           speechkit train hubert (recipes/hubert)
-#   2 phones    the synthesiser's phone of every 20 ms frame           speechkit prepare phone-labels
-#   3 phone_hubert  the iteration-2 HuBERT trained on, as masked and   speechkit train hubert train.init=...
-#               unmasked targets, those phone labels (--supervision phones; skipped with none)
-#   4 kmeans    k-means on the HuBERT's --layer, one per K in --ks      speechkit train kmeans
-#   5 units     deduplicated units of the read speech, per K            speechkit encode
-#   6 probe     tokenizer benchmark of each K (PNMI, ABX, speaker       eval/tokenizer_benchmark.py
+#   0 sources   ordinary English sentences (WordNet's usage examples)  data_prep/wordnet_sentences.py
+#               mixed into the corpus's text (--text; none: grammar only)
+#   1 corpus    120 minutes of read speech, 4 speakers x 5 styles     speechkit prepare mini-expresso
+#   2 hubert    small HuBERT, two self-supervised iterations           speechkit train hubert (recipes/hubert)
+#               (--hubert-init DIR: only the manifests; DIR is the start of phone_hubert)
+#   3 phones    the synthesiser's phone of every 20 ms frame           speechkit prepare phone-labels
+#   4 phone_hubert  the iteration-2 HuBERT trained on, as masked and   speechkit train hubert train.init=...
+#               unmasked targets, those phone labels, under random recording conditions (--augment: rooms,
+#               noise, channels, levels) and speed perturbation (--supervision phones; skipped with none)
+#   5 kmeans    k-means on the HuBERT's --layer, one per K in --ks      speechkit train kmeans
+#   6 units     deduplicated units of the read speech, per K            speechkit encode
+#   7 probe     tokenizer benchmark of each K (PNMI, ABX, speaker       eval/tokenizer_benchmark.py
 #               leakage, bitrate, decodability with a small decoder)
-#   7 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
+#   8 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
 #               predictor) per K; Griffin-Lim makes the waveform
-#   8 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
+#   9 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
 #               log-mels (the bundle's waveform stage; 80 min)
-#   9 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
-#  10 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
-#  11 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
+#  10 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
+#  11 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
+#  12 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
 #               LM on the same text normalised as ASR output            (data.normalize=asr)
-#  12 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
-#  13 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py
+#  13 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
+#  14 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py
 # (A CodeHiFiGAN on the same units: recipes/vocoder, or `speechkit train vocoder`.)
 set -euo pipefail
 
-STAGES=(corpus hubert phones phone_hubert kmeans units probe decoder melvoc style sweep textlm ulm bundle)
-stage=corpus
+STAGES=(sources corpus hubert phones phone_hubert kmeans units probe decoder melvoc style sweep textlm ulm bundle)
+stage=sources
 stop_stage=bundle
 preset=small
 data=data/mini_expresso_120
@@ -48,11 +52,17 @@ dec_args=""
 phone_args=""
 voc_args=""
 device=auto          # the Vocos stage's device: auto (cuda when there is one) | cpu | cuda
+text=""              # extra corpus sentences (default: EXP/text/wordnet.txt, made by the sources stage); none: off
+text_share=0.5       # share of read utterances from --text
+augment=0.5          # phone_hubert: probability that a crop gets random recording conditions (0: clean only)
+speed="14400,15200,16000,16800,17600"   # phone_hubert: speed perturbation rates (none: off)
+hubert_init=""       # start phone_hubert from this HuBERT (skips the two self-supervised iterations)
 SK=${SPEECHKIT:-.venv/bin/speechkit}
 PY=${PYTHON:-.venv/bin/python}
 
-usage() { sed -n '2,23p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
-  "--k --layer --supervision --sweep-limit --probe-steps --dec-args --phone-args --voc-args --device"; exit "${1:-0}"; }
+usage() { sed -n '2,33p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
+  "--k --layer --supervision --sweep-limit --probe-steps --dec-args --phone-args --voc-args --device --text"\
+  "--text-share --augment --speed --hubert-init"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -73,6 +83,11 @@ while [[ $# -gt 0 ]]; do
     --phone-args) phone_args=$2; shift 2;;
     --voc-args) voc_args=$2; shift 2;;
     --device) device=$2; shift 2;;
+    --text) text=$2; shift 2;;
+    --text-share) text_share=$2; shift 2;;
+    --augment) augment=$2; shift 2;;
+    --speed) speed=$2; shift 2;;
+    --hubert-init) hubert_init=$2; shift 2;;
     -h|--help) usage 0;;
     *) echo "unknown option $1" >&2; usage 1;;
   esac
@@ -94,15 +109,23 @@ text_docs=$([[ $preset == debug ]] && echo 200 || echo 20000)
 probe_preset=$([[ $preset == debug ]] && echo "--preset debug --test-count 4 --leak-per-speaker 5" \
   || echo "--decoder-steps ${probe_steps:-4000}")
 [[ $supervision == phones || $supervision == none ]] || { echo "--supervision must be phones or none" >&2; exit 1; }
-hubert=$exp/hubert/it2/model
+hubert=${hubert_init:-$exp/hubert/it2/model}
 [[ $supervision == phones ]] && hubert=$exp/phone_hubert/model
+text=${text:-$exp/text/wordnet.txt}
+speed_arg=$([[ $speed == none ]] && echo "" || echo "data.speed_perturb=[$speed]")
 layer=${layer:-$([[ $preset == debug ]] && echo 2 || { [[ $supervision == phones ]] && echo 4 || echo 3; })}
 
+if run_stage sources && [[ $text != none && $text == "$exp/text/wordnet.txt" ]]; then
+  $PY data_prep/wordnet_sentences.py -o "$text"
+fi
 if run_stage corpus; then
-  $SK prepare mini-expresso "$data" --minutes "$minutes" --jobs "$jobs"
+  text_opts=()
+  [[ $text != none ]] && text_opts=(--text "$text" --text-share "$text_share")
+  $SK prepare mini-expresso "$data" --minutes "$minutes" --jobs "$jobs" "${text_opts[@]}"
 fi
 if run_stage hubert; then
-  SPEECHKIT=$SK bash "$(dirname "$0")/../hubert/run.sh" --stage manifests --stop-stage pretrain_it2 --preset "$preset" \
+  last=$([[ -n $hubert_init ]] && echo manifests || echo pretrain_it2)
+  SPEECHKIT=$SK bash "$(dirname "$0")/../hubert/run.sh" --stage manifests --stop-stage "$last" --preset "$preset" \
     --data "$data" --exp "$exp/hubert" --layer "$layer"
 fi
 if run_stage phones && [[ $supervision == phones ]]; then
@@ -115,7 +138,8 @@ if run_stage phone_hubert && [[ $supervision == phones ]]; then
   $SK train hubert preset="$preset" data.train="$exp/hubert/train.tsv" data.train_labels="$exp/phones/train.labels.jsonl" \
     data.valid="$exp/hubert/dev.tsv" data.valid_labels="$exp/phones/dev.labels.jsonl" data.cache=true \
     data.num_workers=0 pretrain.num_classes="$(wc -l < "$exp/phones/phones.txt")" pretrain.unmasked_weight=1.0 \
-    pretrain.mask_prob=0.4 train.init="$exp/hubert/it2/model" out="$exp/phone_hubert" $phone_args
+    pretrain.mask_prob=0.4 train.init="${hubert_init:-$exp/hubert/it2/model}" data.augment="$augment" $speed_arg \
+    out="$exp/phone_hubert" $phone_args
 fi
 if run_stage kmeans; then
   for K in $ks; do

@@ -146,6 +146,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--speakers", nargs="+", default=None, help="subset of speakers (default: all four)")
     s.add_argument("--styles", nargs="+", default=None, help="subset of styles (default: all)")
     s.add_argument("--conversations", type=int, default=1, help="dialogues per speaker pair and style pair")
+    s.add_argument("--text", type=Path, default=None,
+                   help="extra sentences, one a line (e.g. WordNet examples: data_prep/wordnet_sentences.py), "
+                        "mixed with the grammar's")
+    s.add_argument("--text-share", type=float, default=0.5, help="share of read utterances taken from --text")
     s.add_argument("--jobs", type=int, default=1, help="worker processes")
     s.set_defaults(func=_mini_expresso)
     from speechkit.cli.vdtts import add_prepare_parser
@@ -243,6 +247,7 @@ def _mini_expresso(args: argparse.Namespace) -> int:
         args.output, jobs=args.jobs, minutes=args.minutes, seed=args.seed, voices=args.voices,
         speakers=tuple(args.speakers) if args.speakers else None,
         styles=tuple(args.styles) if args.styles else None, conversations=args.conversations,
+        text=str(args.text) if args.text else None, text_share=args.text_share,
     )
     print(f"mini-Expresso ready in {root} (see {root / 'README.txt'})")
     return 0

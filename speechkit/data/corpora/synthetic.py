@@ -70,6 +70,10 @@ class SyntheticCorpusConfig:
         styles: style names from :data:`STYLES` (default: all).
         conversations: stereo dialogue files per speaker pair and style pair.
         turns: turns per dialogue.
+        text: a UTF-8 file of extra sentences, one a line (e.g. ``data_prep/wordnet_sentences.py``'s WordNet
+            examples), mixed with the grammar's sentences so ordinary English words and phone contexts are covered;
+            ``None``: the grammar alone.
+        text_share: share of read utterances taken from ``text`` (the rest from the grammar).
         sample_rate: output rate (Expresso: 48000).
         subtype: sample encoding (Expresso: 24-bit PCM).
     """
@@ -81,6 +85,8 @@ class SyntheticCorpusConfig:
     styles: tuple[str, ...] | None = None
     conversations: int = 1
     turns: int = 6
+    text: str | None = None
+    text_share: float = 0.5
     sample_rate: int = 48000
     subtype: str = "PCM_24"
     version: int = field(default=GENERATOR_VERSION)
@@ -93,6 +99,10 @@ class SyntheticCorpusConfig:
         unknown = set(self.styles or ()) - set(STYLES)
         if unknown:
             raise ValueError(f"unknown styles {sorted(unknown)}; known: {sorted(STYLES)}")
+        if not 0.0 <= self.text_share <= 1.0:
+            raise ValueError(f"text_share must be in [0, 1]. Found {self.text_share}")
+        if self.text is not None and not Path(self.text).is_file():
+            raise ValueError(f"text: {self.text}: no such file (sentences one a line)")
         if self.conversations < 0 or self.turns < 2:
             raise ValueError(f"conversations must be >= 0 and turns >= 2. Found {self.conversations}, {self.turns}")
 
@@ -307,7 +317,8 @@ def prepare_mini_expresso(root: str | Path, config: SyntheticCorpusConfig | None
     wanted = json.loads(json.dumps(asdict(cfg)))
     marker = root / MARKER
     if marker.exists():
-        found = json.loads(marker.read_text())
+        # corpora made before a setting existed have its default
+        found = {**json.loads(json.dumps(asdict(SyntheticCorpusConfig()))), **json.loads(marker.read_text())}
         if found == wanted:
             log.info("%s: already prepared", root)
             return root
@@ -329,6 +340,8 @@ def prepare_mini_expresso(root: str | Path, config: SyntheticCorpusConfig | None
     from speechkit.data.corpora.sentences import generate_sentences
 
     pool = generate_sentences(len(cells) * per_cell + len(plan) * cfg.conversations * cfg.turns, seed=cfg.seed)
+    if cfg.text is not None and cfg.text_share > 0:
+        pool = _mix_text(pool, len(cells) * per_cell, cfg)
     cfg_dict = asdict(cfg)
     read_jobs = [dict(cfg=cfg_dict, root=str(root), voice=v, style=s, target_seconds=target,
                       sentences=pool[c : len(cells) * per_cell : len(cells)]) for c, (v, s) in enumerate(cells)]
@@ -344,6 +357,22 @@ def prepare_mini_expresso(root: str | Path, config: SyntheticCorpusConfig | None
     with atomic_open(marker) as f:
         json.dump(wanted, f, indent=2)
     return root
+
+
+def _mix_text(pool: list[str], n_read: int, cfg: SyntheticCorpusConfig) -> list[str]:
+    """The read part of ``pool`` with every ``1/text_share``-th sentence replaced by a line of ``cfg.text``
+    (drawn without replacement, seeded); the dialogue part keeps the grammar."""
+    lines = sorted({ln.strip() for ln in Path(cfg.text).read_text(encoding="utf-8").splitlines() if ln.strip()})
+    if not lines:
+        raise SpeechkitError(f"{cfg.text}: no sentence (one a line)")
+    rng = random.Random(f"speechkit-text-mix-{cfg.seed}")
+    rng.shuffle(lines)
+    out, taken = list(pool), 0
+    for i in range(n_read):
+        if taken < len(lines) and (i + 1) * cfg.text_share >= taken + 1:  # an even spread at the chosen share
+            out[i] = lines[taken]
+            taken += 1
+    return out
 
 
 def _run_jobs(read_jobs: list[dict], conv_jobs: list[dict], jobs: int):

@@ -141,3 +141,35 @@ def test_espeak_fallback_voices(tmp_path):
     assert files and all(f.parent.parts[-3] == "esf1" for f in files)
     assert io.info(files[0]).sample_rate == 48000
     assert not os.path.exists(root / "audio_48khz" / "conversational")
+
+
+def test_extra_text_is_mixed_in_at_its_share_and_old_markers_still_match(tmp_path):
+    import json
+
+    from speechkit.data.corpora.synthetic import SyntheticCorpusConfig, _mix_text
+
+    extra = tmp_path / "extra.txt"
+    extra.write_text("".join(f"the quiet extra sentence number {w}\n" for w in
+                             ("one", "two", "three", "four", "five", "six", "seven", "eight")))
+    cfg = SyntheticCorpusConfig(text=str(extra), text_share=0.25)
+    pool = [f"grammar {i}" for i in range(20)]
+    mixed = _mix_text(pool, 16, cfg)  # the first 16 are read sentences, the rest dialogue turns
+    assert sum(s.startswith("the quiet") for s in mixed[:16]) == 4 and mixed[16:] == pool[16:]
+    assert len(set(mixed)) == 20 and _mix_text(pool, 16, cfg) == mixed  # no repeats; seeded
+    with pytest.raises(ValueError, match="text_share"):
+        SyntheticCorpusConfig(text_share=1.5).validate()
+    with pytest.raises(ValueError, match="no such file"):
+        SyntheticCorpusConfig(text=str(tmp_path / "missing.txt")).validate()
+
+    kw = dict(minutes=0.1, speakers=("us2",), styles=("default",), conversations=0)
+    root = prepare_mini_expresso(tmp_path / "c", text=str(extra), text_share=1.0, **kw)
+    texts = expresso.read_transcriptions(root)
+    assert texts and all(t.startswith("the quiet extra sentence") for t in texts.values())
+    # a corpus finished before `text` existed: its marker lacks the new fields and still counts as the same corpus
+    plain = prepare_mini_expresso(tmp_path / "d", **kw)
+    marker = plain / ".speechkit_complete.json"
+    old = {k: v for k, v in json.loads(marker.read_text()).items() if k not in ("text", "text_share")}
+    marker.write_text(json.dumps(old))
+    before = {f: f.stat().st_mtime_ns for f in read_files(plain)}
+    prepare_mini_expresso(plain, **kw)
+    assert before == {f: f.stat().st_mtime_ns for f in read_files(plain)}
