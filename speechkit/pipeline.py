@@ -96,6 +96,23 @@ class StreamConfig:
         return (self.block + self.lookahead) / frame_rate + receptive_tail
 
 
+
+def active_head(wav: torch.Tensor, sample_rate: int, seconds: float, floor_db: float = 40.0) -> torch.Tensor:
+    """The first ``seconds`` of the 20 ms frames of ``wav`` whose level is within ``floor_db`` of its loudest frame
+    (and above digital silence), joined: a voice is judged by sound, not by a long leading silence or pauses.
+    Returns the plain head when no frame qualifies."""
+    hop = max(1, int(0.02 * sample_rate))
+    n = wav.numel() // hop
+    plain = wav[: max(1, int(seconds * sample_rate))]
+    if n == 0:
+        return plain
+    frames = wav[: n * hop].reshape(n, hop)
+    level = 10 * torch.log10(frames.pow(2).mean(1).clamp_min(1e-12))
+    keep = (level > level.max() - floor_db) & (level > -90.0)
+    if not keep.any():
+        return plain
+    return frames[keep].reshape(-1)[: max(1, int(seconds * sample_rate))]
+
 class Resynthesizer:
     """Speech encoder + unit vocoder: resynthesis, voice and style conversion.
 
@@ -256,12 +273,14 @@ class Resynthesizer:
 
     def match_speaker_by_embedding(self, wav: torch.Tensor, sample_rate: int) -> str:
         """The vocoder speaker whose stored mean speaker embedding is most similar (cosine) to the embedding of the
-        first :attr:`match_seconds` of ``wav``."""
+        first :attr:`match_seconds` of sound in ``wav`` (:func:`active_head`: leading silence and pauses skipped)."""
         from speechkit.metrics.speaker import SpeakerEncoder
 
         if self._speaker_encoder is None:
             self._speaker_encoder = SpeakerEncoder()
-        head = wav[: max(1, int(self.match_seconds * sample_rate))]
+        head = active_head(wav, sample_rate, self.match_seconds)
+        if float(head.abs().max()) < 1e-6:  # digital silence has no voice: the first speaker
+            return self.vocoder.speakers[0] if self.vocoder.speakers else 0
         return self.vocoder.speaker_table.closest(self._speaker_encoder.embed(head, sample_rate))
 
     def match_speaker_by_synthesis(self, wav: torch.Tensor, sample_rate: int, units: torch.Tensor,
