@@ -21,7 +21,7 @@
 #   7 probe     tokenizer benchmark of each K (PNMI, ABX, speaker       eval/tokenizer_benchmark.py
 #               leakage, bitrate, decodability with a small decoder)
 #   8 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
-#               predictor) per K; Griffin-Lim makes the waveform
+#               predictor) per K; Griffin-Lim makes the waveform (--dec-init BUNDLE: starts from its decoder)
 #   9 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
 #               log-mels (the bundle's waveform stage; 80 min)
 #  10 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
@@ -57,12 +57,13 @@ text_share=0.5       # share of read utterances from --text
 augment=0.5          # phone_hubert: probability that a crop gets random recording conditions (0: clean only)
 speed="14400,15200,16000,16800,17600"   # phone_hubert: speed perturbation rates (none: off)
 hubert_init=""       # start phone_hubert from this HuBERT (skips the two self-supervised iterations)
+dec_init=""          # start each decoder from this bundle's vocoder/, unit rows mapped from its encoder/ (unit_map.py)
 SK=${SPEECHKIT:-.venv/bin/speechkit}
 PY=${PYTHON:-.venv/bin/python}
 
 usage() { sed -n '2,33p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
   "--k --layer --supervision --sweep-limit --probe-steps --dec-args --phone-args --voc-args --device --text"\
-  "--text-share --augment --speed --hubert-init"; exit "${1:-0}"; }
+  "--text-share --augment --speed --hubert-init --dec-init"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -88,6 +89,7 @@ while [[ $# -gt 0 ]]; do
     --augment) augment=$2; shift 2;;
     --speed) speed=$2; shift 2;;
     --hubert-init) hubert_init=$2; shift 2;;
+    --dec-init) dec_init=$2; shift 2;;
     -h|--help) usage 0;;
     *) echo "unknown option $1" >&2; usage 1;;
   esac
@@ -124,8 +126,8 @@ if run_stage corpus; then
   $SK prepare mini-expresso "$data" --minutes "$minutes" --jobs "$jobs" "${text_opts[@]}"
 fi
 if run_stage hubert; then
-  last=$([[ -n $hubert_init ]] && echo manifests || echo pretrain_it2)
-  SPEECHKIT=$SK bash "$(dirname "$0")/../hubert/run.sh" --stage manifests --stop-stage "$last" --preset "$preset" \
+  hubert_last=$([[ -n $hubert_init ]] && echo manifests || echo pretrain_it2)
+  SPEECHKIT=$SK bash "$(dirname "$0")/../hubert/run.sh" --stage manifests --stop-stage "$hubert_last" --preset "$preset" \
     --data "$data" --exp "$exp/hubert" --layer "$layer"
 fi
 if run_stage phones && [[ $supervision == phones ]]; then
@@ -159,8 +161,14 @@ if run_stage probe; then
 fi
 if run_stage decoder; then
   for K in $ks; do
-    # shellcheck disable=SC2086  # dec_args holds several Hydra overrides
-    $SK train unit_mel $dec_preset data.units="$exp/k$K/units.jsonl" data.train_list="$data/splits/train.txt" \
+    init_args=""
+    if [[ -n $dec_init ]]; then
+      $PY data_prep/unit_map.py --old "$dec_init/encoder" --new "$exp/k$K/encoder" --manifest "$exp/hubert/train.tsv" \
+        -o "$exp/k$K/unit_map.json"
+      init_args="train.init=$dec_init/vocoder train.init_unit_map=$exp/k$K/unit_map.json"
+    fi
+    # shellcheck disable=SC2086  # dec_args and init_args hold several Hydra overrides
+    $SK train unit_mel $dec_preset $init_args data.units="$exp/k$K/units.jsonl" data.train_list="$data/splits/train.txt" \
       data.valid_list="$data/splits/dev.txt" data.speaker=expresso data.style=expresso model.num_units="$K" \
       out="$exp/k$K/decoder" $dec_args
   done

@@ -89,6 +89,35 @@ def validate(model, valid_set, mel: MelSpectrogram, device) -> dict:
     return {"valid_mel_l1": total / len(valid_set)}
 
 
+def warm_start(model: nn.Module, folder: str, speakers, styles, unit_map: str | None = None) -> int:
+    """Copies the tensors of the decoder in ``folder`` into ``model`` where name and shape match; with
+    ``unit_map`` (JSON list: new unit -> old unit) the unit embedding rows are taken through the map. Returns how
+    many tensors were copied.
+
+    Raises:
+        VocoderError: another speaker or style list, a map of the wrong size, or nothing fits.
+    """
+    from speechkit.vocoders import load_unit_vocoder
+
+    src = load_unit_vocoder(folder, mel_vocoder="griffinlim")
+    if list(src.speakers or []) != list(speakers or []) or list(src.styles or []) != list(styles or []):
+        raise VocoderError(f"train.init={folder}: speakers {src.speakers} / styles {src.styles} differ from this "
+                           f"corpus's {speakers} / {styles}")
+    theirs, ours = src.model.state_dict(), model.state_dict()
+    if unit_map is not None:
+        old_ids = torch.tensor(json.loads(Path(unit_map).read_text()), dtype=torch.long)
+        table = theirs["unit_embedding.weight"]
+        n_new = ours["unit_embedding.weight"].shape[0]
+        if old_ids.shape != (n_new,) or int(old_ids.min()) < 0 or int(old_ids.max()) >= table.shape[0]:
+            raise VocoderError(f"train.init_unit_map={unit_map}: needs {n_new} old unit ids in [0, {table.shape[0]})")
+        theirs = {**theirs, "unit_embedding.weight": table[old_ids]}
+    fit = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if not fit:
+        raise VocoderError(f"train.init={folder}: no tensor of that decoder fits this model")
+    model.load_state_dict({**ours, **{k: v.to(ours[k].device) for k, v in fit.items()}})
+    return len(fit)
+
+
 def train(cfg: UnitMelTrainConfig) -> dict:
     """Trains (or resumes) a unit-to-mel decoder; returns the last logged values."""
     own = distributed.init()  # joins torchrun's process group (gloo on CPU, NCCL on GPUs) when WORLD_SIZE > 1
@@ -115,6 +144,9 @@ def train(cfg: UnitMelTrainConfig) -> dict:
                                                                                    "weight_decay": 0.0}],
                             lr=o.lr, betas=o.betas)
     step, epoch, batch_in_epoch = 0, 0, 0
+    if cfg.train.init and not (cfg.train.resume and (out / LAST).is_file()):
+        copied = warm_start(model, cfg.train.init, speakers, styles, cfg.train.init_unit_map)
+        log.info("warm start from %s: %d tensors", cfg.train.init, copied)
     if cfg.train.resume and (out / LAST).is_file():
         state = load_training_state(out / LAST)
         try:

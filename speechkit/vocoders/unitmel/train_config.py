@@ -68,6 +68,12 @@ class UnitMelLoopConfig:
     """Wall-clock budget: once spent, training stops as at ``optim.max_steps`` (validate, save, export)."""
     speaker_embeddings: int = 20
     """Utterances per speaker whose mean speaker embedding is exported with the model (0 = none)."""
+    init: str | None = None
+    """Warm start: a unit-to-mel decoder folder whose tensors start this run where name and shape match (ignored
+    when the run resumes). Its speaker and style lists must equal this corpus's."""
+    init_unit_map: str | None = None
+    """With ``init`` from a decoder of other units: a JSON list giving, for each new unit, the old unit whose
+    embedding row it starts from (``data_prep/unit_map.py``: the old unit most often on the same frames)."""
 
 
 @dataclass(kw_only=True)

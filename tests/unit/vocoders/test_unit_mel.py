@@ -131,3 +131,38 @@ def test_training_exports_resumes_and_learns(tmp_path):
     assert later[-1]["mel_l1"] < 0.7 * rows[0]["mel_l1"]
     with pytest.raises(VocoderError, match="segment_size must be a positive multiple of 4 unit frames"):
         run(_compose(base + ["data.segment_size=960"], task="unit_mel"))
+
+
+def test_warm_start_copies_tensors_and_maps_unit_rows(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from speechkit.train.unit_mel import warm_start
+
+    old = tiny(num_units=6)
+    old.save_pretrained(tmp_path / "old")
+    torch.manual_seed(1)
+    new = build_unit_mel(old.config.__class__(**{**old.config.to_dict(), "num_units": 6,
+                                                  "mel": old.config.mel}))
+    mapping = [5, 5, 0, 1, 2, 3]
+    (tmp_path / "map.json").write_text(json.dumps(mapping))
+    n = warm_start(new, str(tmp_path / "old"), ["a", "b"], ["plain", "loud"], str(tmp_path / "map.json"))
+    theirs, ours = old.model.state_dict(), new.state_dict()
+    assert n == len(ours)
+    assert torch.equal(ours["unit_embedding.weight"], theirs["unit_embedding.weight"][torch.tensor(mapping)])
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if k != "unit_embedding.weight")
+    with pytest.raises(VocoderError, match="speakers .* differ"):
+        warm_start(new, str(tmp_path / "old"), ["a", "c"], ["plain", "loud"])
+    (tmp_path / "bad.json").write_text(json.dumps([0, 1]))
+    with pytest.raises(VocoderError, match="needs 6 old unit ids"):
+        warm_start(new, str(tmp_path / "old"), ["a", "b"], ["plain", "loud"], str(tmp_path / "bad.json"))
+
+    spec = importlib.util.spec_from_file_location("unit_map", Path(__file__).resolve().parents[3] / "data_prep" /
+                                                  "unit_map.py")
+    um = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(um)
+    old_units = np.array([0, 0, 1, 2, 2, 3, 1, 0])
+    renamed = np.array([3, 0, 2, 1])[old_units]  # the same tokenizer, units renamed
+    counts = um.co_occurrence([(renamed, old_units), (renamed[:5], old_units)], k_new=5, k_old=4)
+    m, agree = um.unit_map(counts)
+    assert m[:4] == [1, 3, 2, 0] and m[4] == 0 and agree == 1.0  # unit 4 never seen: the most frequent old unit
