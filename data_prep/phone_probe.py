@@ -8,6 +8,11 @@ the HuBERT paper) and the bitrate of the deduplicated units (entropy x units per
 
     .venv/bin/python data_prep/phone_probe.py exp/default/k50/encoder exp/default/k100/encoder \
         exp/default/k200/encoder --data data/mini_expresso_120 -o exp/default/phone_probe.md
+
+``--sentences-file`` re-speaks other sentences (e.g. the held-out fortunes: data/heldout/unseen_sentences/items.tsv,
+third column); ``--conditions clean,degraded`` adds a row per encoder with every utterance passed through one random
+chain of recording conditions (:func:`speechkit.audio.augment.degrade`, seeded per utterance; the phone timings do
+not move), to measure how much of the units survives a room, noise or a telephone line.
 """
 
 from __future__ import annotations
@@ -27,11 +32,25 @@ frame_phones = _frame_phones
 scores = phone_unit_scores
 
 
+def _degraded(syn, seed: int):
+    """``syn`` through one random chain of recording conditions (seeded by ``seed``); the phone timings hold."""
+    import dataclasses
+    import random
+
+    from speechkit.audio.augment import degrade
+
+    wav, _ = degrade(torch.from_numpy(syn.wav), syn.sample_rate, random.Random(seed))
+    return dataclasses.replace(syn, wav=wav.numpy())
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("encoders", nargs="+", type=Path, help="speech-encoder folders")
     p.add_argument("--data", type=Path, required=True, help="mini-Expresso root (its test sentences are re-spoken)")
     p.add_argument("--sentences", type=int, default=40)
+    p.add_argument("--sentences-file", type=Path, default=None,
+                   help="a text file (one sentence a line) or an items.tsv (text in column 3) to re-speak instead")
+    p.add_argument("--conditions", default="clean", help="comma list of clean, degraded")
     p.add_argument("-o", "--output", type=Path, required=True, help="markdown table (a .json beside it)")
     args = p.parse_args()
 
@@ -39,12 +58,21 @@ def main() -> int:
     from speechkit.metrics.bitrate import unit_bitrates
     from speechkit.units import SpeechEncoder
 
-    texts = expresso.read_transcriptions(args.data)
-    stems = [e.stem for e in expresso.read_splits(args.data)["test"] if e.stem in texts]
-    sentences = list(dict.fromkeys(texts[s] for s in stems))[: args.sentences]
-    probe = [tts.synthesize(t, v) for t in sentences for v in tts.MBROLA_VOICES.values()]
+    if args.sentences_file is not None:
+        rows = [ln.split("\t") for ln in args.sentences_file.read_text().splitlines() if ln.strip()]
+        found = [r[2] for r in rows[1:]] if rows and rows[0][:3] == ["id", "path", "text"] else [r[0] for r in rows]
+        sentences = list(dict.fromkeys(found))[: args.sentences]
+    else:
+        texts = expresso.read_transcriptions(args.data)
+        stems = [e.stem for e in expresso.read_splits(args.data)["test"] if e.stem in texts]
+        sentences = list(dict.fromkeys(texts[s] for s in stems))[: args.sentences]
+    clean = [tts.synthesize(t, v) for t in sentences for v in tts.MBROLA_VOICES.values()]
+    conditions = args.conditions.split(",")
+    if set(conditions) - {"clean", "degraded"}:
+        p.error(f"--conditions: clean and/or degraded. Found {args.conditions}")
     results, lines = {}, []
-    for folder in args.encoders:
+    for folder, condition in ((f, c) for f in args.encoders for c in conditions):
+        probe = clean if condition == "clean" else [_degraded(syn, i) for i, syn in enumerate(clean)]
         enc = SpeechEncoder.from_pretrained(folder, deduplicate=False)
         hop = enc.code_hop_size / enc.expected_sample_rate
         pairs, streams, seconds = [], [], 0.0
@@ -58,14 +86,16 @@ def main() -> int:
         s = scores(pairs)
         s.update(unit_bitrates(streams, enc.frame_rate, enc.vocab_size, seconds=seconds))
         s["k"] = enc.vocab_size
-        results[str(folder)] = s
+        s["condition"] = condition
+        results[f"{folder}:{condition}"] = s
     lines = [f"Phonetic content of the units: {len(probe)} utterances ({len(sentences)} test sentences x "
              f"{len(tts.MBROLA_VOICES)} MBROLA voices) with the synthesiser's phone timings.", "",
-             "| K | phone purity | cluster purity | PNMI | bitrate (bit/s, dedup entropy) | nominal bit/s |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for s in results.values():
-        lines.append(f"| {s['k']} | {s['phone_purity']:.3f} | {s['cluster_purity']:.3f} | {s['pnmi']:.3f} | "
-                     f"{s['bitrate_entropy_dedup']:.1f} | {s['bitrate_nominal']:.1f} |")
+             "| encoder | condition | K | phone purity | cluster purity | PNMI | bitrate (bit/s, dedup entropy) "
+             "| nominal bit/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, s in results.items():
+        lines.append(f"| {key.rsplit(':', 1)[0]} | {s['condition']} | {s['k']} | {s['phone_purity']:.3f} | "
+                     f"{s['cluster_purity']:.3f} | {s['pnmi']:.3f} | {s['bitrate_entropy_dedup']:.1f} | "
+                     f"{s['bitrate_nominal']:.1f} |")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines) + "\n")
     args.output.with_suffix(".json").write_text(json.dumps(results, indent=2))
