@@ -9,9 +9,14 @@
 4. Continuation of test prompts: is the generated part speech? (ASR words recognised per second, share of
    continuations with any word.)
 5. Speed: resynthesis real-time factor on this machine's CPU threads.
+6. Held-out sets no training stage reads (``--parts heldout``; data_prep/heldout_sets.py, docs/heldout_sets.md):
+   real recordings of one woman, real single words of two people (closed-vocabulary recognition), unseen sentences
+   in corpus voices and test-only voices, voice conversion on them; WER, speaker similarity and DNSMOS beside the
+   originals'.
 
     .venv/bin/python eval/default_bundle.py --model checkpoints/default --data data/mini_expresso_120 \
         --style-classifier exp/default/style -o eval/default
+    .venv/bin/python eval/default_bundle.py --parts heldout --heldout data/heldout -o eval/default
 """
 
 from __future__ import annotations
