@@ -41,9 +41,9 @@ sc = SpeechContinuation.from_pretrained("checkpoints/default")
 ## Data
 The synthetic mini-Expresso (`speechkit prepare mini-expresso DATA --minutes {minutes:g}`): {minutes:g} minutes of
 read speech from espeak-ng driving the MBROLA voices us1, us2, us3 and en1, in five styles (default, animated,
-slow, fast, whisper) made by rescaling the MBROLA pitch and duration stream (whisper: LPC noise excitation). The
-unit LM is trained on the train split's units; the text LM on the synthetic text corpus (`speechkit prepare
-text-corpus`).
+slow, fast, whisper) made by rescaling the MBROLA pitch and duration stream (whisper: LPC noise excitation).
+{text_note} The unit LM is trained on the train split's units; the text LM on the synthetic text corpus
+(`speechkit prepare text-corpus`).
 
 ## How it was made
 `recipes/default/run.sh` (all stages; the README lists the exact commands and which ran on a GPU). Metrics and the
@@ -56,7 +56,8 @@ weights, trained on their output, as research-only.
 
 ## Limits
 Trained on four synthetic voices: resynthesis of real human speech or unseen voices is far from the training data
-and degrades (the README gives the measured figures).
+and degrades. The figures on real recordings, real single words and unseen sentences, none of which any training
+stage read: docs/default_bundle.md and docs/heldout_sets.md.
 """
 
 
@@ -163,6 +164,16 @@ def _mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
+def _text_note(corpus: Path) -> str:
+    """What the corpus's read sentences are, from its completion marker."""
+    marker = corpus / ".speechkit_complete.json"
+    cfg = json.loads(marker.read_text()) if marker.is_file() else {}
+    if cfg.get("text"):
+        return (f"A share {cfg.get('text_share', 0.5):g} of the read sentences are lines of `{Path(cfg['text']).name}` "
+                "(WordNet's usage examples: ordinary English), the rest come from the project's sentence grammar.")
+    return "The read sentences come from the project's sentence grammar."
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", type=Path, required=True, help="speech-encoder folder")
@@ -254,7 +265,7 @@ def main() -> int:
         voc_params=_params(tmp / "vocoder" / "model.safetensors"),
         speakers=", ".join(vocoder.speakers or []), styles=", ".join(vocoder.styles or []), voc_mb=_mb(tmp / "vocoder"),
         ulm_params=_params(tmp / "ulm" / "model.safetensors"), ulm_mb=_mb(tmp / "ulm"),
-        samples_mb=_mb(tmp / "samples"), minutes=args.minutes,
+        samples_mb=_mb(tmp / "samples"), minutes=args.minutes, text_note=_text_note(args.corpus),
         textlm_line="" if scorer is None else
         f"- `textlm/` ({_mb(tmp / 'textlm'):.1f} MB): GenPPL's text LM "
         f"({_params(tmp / 'textlm' / 'model.safetensors'):.1f} M), trained on the text corpus normalised as ASR "

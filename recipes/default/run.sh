@@ -210,9 +210,16 @@ if run_stage bundle; then
   ulm_dir="$exp/ulm/best"  # the lowest validation loss; runs older than out/best have only the last model
   [ -d "$ulm_dir" ] || ulm_dir="$exp/ulm/model"
   note="self-supervised (HuBERT masked prediction of its own clusters, two iterations); no labels"
-  [[ $supervision == phones ]] && note="two self-supervised HuBERT iterations, then training on the synthesiser's \
-frame-level phone labels (58 MBROLA phones) as masked and unmasked targets: phone-supervised, like the HuBERT \
-paper's forced-alignment top line; real speech needs the self-supervised recipe (--supervision none)"
+  start="two self-supervised HuBERT iterations"
+  [[ -n $hubert_init ]] && start="the HuBERT in $hubert_init (as it was when this bundle was built)"
+  conditions="clean audio"
+  [[ $augment != 0 && $augment != 0.0 ]] && conditions="random recording conditions on a share $augment of the crops \
+(rooms, noise, telephone and band limits, levels, clipping)"
+  [[ $speed != none ]] && conditions="$conditions, speed perturbation"
+  [[ $supervision == phones ]] && note="$start, then training on the synthesiser's frame-level phone labels \
+($(wc -l < "$exp/phones/phones.txt") MBROLA phones) as masked and unmasked targets, under $conditions: \
+phone-supervised, like the HuBERT paper's forced-alignment top line; real speech needs the self-supervised \
+recipe (--supervision none)"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
     --mel-vocoder "$exp/vocos/model" \
     --ulm "$ulm_dir" --text-lm "$exp/genppl_lm/model" --corpus "$data" --minutes "$minutes" --supervision "$note" \
