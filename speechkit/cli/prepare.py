@@ -147,8 +147,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--styles", nargs="+", default=None, help="subset of styles (default: all)")
     s.add_argument("--conversations", type=int, default=1, help="dialogues per speaker pair and style pair")
     s.add_argument("--text", type=Path, default=None,
-                   help="extra sentences, one a line (e.g. WordNet examples: data_prep/wordnet_sentences.py), "
-                        "mixed with the grammar's")
+                   help="extra sentences, one a line (e.g. the WordNet usage sentences of "
+                        "data_prep/wordnet_sentences.py), mixed with the grammar's")
     s.add_argument("--text-share", type=float, default=0.5, help="share of read utterances taken from --text")
     s.add_argument("--jobs", type=int, default=1, help="worker processes")
     s.set_defaults(func=_mini_expresso)
