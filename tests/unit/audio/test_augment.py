@@ -112,3 +112,17 @@ def test_hubert_crops_with_augment_keep_labels_and_are_reproducible(tmp_path):
     assert not torch.equal(aug[0][0], w1)  # new conditions each epoch
     with pytest.raises(Exception, match="data.augment must be a probability"):
         LabeledAudio(str(tmp_path / "m.tsv"), str(tmp_path / "l.jsonl"), cfg, 0.0, seed=0, augment=1.5)
+
+
+def test_babble_mixes_stretches_of_other_speech():
+    x = _speechlike(1.0, seed=0)
+    clips = [_speechlike(0.4, seed=s) for s in (1, 2)]  # shorter than the input: tiled
+    forced = A.Conditions(room=0, noise=1, telephone=0, lowpass=0, level=0, clip=0, dc=0)
+    kinds = set()
+    for seed in range(20):
+        y, chain = A.degrade(x, SR, random.Random(seed), forced, babble=clips)
+        kinds.add(chain[0].split("(")[1].split(",")[0])
+        assert y.shape == x.shape and torch.isfinite(y).all()
+    assert "babble" in kinds and kinds <= {"white", "pink", "brown", "babble"}
+    mix = A._babble(clips, SR, random.Random(0))
+    assert mix.shape == (SR,) and mix.abs().max() > 0
