@@ -72,23 +72,6 @@ def _train_refs(data: Path, speakers: list[str], per_speaker: int = 5) -> dict[s
     return refs
 
 
-def closed_vocabulary_asr(words: list[str]):
-    """pocketsphinx restricted to one word of ``words`` per file (a JSGF grammar): isolated-word recognition."""
-    from speechkit.metrics.asr import PocketSphinxASR
-
-    asr = PocketSphinxASR()
-    d = asr._decoder
-    alternatives = " | ".join(sorted(set(words)))
-    d.add_jsgf_string("words", f"#JSGF V1.0;\ngrammar words;\npublic <w> = {alternatives};\n")
-    d.activate_search("words")
-    return asr
-
-
-def _mean(values) -> float | None:
-    v = [x for x in values if x is not None]
-    return float(np.mean(v)) if v else None
-
-
 def heldout_part(rs, heldout: Path, out: Path, transcribe, spk, limit: int | None = None) -> dict:
     """Figures on the sets of data_prep/heldout_sets.py: real phrases, real single words, unseen sentences.
 
@@ -96,6 +79,7 @@ def heldout_part(rs, heldout: Path, out: Path, transcribe, spk, limit: int | Non
     otherwise; originals are scored by the same ASR, speaker encoder and DNSMOS.
     """
     from speechkit.audio import io
+    from speechkit.metrics.asr import PocketSphinxASR
     from speechkit.metrics.mos import DNSMOS
     from speechkit.metrics.speaker import cosine
     from speechkit.metrics.wer import wer
@@ -128,9 +112,9 @@ def heldout_part(rs, heldout: Path, out: Path, transcribe, spk, limit: int | Non
         t = [r["text"] for r in rows]
         return {"items": len(rows), "wer_originals": wer(t, [r["orig"] for r in rows]),
                 "wer_resynthesis": wer(t, [r["resynth"] for r in rows]),
-                "speaker_similarity": _mean(r["similarity"] for r in rows),
-                "dnsmos_originals": _mean(r["dnsmos_orig"] for r in rows),
-                "dnsmos_resynthesis": _mean(r["dnsmos_resynth"] for r in rows)}
+                "speaker_similarity": _nanmean([r["similarity"] for r in rows]),
+                "dnsmos_originals": _nanmean([r["dnsmos_orig"] for r in rows]),
+                "dnsmos_resynthesis": _nanmean([r["dnsmos_resynth"] for r in rows])}
 
     if (heldout / "real_phrases" / "items.tsv").is_file():
         rows = score(read_items(heldout / "real_phrases"))
@@ -138,7 +122,7 @@ def heldout_part(rs, heldout: Path, out: Path, transcribe, spk, limit: int | Non
         results["real_phrases"] = summary(rows)
     if (heldout / "real_words" / "items.tsv").is_file():
         items = read_items(heldout / "real_words")
-        rows = score(items, words_asr=closed_vocabulary_asr([it["text"] for it in items]))
+        rows = score(items, words_asr=PocketSphinxASR(words=[it["text"] for it in items]))
         rows_out["real_words"] = rows
         s = summary(rows)
         s["recognised_originals"] = float(np.mean([r["word_orig"] == r["text"] for r in rows]))
@@ -176,8 +160,8 @@ def heldout_part(rs, heldout: Path, out: Path, transcribe, spk, limit: int | Non
             results["unseen_sentences_conversion"] = {
                 "conversions": len(conv), "wer": wer([c["text"] for c in conv], [c["asr"] for c in conv]),
                 "wer_originals": base["wer_originals"],
-                "similarity_to_target": _mean(c["sim_target"] for c in conv),
-                "similarity_to_source": _mean(c["sim_source"] for c in conv),
+                "similarity_to_target": _nanmean([c["sim_target"] for c in conv]),
+                "similarity_to_source": _nanmean([c["sim_source"] for c in conv]),
                 "closer_to_target": float(np.mean([c["sim_target"] > c["sim_source"] for c in conv]))}
     (out / "heldout_rows.json").write_text(json.dumps(rows_out, indent=1))
     return results

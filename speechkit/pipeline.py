@@ -96,7 +96,6 @@ class StreamConfig:
         return (self.block + self.lookahead) / frame_rate + receptive_tail
 
 
-
 def active_head(wav: torch.Tensor, sample_rate: int, seconds: float, floor_db: float = 40.0) -> torch.Tensor:
     """The first ``seconds`` of the 20 ms frames of ``wav`` whose level is within ``floor_db`` of its loudest frame
     (and above digital silence), joined: a voice is judged by sound, not by a long leading silence or pauses.
@@ -112,6 +111,7 @@ def active_head(wav: torch.Tensor, sample_rate: int, seconds: float, floor_db: f
     if not keep.any():
         return plain
     return frames[keep].reshape(-1)[: max(1, int(seconds * sample_rate))]
+
 
 class Resynthesizer:
     """Speech encoder + unit vocoder: resynthesis, voice and style conversion.

@@ -22,6 +22,8 @@ class PocketSphinxASR:
     """CMU PocketSphinx with its bundled en-us model.
 
     Args:
+        words: closed-vocabulary (isolated-word) recognition: every file is decoded as exactly one of these words
+            (a JSGF grammar) instead of with the language model; each must be in the pronouncing dictionary.
         **decoder_options: passed to ``pocketsphinx.Decoder`` (e.g. ``lm=``, ``dict=``, ``hmm=`` for other models).
 
     Example:
@@ -32,11 +34,20 @@ class PocketSphinxASR:
 
     sample_rate = 16000
 
-    def __init__(self, **decoder_options):
+    def __init__(self, words: list[str] | None = None, **decoder_options):
         from pocketsphinx import Decoder
 
         options = {"samprate": self.sample_rate, "loglevel": "FATAL", **decoder_options}
         self._decoder = Decoder(**options)
+        if words is not None:
+            vocabulary = sorted({w.lower() for w in words})
+            unknown = [w for w in vocabulary if self._decoder.lookup_word(w) is None]
+            if not vocabulary or unknown:
+                raise ValueError(f"words: {unknown or 'none given'}: not in the pronouncing dictionary "
+                                 "(closed-vocabulary recognition needs words it can pronounce)")
+            grammar = f"#JSGF V1.0;\ngrammar words;\npublic <w> = {' | '.join(vocabulary)};\n"
+            self._decoder.add_jsgf_string("words", grammar)
+            self._decoder.activate_search("words")
 
     def transcribe(self, wav: torch.Tensor | np.ndarray) -> str:
         """Transcribes ``(samples,)`` float audio at 16 kHz; returns lower-case words (may be empty)."""

@@ -280,7 +280,7 @@ def run(cfg) -> int:
     train_ds = LabeledAudio(cfg.data.train, cfg.data.train_labels, hcfg, cfg.data.crop_seconds,
                             cfg.train.seed + dist.rank(), cache=cfg.data.cache,
                             speed_perturb=tuple(cfg.data.speed_perturb or ()),
-                            augment=float(cfg.data.get("augment") or 0.0))
+                            augment=float(cfg.data.augment))
     k = cfg.pretrain.num_classes or 1 + max(max(u) for _, u in train_ds.items if u)
     encoder = build_hubert(hcfg, dropout=cfg.model.dropout, attention_dropout=cfg.model.attention_dropout)
     model = HubertPretrainModel(encoder, PretrainHead(hcfg.embed_dim, cfg.model.final_dim, k,

@@ -37,7 +37,7 @@ def _inputs(speech: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
     click = torch.zeros(int(0.1 * sr))
     click[800:805] = 0.9
     return {"telephone 8 kHz": (io.resample(speech, sr, 8000), 8000),
-            "stereo 44.1 kHz": (torch.stack([speech, 0.5 * speech]), sr),
+            "stereo 44.1 kHz": (io.resample(torch.stack([speech, 0.5 * speech]), sr, 44100), 44100),
             "clipped": ((speech * 10).clamp(-1, 1), sr),
             "5 s leading silence": (torch.cat([torch.zeros(5 * sr), speech]), sr),
             "noise only": (0.1 * torch.randn(3 * sr, generator=g), sr),

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from speechkit.audio import io
 from speechkit.data.corpora import expresso
@@ -56,3 +57,15 @@ def test_a_transcript_does_not_depend_on_earlier_files(asr):
         d.end_utt()
         fresh.append(d.hyp().hypstr.strip() if d.hyp() else "")
     assert primed == fresh and any(fresh)
+
+
+def test_closed_vocabulary_recognition_picks_one_listed_word():
+    words = ["dog", "car", "key", "sky", "pet"]
+    asr = PocketSphinxASR(words=words)
+    for word in ("dog", "sky"):
+        syn = synthesize(word, MBROLA_VOICES["us2"])
+        assert asr.transcribe(io.resample(torch.from_numpy(syn.wav), syn.sample_rate, 16000)) == word
+    # noise still gets one of the words: the grammar allows nothing else
+    assert asr.transcribe(np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)) in words + [""]
+    with pytest.raises(ValueError, match=r"\['qqzx'\]: not in the pronouncing dictionary"):
+        PocketSphinxASR(words=["dog", "qqzx"])
