@@ -31,6 +31,12 @@ TASKS: dict[str, tuple[str, str]] = {
     "vdtts": ("speechkit.train.vdtts", "speechkit train vdtts preset=debug data.root=data/talking_face out=runs/vdtts"),
 }
 
+# task name -> its config dataclass ("module:Class"): the one source of every default. conf/<task>/config.yaml
+# names it first (`- <task>_schema`), then its presets; Hydra refuses unknown keys and ill-typed values.
+SCHEMAS: dict[str, str] = {
+    "unit_mel": "speechkit.vocoders.unitmel.train_config:UnitMelTrainConfig",
+}
+
 # former spellings, refused with the one name every trainer now uses
 RENAMED = {"train.out_dir": "out", "train.eval_every": "train.valid_every"}
 
@@ -58,13 +64,26 @@ def compose(task: str, overrides: list[str]):
         key = override.lstrip("+~").split("=", 1)[0]
         if key in RENAMED:
             raise SpeechkitError(f"train {task}: {key}= is now {RENAMED[key]}= (one name across the trainers)")
+    if task in SCHEMAS:
+        from hydra.core.config_store import ConfigStore
+
+        ConfigStore.instance().store(name=f"{task}_schema", node=schema(task))
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir(task)), job_name=task):
             return hydra_compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
-        raise SpeechkitError(f"train {task}: bad config override ({e})") from None
+        cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else None
+        head = " ".join(line for line in str(e).splitlines() if not line.startswith("To append"))
+        detail = f"{head}: {str(cause).splitlines()[0]}" if cause is not None else head
+        raise SpeechkitError(f"train {task}: bad config override ({detail})") from None
     except Exception as e:  # noqa: BLE001 - Hydra's own checks raise ValueError / TypeError (preset=1e-4, preset=[1,2])
         raise SpeechkitError(f"train {task}: bad config override ({type(e).__name__}: {e})") from None
+
+
+def schema(task: str) -> type:
+    """The config dataclass of ``task``."""
+    module, name = SCHEMAS[task].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +94,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES.format(lines="\n".join(f"  {ex}" for _, ex in TASKS.values())))
     p.add_argument("task", choices=sorted(TASKS), help="what to train")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. preset=debug optim.lr=1e-4")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the composed config (every default, the preset and the overrides) and exit")
     p.set_defaults(func=_run)
 
 
@@ -95,6 +116,11 @@ def _run(args: argparse.Namespace) -> int:
     from speechkit.utils.files import exclusive
 
     cfg = compose(args.task, args.overrides)
+    if args.print_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg), end="")
+        return 0
     solver = importlib.import_module(TASKS[args.task][0])
     out = output_dir(cfg)
     if out is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun all ranks share the folder

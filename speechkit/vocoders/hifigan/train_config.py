@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from speechkit.utils.config import MISSING
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan.config import DurationPredictorConfig, GeneratorConfig, _generator_from_dict
 from speechkit.vocoders.hifigan.data import NAME_SOURCES
@@ -20,7 +21,7 @@ __all__ = ["DataConfig", "ModelConfig", "LossConfig", "MelConfig", "OptimConfig"
 
 @dataclass(kw_only=True)
 class DataConfig:
-    units: str
+    units: str = MISSING
     """Training units jsonl (``{"id", "audio", "units", "duration"}`` a line)."""
     valid_units: str | None = None
     """Validation units jsonl; ``None`` = the last ``valid_count`` records of ``units`` are held out."""

@@ -1,4 +1,6 @@
-"""The training config of ``speechkit train unit_mel`` (mirrored by ``speechkit/conf/unit_mel/config.yaml``)."""
+"""The training config of ``speechkit train unit_mel``: the one source of its defaults (``speechkit/conf/unit_mel/
+config.yaml`` only names this schema and the presets; ``speechkit train unit_mel --print-config`` shows the
+composed values)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,24 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from speechkit.utils.config import MISSING, from_values
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan.train_config import DataConfig
 from speechkit.vocoders.unitmel.config import MelSettings
 
-__all__ = ["UnitMelTrainConfig", "UnitMelModelConfig", "UnitMelOptimConfig", "UnitMelLoopConfig"]
+__all__ = ["UnitMelTrainConfig", "UnitMelDataConfig", "UnitMelModelConfig", "UnitMelOptimConfig",
+           "UnitMelLoopConfig"]
+
+
+@dataclass(kw_only=True)
+class UnitMelDataConfig(DataConfig):
+    """The unit vocoder's data settings (:class:`~speechkit.vocoders.hifigan.train_config.DataConfig`) with the
+    decoder's longer segments and validation set."""
+
+    valid_count: int = 16
+    """Validation utterances (mel L1 on whole utterances)."""
+    segment_size: int = 40960
+    """Samples per training segment: 128 unit frames (2.56 s), a multiple of 4 unit frames."""
 
 
 @dataclass(kw_only=True)
@@ -18,19 +33,29 @@ class UnitMelModelConfig:
     """The decoder (speaker / style table sizes come from the data); fields as
     :class:`~speechkit.vocoders.unitmel.config.UnitMelConfig`."""
 
-    num_units: int
+    num_units: int = MISSING
+    """Unit vocabulary size K of the tokenizer that made the units (required)."""
     channels: int = 256
+    """Width of every layer."""
     kernel_size: int = 5
-    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    """Kernel of the dilated convolutions."""
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
+    """One residual layer each: 121 unit frames (2.4 s) of receptive field."""
     post_layers: int = 2
+    """Residual convolutions at the mel rate."""
     dropout: float = 0.1
     duration_predictor: int = 128
     """Hidden width of the duration predictor (0 = none)."""
     code_hop_size: int = 320
+    """Samples per unit frame (50 Hz units at 16 kHz)."""
     mel: MelSettings = field(default_factory=MelSettings)
+    """HiFi-GAN's log-mel (what a mel HiFi-GAN or Griffin-Lim turns into a waveform)."""
     griffin_lim_iters: int = 32
+    """Phase reconstruction iterations at synthesis."""
     griffin_lim_power: float = 1.0
+    """Magnitude exponent before phase reconstruction."""
     griffin_lim_inversion: str = "nnls"
+    """``nnls`` | ``pinv`` inversion of the mel filters."""
 
     @property
     def sample_rate(self) -> int:
@@ -47,6 +72,7 @@ class UnitMelOptimConfig:
     """The learning rate decays along a cosine from ``lr`` to this at ``max_steps``."""
     clip_norm: float = 1.0
     batch_size: int = 16
+    """Segments per step."""
     max_steps: int = 20_000
     duration_weight: float = 1.0
     """Weight of the duration predictor's MSE on log(d + 1)."""
@@ -58,8 +84,10 @@ class UnitMelLoopConfig:
     valid_every: int = 1000
     save_every: int = 1000
     resume: bool = True
+    """Continue from ``out/checkpoint_last.pt`` when it exists."""
     seed: int = 1234
     device: str = "cpu"
+    """``cpu`` | ``cuda`` (this process' GPU under torchrun) | ``auto`` (cuda when available)."""
     threads: int = 0
     """torch threads (0 = torch's default)."""
     precision: str = "fp32"
@@ -78,9 +106,10 @@ class UnitMelLoopConfig:
 
 @dataclass(kw_only=True)
 class UnitMelTrainConfig:
-    out: str
-    data: DataConfig
-    model: UnitMelModelConfig
+    out: str = MISSING
+    """Run folder: ``checkpoint_last.pt``, ``model/``, ``log.jsonl`` (required)."""
+    data: UnitMelDataConfig = field(default_factory=UnitMelDataConfig)
+    model: UnitMelModelConfig = field(default_factory=UnitMelModelConfig)
     optim: UnitMelOptimConfig = field(default_factory=UnitMelOptimConfig)
     train: UnitMelLoopConfig = field(default_factory=UnitMelLoopConfig)
 
@@ -104,20 +133,4 @@ class UnitMelTrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UnitMelTrainConfig:
         """Builds and validates the config from plain values (a resolved Hydra config); unknown keys are errors."""
-        d = dict(d)
-        try:
-            m = dict(d.pop("model"))
-            m["mel"] = MelSettings(**m.pop("mel", {}))
-            if "dilations" in m:
-                m["dilations"] = tuple(m["dilations"])
-            o = dict(d.pop("optim", {}))
-            if "betas" in o:
-                o["betas"] = tuple(o["betas"])
-            cfg = cls(out=d.pop("out"), data=DataConfig(**d.pop("data")), model=UnitMelModelConfig(**m),
-                      optim=UnitMelOptimConfig(**o), train=UnitMelLoopConfig(**d.pop("train", {})))
-        except (TypeError, KeyError) as e:
-            raise VocoderError(f"unit-mel training config: {e}") from None
-        if d:
-            raise VocoderError(f"unit-mel training config: unknown keys {sorted(d)}")
-        cfg.validate()
-        return cfg
+        return from_values(cls, d, error=VocoderError, what="unit-mel training config")
