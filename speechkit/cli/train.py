@@ -33,8 +33,17 @@ TASKS: dict[str, tuple[str, str]] = {
 
 # task name -> its config dataclass ("module:Class"): the one source of every default. conf/<task>/config.yaml
 # names it first (`- <task>_schema`), then its presets; Hydra refuses unknown keys and ill-typed values.
+# (registered when the YAML names it).
 SCHEMAS: dict[str, str] = {
+    "hubert": "speechkit.units.hubert.train_config:HubertTrainConfig",
+    "kmeans": "speechkit.units.train_config:KMeansTrainConfig",
+    "ulm": "speechkit.train.ulm:UlmConfig",
+    "textlm": "speechkit.train.textlm:TextLMConfig",
+    "vocoder": "speechkit.vocoders.hifigan.train_config:VocoderTrainConfig",
     "unit_mel": "speechkit.vocoders.unitmel.train_config:UnitMelTrainConfig",
+    "mel_vocoder": "speechkit.vocoders.hifigan.train_config:MelVocoderTrainConfig",
+    "vocos": "speechkit.vocoders.vocos.train_config:VocosTrainConfig",
+    "vdtts": "speechkit.vdtts.train_config:VDTTSTrainConfig",
 }
 
 # former spellings, refused with the one name every trainer now uses
@@ -64,7 +73,7 @@ def compose(task: str, overrides: list[str]):
         key = override.lstrip("+~").split("=", 1)[0]
         if key in RENAMED:
             raise SpeechkitError(f"train {task}: {key}= is now {RENAMED[key]}= (one name across the trainers)")
-    if task in SCHEMAS:
+    if f"{task}_schema" in (conf_dir(task) / "config.yaml").read_text(encoding="utf-8"):
         from hydra.core.config_store import ConfigStore
 
         ConfigStore.instance().store(name=f"{task}_schema", node=schema(task))
