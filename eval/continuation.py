@@ -94,10 +94,10 @@ def main() -> int:
     from speechkit.metrics.genppl import TextLMScorer
     from speechkit.metrics.mos import DNSMOS
     from speechkit.metrics.scoring import Scorer
+    from speechkit.pipeline import SpeechContinuation
     from speechkit.precision import machine_line
     from speechkit.ulm import UnitLM
     from speechkit.ulm.best_of import LikelihoodRanker, num_parameters
-    from speechkit.ulm.continuation import SpeechContinuation
 
     torch.set_num_threads(2)
     print(machine_line())

@@ -165,7 +165,7 @@ class UnitMelVocoder(UnitInputs, nn.Module):
                  for w in ("speaker", "style")}
         mel_vocoder = None
         if (d / "mel_vocoder").exists() and mel_vocoder_choice != "griffinlim":
-            from speechkit.vocoders.loading import load_mel_vocoder
+            from speechkit.vocoders.mel_loading import load_mel_vocoder
 
             mel_vocoder = load_mel_vocoder(d / "mel_vocoder", cfg.mel)
         return cls(model, cfg, names["speaker"], names["style"], read_speaker_table(d), mel_vocoder)
