@@ -48,7 +48,7 @@ from speechkit.units.hubert.interop import to_fairseq_state_dict  # noqa: E402
 
 def make_corpus(root: Path, minutes: float, seed: int = 0) -> list[Path]:
     """Mini-Expresso read speech, concatenated and cut into 2-10 s utterances (48 kHz wav)."""
-    from speechkit.data.corpora.synthetic import prepare_mini_expresso
+    from speechkit.synth.synthetic import prepare_mini_expresso
 
     out = root / f"utterances_{minutes:g}min"
     files = sorted(out.glob("*.wav"))

@@ -48,7 +48,7 @@ def main() -> int:
     import soundfile as sf
 
     from speechkit.audio.io import resample
-    from speechkit.data.corpora.sentences import generate_sentences
+    from speechkit.synth.sentences import generate_sentences
 
     if not 1 <= args.speakers <= len(VOICES):
         p.error(f"--speakers must be 1..{len(VOICES)}")

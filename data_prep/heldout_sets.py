@@ -176,7 +176,7 @@ def build_real_words(pkg: Path, out: Path, vocabulary: set[str]) -> list[dict]:
 
 
 def build_unseen_sentences(pkg: Path, out: Path, limit: int) -> list[dict]:
-    from speechkit.data.corpora import tts
+    from speechkit.synth import tts
 
     sents: list[str] = []
     for name in ("fortunes", "literature", "riddles"):

@@ -54,8 +54,9 @@ def main() -> int:
     p.add_argument("-o", "--output", type=Path, required=True, help="markdown table (a .json beside it)")
     args = p.parse_args()
 
-    from speechkit.data.corpora import expresso, tts
+    from speechkit.data.corpora import expresso
     from speechkit.metrics.bitrate import unit_bitrates
+    from speechkit.synth import tts
     from speechkit.units import SpeechEncoder
 
     if args.sentences_file is not None:

@@ -187,12 +187,12 @@ def main() -> int:
     args = p.parse_args()
 
     from speechkit.audio import io
-    from speechkit.data.corpora import tts
     from speechkit.metrics.asr import PocketSphinxASR
     from speechkit.metrics.f0 import compare_f0
     from speechkit.metrics.speaker import SpeakerEncoder, cosine
     from speechkit.metrics.wer import wer
     from speechkit.pipeline import Resynthesizer, SpeechContinuation
+    from speechkit.synth import tts
 
     torch.manual_seed(0)
     out = args.output

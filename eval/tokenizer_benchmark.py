@@ -5,7 +5,7 @@
         --data data/mini_expresso_120 --decoder-minutes 20 -o eval/tokenizers/table.md
 
 For each speech-encoder folder (HuBERT or MFCC k-means), on a synthetic mini-Expresso whose phone timings are known
-(the synthesiser's own, :func:`speechkit.data.corpora.synthetic.phone_alignments`):
+(the synthesiser's own, :func:`speechkit.synth.synthetic.phone_alignments`):
 
 - **PNMI, phone purity** of the test split's frame units against the phone of each 20 ms frame (silence left out);
 - **ABX** (ZeroSpeech-style triphone phone discrimination, DTW over units) within and across speakers, test split;
@@ -223,8 +223,8 @@ def table(rows: list[dict], refs: dict, args) -> str:
 
 
 def main() -> int:
-    from speechkit.data.corpora.synthetic import phone_alignments
     from speechkit.errors import SpeechkitError
+    from speechkit.synth.synthetic import phone_alignments
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("encoders", nargs="+", help="NAME=FOLDER (or FOLDER) of speech-encoder folders")

@@ -4,7 +4,10 @@ Importing the package is cheap: it imports no torch and touches no file; the pip
 (``from speechkit import Resynthesizer``). Subpackages:
 
 - :mod:`speechkit.audio` — audio I/O (the only place audio files are read or written) and DSP helpers.
-- :mod:`speechkit.data` — manifests (fairseq tsv, units jsonl) and corpora (Expresso, the synthetic mini-Expresso).
+- :mod:`speechkit.data` — manifests (fairseq tsv, units jsonl), corpus loaders (Expresso, your own recordings),
+  espeak-ng phonemization.
+- :mod:`speechkit.synth` — offline synthetic corpora (espeak-ng/MBROLA) for tests, demos and the default bundle;
+  not needed to use the models.
 - :mod:`speechkit.units` — HuBERT features, k-means units, the speech encoder, corpus encoding.
 - :mod:`speechkit.ulm` — unit language models (TWIST). :mod:`speechkit.vocoders` — unit HiFi-GAN vocoders.
 - :mod:`speechkit.metrics` — ASR, F0, speaker, style, MOS, bitrate metrics and reports.

@@ -18,7 +18,7 @@ def mini_expresso(tmp_path_factory):
     """A 2-minute synthetic mini-Expresso (4 MBROLA speakers x 5 styles + 4 dialogues), built once per session."""
     if shutil.which("espeak-ng") is None or shutil.which("mbrola") is None:
         pytest.fail("espeak-ng and mbrola are required: run `make install` (it installs the Debian packages)")
-    from speechkit.data.corpora.synthetic import prepare_mini_expresso
+    from speechkit.synth.synthetic import prepare_mini_expresso
 
     root = tmp_path_factory.mktemp("mini_expresso")
     return prepare_mini_expresso(root, minutes=2.0, jobs=2)

@@ -158,9 +158,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _phone_labels(args: argparse.Namespace) -> int:
     from speechkit.audio import io
-    from speechkit.data.corpora.synthetic import phone_alignments
     from speechkit.data.manifest import read_tsv
     from speechkit.data.phones import PhoneInventory, write_phone_labels
+    from speechkit.synth.synthetic import phone_alignments
 
     root, entries = read_tsv(args.manifest)
     stems = {Path(e.path).stem: Path(e.path).with_suffix("").as_posix() for e in entries}
@@ -180,7 +180,7 @@ def _phone_labels(args: argparse.Namespace) -> int:
 
 
 def _storycloze(args: argparse.Namespace) -> int:
-    from speechkit.data.corpora.storycloze import prepare_storycloze
+    from speechkit.synth.storycloze import prepare_storycloze
 
     root = prepare_storycloze(args.output, pairs=args.pairs, seed=args.seed, voice=args.voice)
     print(f"synthetic spoken StoryCloze ready in {root} (sSC/, tSC/: {args.pairs} pairs each)")
@@ -188,7 +188,7 @@ def _storycloze(args: argparse.Namespace) -> int:
 
 
 def _story_speech(args: argparse.Namespace) -> int:
-    from speechkit.data.corpora.storycloze import prepare_story_speech
+    from speechkit.synth.storycloze import prepare_story_speech
 
     root = prepare_story_speech(args.output, stories=args.stories, seed=args.seed, voices=tuple(args.voices))
     print(f"train-story speech ready in {root}/audio ({args.stories} stories)")
@@ -196,7 +196,7 @@ def _story_speech(args: argparse.Namespace) -> int:
 
 
 def _text_corpus(args: argparse.Namespace) -> int:
-    from speechkit.data.corpora.text import prepare_text_corpus
+    from speechkit.synth.text import prepare_text_corpus
 
     root = prepare_text_corpus(args.output, stories=args.stories, sentences=args.sentences, seed=args.seed,
                                valid_fraction=args.valid_fraction)
@@ -241,7 +241,7 @@ def _manifest(args: argparse.Namespace) -> int:
 
 
 def _mini_expresso(args: argparse.Namespace) -> int:
-    from speechkit.data.corpora.synthetic import prepare_mini_expresso
+    from speechkit.synth.synthetic import prepare_mini_expresso
 
     root = prepare_mini_expresso(
         args.output, jobs=args.jobs, minutes=args.minutes, seed=args.seed, voices=args.voices,

@@ -89,7 +89,7 @@ def add_prepare_parser(corpora: argparse._SubParsersAction) -> None:
 
 
 def _talking_face(args: argparse.Namespace) -> int:
-    from speechkit.data.corpora.talking_face import prepare_talking_face
+    from speechkit.synth.talking_face import prepare_talking_face
 
     kw = {"speakers": tuple(args.speakers)} if args.speakers else {}
     root = prepare_talking_face(args.output, jobs=args.jobs, minutes=args.minutes, seed=args.seed, **kw)
@@ -123,13 +123,22 @@ def _named_dirs(specs: list[str], flag: str) -> dict[str, Path]:
     return out
 
 
+def mbrola_baseline(text: str, speaker: str):
+    """The text-only baseline of ``vdtts-sync``: plain MBROLA TTS of the transcript with the video's voice, as
+    ``(wav float32 (samples,), sample_rate)``."""
+    from speechkit.synth.tts import MBROLA_VOICES, synthesize
+
+    syn = synthesize(text, MBROLA_VOICES[speaker])
+    return syn.wav, syn.sample_rate
+
+
 def _sync(args: argparse.Namespace) -> int:
     from speechkit.metrics.sync import run_benchmark
 
     models = _named_dirs(args.model, "--model")
     vocoders = _named_dirs(args.vocoder, "--vocoder")
-    table = run_benchmark(args.corpus, models, split=args.split, limit=args.limit,
-                          tts_baseline=not args.no_tts_baseline, asr=args.asr, output=args.output,
-                          vocoders=vocoders, copy_synthesis=args.copy_synthesis)
+    baselines = {} if args.no_tts_baseline else {"MBROLA TTS (text only)": mbrola_baseline}
+    table = run_benchmark(args.corpus, models, split=args.split, limit=args.limit, baselines=baselines,
+                          asr=args.asr, output=args.output, vocoders=vocoders, copy_synthesis=args.copy_synthesis)
     print(table)
     return 0

@@ -2,7 +2,7 @@
 truth of the tokenizer benchmark (PNMI, ABX).
 
 An alignment is ``[(phone, start_seconds, end_seconds), ...]`` (see
-:func:`speechkit.data.corpora.synthetic.phone_alignments`); a frame's phone is the one covering its centre, ``"_"``
+:func:`speechkit.synth.synthetic.phone_alignments`); a frame's phone is the one covering its centre, ``"_"``
 (silence) where none does. A phone inventory is a plain text file, one phone per line, the line index its id.
 """
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -139,16 +140,19 @@ COLUMNS = [("offset_ms", "AV offset (abs, ms) ↓"), ("boundary_ms", "phoneme bo
 
 
 def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "test", limit: int | None = None,
-                  tts_baseline: bool = True, asr: bool = False, output: str | Path | None = None,
-                  vocoders: dict[str, Path] | None = None, copy_synthesis: bool = False) -> str:
-    """Scores the reference speech, each VDTTS model and (optionally) plain MBROLA TTS on a corpus split.
+                  baselines: Mapping[str, Callable[[str, str], tuple[np.ndarray, int]]] | None = None,
+                  asr: bool = False, output: str | Path | None = None, vocoders: dict[str, Path] | None = None,
+                  copy_synthesis: bool = False) -> str:
+    """Scores the reference speech, each VDTTS model and (optionally) text-only baselines on a corpus split.
 
     Args:
         corpus: talking-face corpus root.
         models: row name -> VDTTS model folder.
         split: manifest name (``CORPUS/{split}.jsonl``).
         limit: first N utterances only.
-        tts_baseline: add plain MBROLA TTS of the transcript (no video, its own length).
+        baselines: row name -> ``speak(text, speaker) -> (wav, sample_rate)``: systems that see only the
+            transcript (no video, their own length), e.g. plain MBROLA TTS (``speechkit vdtts-sync`` adds that
+            row with :mod:`speechkit.synth.tts`; this module makes no speech itself).
         asr: add a pocketsphinx WER column (intelligibility).
         output: markdown table path; a ``.json`` with per-row means is written beside it.
         vocoders: name -> mel HiFi-GAN checkpoint: each model's log-mel is also spoken by each of these (rows
@@ -186,8 +190,8 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
                     {v: load_vocoder(copy_cfg, "auto", path) for v, path in (vocoders or {}).items()})
         mel_fn = build_mel(copy_cfg)
         scores.update({f"reference mel + {v}": [] for v in copy})
-    if tts_baseline:
-        scores["MBROLA TTS (text only)"] = []
+    baselines = dict(baselines or {})
+    scores.update({name: [] for name in baselines})
     recognizer = None
     if asr:
         from speechkit.metrics.asr import PocketSphinxASR
@@ -214,12 +218,10 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
                 wav = vocode(voc, ref_mel, n)
                 outputs[f"reference mel + {vname}"] = audio_io.resample(torch.from_numpy(wav), copy_cfg.sample_rate,
                                                                          sr).numpy()
-        if tts_baseline:
-            from speechkit.data.corpora.tts import MBROLA_VOICES, synthesize
-
-            syn = synthesize(row["text"], MBROLA_VOICES[row["speaker"]])
-            outputs["MBROLA TTS (text only)"] = audio_io.resample(torch.from_numpy(syn.wav), syn.sample_rate,
-                                                                  sr).numpy()
+        for bname, speak in baselines.items():
+            wav, wav_sr = speak(row["text"], row["speaker"])
+            outputs[bname] = audio_io.resample(torch.from_numpy(np.asarray(wav, dtype=np.float32)), wav_sr,
+                                               sr).numpy()
         for name, wav in outputs.items():
             scores[name].append(sync_metrics(v.frames, v.fps, wav, sr, row["phonemes"], ref, box))
             if recognizer is not None:

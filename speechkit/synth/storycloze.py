@@ -265,13 +265,13 @@ def story_stream(seed: int = 0, split: str | None = None):
 
 def generate_stories(n: int, seed: int = 0, split: str | None = None) -> list[Story]:
     """The first ``n`` stories of :func:`story_stream`."""
-    from speechkit.data.corpora.sentences import take
+    from speechkit.synth.sentences import take
 
     return take(story_stream(seed, split), n, f"{split + ' ' if split else ''}stories")
 
 
 def _speak(sentences, voice, cache: dict, pause: float = 0.25) -> tuple[np.ndarray, int]:
-    from speechkit.data.corpora.tts import synthesize
+    from speechkit.synth.tts import synthesize
 
     parts, sr = [], 16000
     for s in sentences:
@@ -301,7 +301,7 @@ def prepare_storycloze(root: str | Path, *, pairs: int = 200, seed: int = 0, voi
         ``root``. Re-running with the same settings returns at once.
     """
     from speechkit.audio import io as audio_io
-    from speechkit.data.corpora.tts import MBROLA_VOICES
+    from speechkit.synth.tts import MBROLA_VOICES
     from speechkit.utils.files import atomic_open
 
     root = Path(root)
@@ -325,7 +325,7 @@ def prepare_storycloze(root: str | Path, *, pairs: int = 200, seed: int = 0, voi
     with atomic_open(root / "stories.jsonl") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     with atomic_open(root / "README.txt") as f:
-        f.write("Synthetic spoken StoryCloze made by speechkit (speechkit.data.corpora.storycloze).\n"
+        f.write("Synthetic spoken StoryCloze made by speechkit (speechkit.synth.storycloze).\n"
                 f"Settings: {json.dumps(settings)}\nsSC: contradicting fifth sentence; tSC: ending of another "
                 "story. Pairs: {i}_correct.wav / {i}_incorrect.wav. MBROLA voices: non-commercial use only.\n")
     (root / ".complete").write_text(json.dumps(settings))
@@ -341,7 +341,7 @@ def prepare_story_speech(root: str | Path, *, stories: int = 300, seed: int = 0,
         ``root``. Re-running with the same settings returns at once.
     """
     from speechkit.audio import io as audio_io
-    from speechkit.data.corpora.tts import MBROLA_VOICES
+    from speechkit.synth.tts import MBROLA_VOICES
     from speechkit.utils.files import atomic_open
 
     root = Path(root)

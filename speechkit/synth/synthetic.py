@@ -13,7 +13,7 @@ Layout written under ``root`` (the same names as the released Expresso dataset):
 Speakers are MBROLA diphone voices (us1 F, us2 M, us3 M, en1 M), or espeak-ng formant voices when MBROLA is not
 installed. Styles are synthesis controls: ``default``, ``whisper`` (LPC noise excitation), ``fast`` and ``slow``
 (tempo), ``animated`` (higher pitch, wider pitch range). Sentences come from
-:mod:`speechkit.data.corpora.sentences`; every read file speaks a different sentence.
+:mod:`speechkit.synth.sentences`; every read file speaks a different sentence.
 
 Splits follow Expresso's rule: per speaker and style, the last files go to ``test`` until they reach the target
 duration (60 s, or 10% of the style's total when it has under 10 minutes), the last remaining ones to ``dev``, the
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MARKER = ".speechkit_complete.json"
 GENERATOR_VERSION = 1
 
-# Style name -> synthesis controls (see speechkit.data.corpora.tts.Prosody).
+# Style name -> synthesis controls (see speechkit.synth.tts.Prosody).
 STYLES: dict[str, dict] = {
     "default": dict(tempo=1.0, pitch=1.0, pitch_range=1.0),
     "whisper": dict(tempo=1.05, pitch=1.0, pitch_range=1.0, whisper=True),
@@ -108,7 +108,7 @@ class SyntheticCorpusConfig:
 
 
 def _voice_table(voices: str) -> dict:
-    from speechkit.data.corpora import tts
+    from speechkit.synth import tts
 
     if voices == "espeak" or (voices == "auto" and not all(tts.mbrola_available(v) for v in tts.MBROLA_VOICES)):
         if voices == "auto":
@@ -145,7 +145,7 @@ def expresso_split_rule(durations: list[float]) -> list[str]:
 
 def _prosody(style: str, rng: random.Random):
     """The style's synthesis controls with a little seeded jitter of tempo and pitch."""
-    from speechkit.data.corpora.tts import Prosody
+    from speechkit.synth.tts import Prosody
 
     controls = dict(STYLES[style])
     controls["tempo"] *= math.exp(rng.uniform(-0.05, 0.05))
@@ -158,7 +158,7 @@ def _render(text: str, voice, style: str, rng: random.Random, sample_rate: int) 
     import torch
 
     from speechkit.audio.io import resample
-    from speechkit.data.corpora.tts import synthesize
+    from speechkit.synth.tts import synthesize
 
     syn = synthesize(text, voice, _prosody(style, rng), seed=rng.randrange(2**31))
     return resample(torch.from_numpy(syn.wav), syn.sample_rate, sample_rate).numpy()
@@ -182,8 +182,9 @@ def phone_alignments(root: str | Path, stems: list[str] | None = None) -> dict[s
         SpeechkitError: not a finished synthetic corpus, made with espeak-ng voices (no phone timings), or an
             unknown stem.
     """
-    from speechkit.data.corpora import tts
     from speechkit.data.corpora.expresso import parse_stem, read_transcriptions
+    from speechkit.data.phonemize import espeak_pho
+    from speechkit.synth import tts
 
     root = Path(root)
     marker = root / MARKER
@@ -200,7 +201,7 @@ def phone_alignments(root: str | Path, stems: list[str] | None = None) -> dict[s
             raise SpeechkitError(f"{root}/read_transcriptions.txt: no read file {stem!r}")
         info = parse_stem(stem)
         prosody = _prosody(info.style, random.Random(f"{cfg['seed']}-{stem}"))
-        _, out[stem] = tts.apply_prosody(tts.espeak_pho(texts[stem], table[info.speaker].espeak_voice), prosody)
+        _, out[stem] = tts.apply_prosody(espeak_pho(texts[stem], table[info.speaker].espeak_voice), prosody)
     return out
 
 
@@ -337,7 +338,7 @@ def prepare_mini_expresso(root: str | Path, config: SyntheticCorpusConfig | None
     target = cfg.minutes * 60 / len(cells)
     per_cell = int(target / 0.8) + 4  # no utterance is shorter than 0.8 s
     plan = _conversation_plan(voices, styles)
-    from speechkit.data.corpora.sentences import generate_sentences
+    from speechkit.synth.sentences import generate_sentences
 
     pool = generate_sentences(len(cells) * per_cell + len(plan) * cfg.conversations * cfg.turns, seed=cfg.seed)
     if cfg.text is not None and cfg.text_share > 0:
@@ -423,7 +424,7 @@ def _write_metadata(root: Path, cfg: SyntheticCorpusConfig, voices, styles, read
     read_seconds = sum(r[2] for rows in read_rows for r in rows)
     with atomic_open(root / "README.txt") as f:
         f.write(
-            "Synthetic mini-Expresso, generated offline by speechkit (speechkit.data.corpora.synthetic).\n"
+            "Synthetic mini-Expresso, generated offline by speechkit (speechkit.synth.synthetic).\n"
             f"Settings: {json.dumps(asdict(cfg))}\n"
             f"Speakers: {', '.join(f'{v.name} ({v.engine} {v.espeak_voice}, {v.gender})' for v in voices)}\n"
             f"Styles: {', '.join(f'{s} {STYLES[s]}' for s in styles)}\n"

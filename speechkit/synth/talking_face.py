@@ -102,7 +102,7 @@ class TalkingFaceConfig:
     def validate(self) -> None:
         if not self.minutes > 0:
             raise ValueError(f"minutes must be > 0. Found {self.minutes}")
-        from speechkit.data.corpora.tts import MBROLA_VOICES
+        from speechkit.synth.tts import MBROLA_VOICES
 
         for s in self.speakers:
             if s not in MBROLA_VOICES:
@@ -189,12 +189,12 @@ def _timed_pho(text: str, voice, rng: random.Random, cfg: TalkingFaceConfig) -> 
     Pauses: a comma goes between two words with probability ``pause_prob`` (espeak-ng then pauses there); every
     pause inside the sentence gets a random length. The transcript keeps no commas, so only the video shows them.
     """
-    from speechkit.data.corpora import tts
+    from speechkit.data.phonemize import espeak_pho
 
     words = text.split()
     spoken = " ".join(w + ("," if k < len(words) - 1 and rng.random() < cfg.pause_prob and not w.endswith(",")
                            else "") for k, w in enumerate(words))
-    pho = tts.espeak_pho(spoken, voice.espeak_voice)
+    pho = espeak_pho(spoken, voice.espeak_voice)
     rows = [line.split() for line in pho.splitlines() if line.strip() and not line.startswith(";")]
     while rows and rows[-1][0] == "_":  # the final silence is drawn below
         rows.pop()
@@ -218,7 +218,7 @@ def _utterance(job: dict) -> dict:
 
     from speechkit.audio import io as audio_io
     from speechkit.audio import video
-    from speechkit.data.corpora import tts
+    from speechkit.synth import tts
 
     torch.set_num_threads(1)
     root, uid = Path(job["root"]), job["id"]
@@ -271,8 +271,8 @@ def prepare_talking_face(root: str | Path, config: TalkingFaceConfig | None = No
     Example:
         >>> prepare_talking_face("data/talking_face", minutes=20, jobs=2)
     """
-    from speechkit.data.corpora.sentences import sentence_stream, take
-    from speechkit.data.corpora.tts import mbrola_available
+    from speechkit.synth.sentences import sentence_stream, take
+    from speechkit.synth.tts import mbrola_available
 
     cfg = TalkingFaceConfig(**{**asdict(config or TalkingFaceConfig()), **overrides})
     cfg = TalkingFaceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in asdict(cfg).items()})

@@ -3,8 +3,9 @@
 Two engines:
 
 - ``mbrola`` (preferred): espeak-ng turns text into MBROLA phoneme data (``.pho``: phoneme, duration in ms,
-  pitch targets); speechkit rescales durations (tempo), mean pitch and pitch range; the ``mbrola`` binary
-  renders the result at 16 kHz with a diphone voice (us1, us2, us3, en1). The phoneme timings are returned too.
+  pitch targets; :func:`speechkit.data.phonemize.espeak_pho`); speechkit rescales durations (tempo), mean pitch
+  and pitch range; the ``mbrola`` binary renders the result at 16 kHz with a diphone voice (us1, us2, us3, en1).
+  The phoneme timings are returned too.
 - ``espeak`` (fallback when MBROLA voices are missing): espeak-ng's formant voices with its own speed and pitch
   controls (no pitch-range control).
 
@@ -17,7 +18,6 @@ import functools
 import math
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,16 +26,17 @@ import numpy as np
 
 from speechkit.audio import io as audio_io
 from speechkit.audio.functional import whisperize
+from speechkit.data.phonemize import espeak_binary, espeak_pho, run_program
 from speechkit.errors import SpeechkitError
 
-__all__ = ["Voice", "Prosody", "Synthesis", "MBROLA_VOICES", "ESPEAK_VOICES", "synthesize", "mbrola_available",
-           "espeak_pho", "apply_prosody", "mbrola_render"]
+__all__ = ["Voice", "Prosody", "Synthesis", "SynthesisError", "MBROLA_VOICES", "ESPEAK_VOICES", "synthesize",
+           "mbrola_available", "apply_prosody", "mbrola_render"]
 
 MBROLA_DIR = Path("/usr/share/mbrola")
 
 
 class SynthesisError(SpeechkitError):
-    """The synthesiser is missing or failed."""
+    """The synthesiser (MBROLA, or espeak-ng rendering speech) is missing or failed."""
 
 
 @dataclass(frozen=True)
@@ -100,34 +101,9 @@ class Synthesis:
 
 
 @functools.cache
-def _espeak() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise SynthesisError("espeak-ng is not installed (Debian package espeak-ng; `make install` installs it)")
-    return exe
-
-
-@functools.cache
 def mbrola_available(voice: str = "us1") -> bool:
     """True when the ``mbrola`` binary and the MBROLA database ``voice`` are installed."""
     return shutil.which("mbrola") is not None and (MBROLA_DIR / voice / voice).exists()
-
-
-def _run(cmd: list[str], what: str, stdin: str | None = None) -> str:
-    try:
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
-    except OSError as e:  # the binary vanished (or is not executable) since it was found
-        raise SynthesisError(f"{what}: cannot run {cmd[0]} ({e.strerror or e}); reinstall it (`make install`)"
-                             ) from None
-    if proc.returncode != 0:
-        raise SynthesisError(f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}")
-    return proc.stdout
-
-
-def espeak_pho(text: str, espeak_voice: str) -> str:
-    """MBROLA phoneme data (``.pho`` text: phone, milliseconds, pitch targets) that espeak-ng makes for ``text``
-    with ``espeak_voice`` (an ``mb-*`` voice)."""
-    return _run([_espeak(), "-v", espeak_voice, "-q", "--pho", text], "espeak-ng --pho")
 
 
 def mbrola_render(pho: str, database: str, out: str | os.PathLike) -> None:
@@ -137,7 +113,8 @@ def mbrola_render(pho: str, database: str, out: str | os.PathLike) -> None:
     with tempfile.TemporaryDirectory(prefix="speechkit-mbrola-") as tmp:
         pho_path = Path(tmp) / "in.pho"
         pho_path.write_text(pho)
-        _run(["mbrola", "-e", str(MBROLA_DIR / database / database), str(pho_path), str(out)], "mbrola")
+        run_program(["mbrola", "-e", str(MBROLA_DIR / database / database), str(pho_path), str(out)], "mbrola",
+                    error=SynthesisError)
 
 
 def apply_prosody(pho: str, prosody: Prosody) -> tuple[str, list[tuple[str, float, float]]]:
@@ -178,11 +155,12 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody(), *, seed: i
         A :class:`Synthesis` at the engine's native rate (16 kHz for MBROLA, 22.05 kHz for espeak-ng).
 
     Raises:
-        SynthesisError: the engine is missing or failed.
+        EspeakError: espeak-ng is missing or failed (:mod:`speechkit.data.phonemize`).
+        SynthesisError: MBROLA is missing or failed, or espeak-ng failed to speak.
     """
     if not text.strip():
         raise ValueError("text must not be empty")
-    espeak = _espeak()
+    espeak = espeak_binary()
     with tempfile.TemporaryDirectory(prefix="speechkit-tts-") as tmp:
         out = Path(tmp) / "out.wav"
         phonemes: list[tuple[str, float, float]] = []
@@ -192,8 +170,8 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = Prosody(), *, seed: i
         elif voice.engine == "espeak":
             speed = int(round(175 / prosody.tempo))
             pitch = int(min(99, max(0, round(50 + 100 * (prosody.pitch - 1)))))
-            _run([espeak, "-v", voice.espeak_voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), text],
-                 "espeak-ng")
+            run_program([espeak, "-v", voice.espeak_voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), text],
+                        "espeak-ng", error=SynthesisError)
         else:
             raise ValueError(f"voice.engine must be 'mbrola' or 'espeak'. Found {voice.engine!r}")
         wav, sr = audio_io.load(out)

@@ -198,7 +198,7 @@ def write_pairs_csv(path: str | os.PathLike, result: PairResult, root: str | os.
 def text_storycloze(text_lm_dir: str | os.PathLike, stories_jsonl: str | os.PathLike, *, reduction: str = "mean",
                     batch_size: int = 32) -> dict[str, float]:
     """The text topline: accuracy of an HF text LM on the *text* of a synthetic StoryCloze (``stories.jsonl`` of
-    :func:`speechkit.data.corpora.storycloze.prepare_storycloze`), scored like the spoken version (whole story,
+    :func:`speechkit.synth.storycloze.prepare_storycloze`), scored like the spoken version (whole story,
     ``BOS text EOS``, mean or sum log-likelihood).
 
     Returns:

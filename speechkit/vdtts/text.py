@@ -1,4 +1,5 @@
-"""The VDTTS text front end: English text to MBROLA (SAMPA) phonemes with espeak-ng, then to ids."""
+"""The VDTTS text front end: English text to MBROLA (SAMPA) phonemes with espeak-ng
+(:mod:`speechkit.data.phonemize`), then to ids."""
 
 from __future__ import annotations
 
@@ -17,11 +18,9 @@ class TextError(SpeechkitError, ValueError):
 
 @functools.lru_cache(maxsize=4096)
 def _phonemize(text: str) -> tuple[str, ...]:
-    from speechkit.data.corpora import tts
+    from speechkit.data.phonemize import espeak_pho, pho_phones
 
-    pho = tts.espeak_pho(text, PHONEMIZER_VOICE)
-    symbols = [line.split()[0] for line in pho.splitlines() if line.strip() and not line.startswith(";")]
-    return tuple(s for s in symbols if s != "_")
+    return tuple(s for s in pho_phones(espeak_pho(text, PHONEMIZER_VOICE)) if s != "_")
 
 
 def phonemize(text: str) -> list[str]:
@@ -36,7 +35,7 @@ def phonemize(text: str) -> list[str]:
 
     Raises:
         TextError: ``text`` is empty or yields no phonemes.
-        SynthesisError: espeak-ng is missing.
+        EspeakError: espeak-ng is missing or failed (:mod:`speechkit.data.phonemize`).
     """
     if not text or not text.strip():
         raise TextError("text must not be empty")

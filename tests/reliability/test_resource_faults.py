@@ -180,30 +180,31 @@ def test_the_lock_dies_with_its_process(tmp_path):
 
 @pytest.mark.parametrize("binary", ["espeak-ng", "mbrola"])
 def test_missing_system_binary_is_named(monkeypatch, binary):
-    from speechkit.data.corpora import tts
+    from speechkit.data import phonemize
+    from speechkit.synth import tts
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    tts._espeak.cache_clear()
+    phonemize.espeak_binary.cache_clear()
     tts.mbrola_available.cache_clear()
     try:
         with pytest.raises(SpeechkitError, match=binary.split("-")[0]):
             if binary == "espeak-ng":
-                tts.espeak_pho("hello", "mb-us1")
+                phonemize.espeak_pho("hello", "mb-us1")
             else:
                 tts.mbrola_render("_ 100\n", "us1", "/tmp/never.wav")
     finally:
         monkeypatch.undo()
-        tts._espeak.cache_clear()
+        phonemize.espeak_binary.cache_clear()
         tts.mbrola_available.cache_clear()
     record_outcome("resource faults", f"missing binary: {binary}")
 
 
 def test_binary_that_vanishes_mid_job_is_named(monkeypatch):
-    from speechkit.data.corpora import tts
+    from speechkit.data import phonemize
 
-    monkeypatch.setattr(tts, "_espeak", lambda: "/nonexistent/espeak-ng")
+    monkeypatch.setattr(phonemize, "espeak_binary", lambda: "/nonexistent/espeak-ng")
     with pytest.raises(SpeechkitError, match="/nonexistent/espeak-ng"):
-        tts.espeak_pho("hello", "mb-us1")
+        phonemize.espeak_pho("hello", "mb-us1")
     record_outcome("resource faults", "binary vanished mid-job")
 
 

@@ -1,4 +1,4 @@
-"""Layering the code relies on: inference never depends on training code."""
+"""Layering the code relies on: inference never depends on training code, nor on the synthetic-corpus generators."""
 
 from __future__ import annotations
 
@@ -11,24 +11,82 @@ PKG = Path(speechkit.__file__).parent
 
 
 def _imports(path: Path) -> set[str]:
+    """Every module the package file ``path`` imports (see :func:`_imports_of`)."""
+    package = ".".join(("speechkit", *path.relative_to(PKG).parent.parts))
+    return _imports_of(path.read_text(), package)
+
+
+def _imports_of(source: str, package: str) -> set[str]:
+    """Every module ``source`` (a module of ``package``) imports, at module level or inside functions:
+    ``import a.b``, ``from a.b import c`` (``a.b`` and ``a.b.c``: ``from speechkit import synth`` is
+    ``speechkit.synth``), relative imports resolved, and ``importlib.import_module("a.b")`` / ``__import__("a.b")``
+    with a literal name."""
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            out.add(node.module)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(
+                node.args[0].value, str):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in ("import_module", "__import__"):
+                out.add(node.args[0].value)
+    return out
+
+
+def _offenders(forbidden: str, allowed: tuple[str, ...]) -> list[str]:
+    """``file: modules`` for each module of the package outside ``allowed`` folders that imports ``forbidden`` or
+    one of its submodules."""
+    out = []
+    for f in sorted(PKG.rglob("*.py")):
+        rel = f.relative_to(PKG).as_posix()
+        if rel.startswith(allowed):
+            continue
+        bad = sorted(m for m in _imports(f) if m == forbidden or m.startswith(forbidden + "."))
+        if bad:
+            out.append(f"{rel}: {', '.join(bad)}")
     return out
 
 
 def test_inference_modules_do_not_import_training_code():
     """Loading a model, resynthesising or scoring must not pull in trainers (the released-model folder format and
     CheckpointError live in speechkit.utils.checkpoint)."""
-    offenders = []
-    for f in sorted(PKG.rglob("*.py")):
-        rel = f.relative_to(PKG).as_posix()
-        if rel.startswith(("train/", "cli/")):
-            continue
-        bad = sorted(m for m in _imports(f) if m == "speechkit.train" or m.startswith("speechkit.train."))
-        if bad:
-            offenders.append(f"{rel}: {', '.join(bad)}")
+    offenders = _offenders("speechkit.train", ("train/", "cli/"))
     assert not offenders, "inference imports training code:\n" + "\n".join(offenders)
+
+
+# Old import paths of moved generators, kept as aliases of the moved modules (DESIGN.md's layout named them):
+# importing one is asking for the generator, and nothing in the package imports them.
+SYNTH_ALIASES = ("data/corpora/synthetic.py", "data/corpora/storycloze.py")
+
+
+def test_library_does_not_import_the_corpus_generators():
+    """speechkit.synth makes offline synthetic corpora (espeak-ng/MBROLA speech, seeded sentences and stories,
+    talking faces) for tests, demos and the default bundle; using the models never needs it. Only the command line
+    (``speechkit prepare ...``) and trainers may import it; text-to-phoneme conversion that inference needs lives
+    in speechkit.data.phonemize, and benchmarks take their text-only baselines as functions."""
+    offenders = _offenders("speechkit.synth", ("synth/", "cli/", "train/", *SYNTH_ALIASES))
+    assert not offenders, "library code imports the corpus generators (speechkit.synth):\n" + "\n".join(offenders)
+
+
+def test_import_walk_sees_every_import_form():
+    """The walk above must catch the forms that would hide an import: inside a function, ``from speechkit import
+    synth``, relative, and importlib."""
+    source = ("def a():\n    from speechkit import synth\n\n\ndef b():\n    from ..synth import tts\n\n\n"
+              "def c():\n    import importlib\n    importlib.import_module('speechkit.synth.sentences')\n")
+    found = _imports_of(source, "speechkit.metrics")
+    assert {"speechkit.synth", "speechkit.synth.tts", "speechkit.synth.sentences"} <= found
+
+
+def test_nothing_in_the_package_imports_the_old_generator_paths():
+    aliases = {"speechkit." + a.removesuffix(".py").replace("/", ".") for a in SYNTH_ALIASES}
+    offenders = [f"{f.relative_to(PKG).as_posix()}: {', '.join(sorted(bad))}" for f in sorted(PKG.rglob("*.py"))
+                 if (bad := aliases & _imports(f))]
+    assert not offenders, "use speechkit.synth.*, not the old aliases:\n" + "\n".join(offenders)

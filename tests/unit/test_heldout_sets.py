@@ -98,7 +98,7 @@ def test_real_sets_from_a_fake_package_tree(tmp_path):
 
 
 def test_test_only_voices_are_not_corpus_voices():
-    from speechkit.data.corpora import tts
+    from speechkit.synth import tts
 
     used = {v.espeak_voice for v in (*tts.MBROLA_VOICES.values(), *tts.ESPEAK_VOICES.values())}
     assert not used & set(hs.TEST_ONLY_VOICES.values())

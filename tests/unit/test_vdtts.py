@@ -99,7 +99,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory):
-    from speechkit.data.corpora.talking_face import render_face
+    from speechkit.synth.talking_face import render_face
 
     frames = np.stack([render_face("tan", abs(np.sin(i / 3)), 1.0) for i in range(37)])
     return video.write_video(tmp_path_factory.mktemp("face") / "face.mp4", frames, 25)

@@ -16,7 +16,7 @@ from tests.unit.test_vdtts import needs_espeak, tiny_config
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from speechkit.data.corpora.talking_face import render_face
+    from speechkit.synth.talking_face import render_face
 
     d = tmp_path_factory.mktemp("cli")
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def test_bad_inputs_exit_1_with_one_line(setup, capsys, tmp_path):
 
 @needs_espeak
 def test_shipped_model_dubs_a_new_face_by_default(tmp_path, capsys):
-    from speechkit.data.corpora.talking_face import render_face, viseme_track
+    from speechkit.synth.talking_face import render_face, viseme_track
     from speechkit.vdtts.inference import default_model_dir
 
     assert (default_model_dir() / "model.safetensors").is_file()

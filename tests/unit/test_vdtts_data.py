@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from speechkit.data.corpora.talking_face import prepare_talking_face, render_face, viseme_track
 from speechkit.errors import SpeechkitError
 from speechkit.metrics.sync import mouth_opening
+from speechkit.synth.talking_face import prepare_talking_face, render_face, viseme_track
 
 needs_mbrola = pytest.mark.skipif(shutil.which("mbrola") is None or shutil.which("espeak-ng") is None,
                                   reason="espeak-ng and mbrola are needed (make install)")

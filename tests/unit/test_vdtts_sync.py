@@ -49,7 +49,7 @@ def test_activity_agreement_and_speaking_frames():
 
 
 def test_sync_metrics_reference_scores_perfectly():
-    from speechkit.data.corpora.talking_face import render_face, viseme_track
+    from speechkit.synth.talking_face import render_face, viseme_track
 
     phonemes = [["_", 0.0, 0.3], ["A", 0.3, 0.45], ["_", 0.45, 0.7], ["A", 0.7, 0.85], ["_", 0.85, 1.2],
                 ["A", 1.2, 1.35], ["_", 1.35, 2.0]]
@@ -68,7 +68,7 @@ def _tiny_corpus_and_model(tmp_path):
     """A 12-second two-voice talking-face corpus and an untrained tiny VDTTS saved at ``tmp_path / "m"``."""
     import torch
 
-    from speechkit.data.corpora.talking_face import prepare_talking_face
+    from speechkit.synth.talking_face import prepare_talking_face
     from speechkit.vdtts.factory import build_vdtts
     from speechkit.vdtts.inference import save_model
     from tests.unit.test_vdtts import tiny_config
@@ -83,9 +83,11 @@ def _tiny_corpus_and_model(tmp_path):
 def test_run_benchmark_table_and_json(tmp_path):
     import json
 
+    from speechkit.cli.vdtts import mbrola_baseline
+
     corpus = _tiny_corpus_and_model(tmp_path)
     table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2, asr=True,
-                               output=tmp_path / "sync.md")
+                               baselines={"MBROLA TTS (text only)": mbrola_baseline}, output=tmp_path / "sync.md")
     lines = table.splitlines()
     assert lines[0].startswith("| system (2 train videos) |") and lines[0].endswith("| ASR WER ↓ |")
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["reference (corpus speech)", "tiny",
@@ -128,7 +130,7 @@ def test_run_benchmark_vocoder_rows_and_copy_synthesis(tmp_path):
     from tests.unit.test_vdtts import save_mel_hifigan
 
     corpus = _tiny_corpus_and_model(tmp_path)
-    table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2, tts_baseline=False,
+    table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=2,
                                vocoders={"hifi": save_mel_hifigan(tmp_path / "hifi")}, copy_synthesis=True,
                                output=tmp_path / "sync.md")
     names = [line.split("|")[1].strip() for line in table.splitlines()[2:]]

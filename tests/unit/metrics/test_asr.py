@@ -4,9 +4,9 @@ import torch
 
 from speechkit.audio import io
 from speechkit.data.corpora import expresso
-from speechkit.data.corpora.tts import MBROLA_VOICES, Prosody, synthesize
 from speechkit.metrics.asr import PocketSphinxASR
 from speechkit.metrics.wer import wer
+from speechkit.synth.tts import MBROLA_VOICES, Prosody, synthesize
 
 
 @pytest.fixture(scope="module")

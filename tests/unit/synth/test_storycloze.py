@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from speechkit.audio import io
-from speechkit.data.corpora.storycloze import SCENARIOS, generate_stories, prepare_story_speech, prepare_storycloze
-from speechkit.data.corpora.text import prepare_text_corpus, read_documents
+from speechkit.data.corpora.text import read_documents
+from speechkit.synth.storycloze import SCENARIOS, generate_stories, prepare_story_speech, prepare_storycloze
+from speechkit.synth.text import prepare_text_corpus
 from speechkit.ulm.pairwise import find_pairs
 
 

@@ -10,8 +10,8 @@ import pytest
 from speechkit.audio import io
 from speechkit.audio.functional import periodicity
 from speechkit.data.corpora import expresso
-from speechkit.data.corpora.synthetic import STYLES, expresso_split_rule, prepare_mini_expresso
 from speechkit.errors import SpeechkitError
+from speechkit.synth.synthetic import STYLES, expresso_split_rule, prepare_mini_expresso
 
 SPEAKERS = {"us1", "us2", "us3", "en1"}
 pytestmark = pytest.mark.slow
@@ -146,7 +146,7 @@ def test_espeak_fallback_voices(tmp_path):
 def test_extra_text_is_mixed_in_at_its_share_and_old_markers_still_match(tmp_path):
     import json
 
-    from speechkit.data.corpora.synthetic import SyntheticCorpusConfig, _mix_text
+    from speechkit.synth.synthetic import SyntheticCorpusConfig, _mix_text
 
     extra = tmp_path / "extra.txt"
     extra.write_text("".join(f"the quiet extra sentence number {w}\n" for w in

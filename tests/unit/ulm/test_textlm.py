@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from speechkit.cli.train import compose
-from speechkit.data.corpora.text import prepare_text_corpus
 from speechkit.errors import SpeechkitError
+from speechkit.synth.text import prepare_text_corpus
 from speechkit.train.textlm import run
 from speechkit.ulm import UnitLM
 
@@ -52,7 +52,7 @@ def test_text_lm_config_errors(corpus, tmp_path):
 
 def test_text_storycloze_scores_whole_stories_like_the_spoken_benchmark(tmp_path, capsys):
     from speechkit.cli.main import main
-    from speechkit.data.corpora.storycloze import generate_stories
+    from speechkit.synth.storycloze import generate_stories
     from speechkit.train.textlm import TextModelConfig, build_text_lm, train_tokenizer
     from speechkit.ulm.pairwise import text_storycloze
 
