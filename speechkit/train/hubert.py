@@ -20,6 +20,7 @@ import logging
 import random
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -27,11 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechkit.errors import SpeechkitError
-from speechkit.precision import resolve_precision
 from speechkit.train import distributed as dist
-from speechkit.train.checkpoint import load_training_state, restore_rng, save_training_state, unwrap
+from speechkit.train.checkpoint import unwrap
+from speechkit.train.loop import TrainLoop
 from speechkit.units.hubert import HubertConfig, build_hubert, save_hubert
 from speechkit.units.hubert.model import HubertModel
+from speechkit.units.hubert.train_config import HubertTrainConfig
+from speechkit.utils.config import from_values, to_plain
 from speechkit.utils.files import write_json
 
 log = logging.getLogger(__name__)
@@ -185,7 +188,23 @@ def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _config_from(cfg) -> HubertConfig:
+class _Epoch:
+    """One epoch's batches for :meth:`TrainLoop.batches`: ``epoch[i:]`` loads batches ``i..`` with a DataLoader
+    (its workers read the audio ahead; its own generator keeps the iterator off the training RNG)."""
+
+    def __init__(self, ds: LabeledAudio, batches: list[list[int]], workers: int, epoch: int):
+        self.ds, self.batches, self.workers, self.epoch = ds, batches, workers, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, part: slice) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.ds, batch_sampler=self.batches[part], collate_fn=collate,
+                                           num_workers=self.workers,
+                                           generator=torch.Generator().manual_seed(self.epoch))
+
+
+def _config_from(cfg: HubertTrainConfig) -> HubertConfig:
     m = cfg.model
     return HubertConfig(
         conv_layers=[tuple(c) for c in m.conv_layers], extractor_mode=m.extractor_mode, conv_bias=m.conv_bias,
@@ -194,7 +213,7 @@ def _config_from(cfg) -> HubertConfig:
         conv_pos_groups=m.conv_pos_groups, normalize=m.normalize, sample_rate=cfg.data.sample_rate)
 
 
-def _step_loss(model, batch, cfg, hcfg: HubertConfig, rng, device):
+def _step_loss(model, batch, cfg: HubertTrainConfig, hcfg: HubertConfig, rng, device, autocast):
     """Loss and masked accuracy of one batch, the number of scored masked frames and the unmasked accuracy.
 
     The loss is HuBERT's: cross-entropy on the masked frames plus ``pretrain.unmasked_weight`` times the one on
@@ -203,10 +222,9 @@ def _step_loss(model, batch, cfg, hcfg: HubertConfig, rng, device):
     frame_lengths = [hcfg.num_frames(int(n)) for n in lengths]
     mask = compute_mask(frame_lengths, labels.shape[1], cfg.pretrain.mask_prob, cfg.pretrain.mask_length, rng)
     mask = mask.to(device)
-    bf16 = resolve_precision(cfg.train.precision, device, what="HuBERT training (train.precision)") == "bf16"
     w_u = float(cfg.pretrain.unmasked_weight)
     head = unwrap(model).head
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with autocast():  # TrainLoop.autocast: bf16 where train.precision asks for it
         x, _ = model(audio, lengths, mask)
         target = mask & (labels >= 0)
         logits = head(x[target])
@@ -251,13 +269,13 @@ def _lr(step: int, cfg) -> float:
 
 
 @torch.no_grad()
-def _validate(model, loader, cfg, hcfg, device) -> dict:
+def _validate(model, loader, cfg, hcfg, device, autocast) -> dict:
     model.eval()
     rng = np.random.default_rng(12345)  # the same masks every validation
     tot_loss = tot_acc = n = 0.0
     acc_u = []
     for batch in loader:
-        loss, acc, count, unmasked = _step_loss(model, batch, cfg, hcfg, rng, device)
+        loss, acc, count, unmasked = _step_loss(model, batch, cfg, hcfg, rng, device, autocast)
         tot_loss, tot_acc, n = tot_loss + loss.item() * count, tot_acc + acc.item() * count, n + count
         acc_u.append(unmasked.item())
     model.train()
@@ -268,90 +286,65 @@ def _validate(model, loader, cfg, hcfg, device) -> dict:
 
 
 def run(cfg) -> int:
-    """Trains per ``cfg`` (speechkit/conf/hubert/config.yaml); resumes from ``<out>/checkpoint_last.pt``."""
-    from omegaconf import OmegaConf
-
-    device = dist.init()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.train.seed + dist.rank())
+    """Trains per ``cfg`` (a :class:`HubertTrainConfig` or the composed ``speechkit/conf/hubert``); resumes from
+    ``<out>/checkpoint_last.pt``."""
+    cfg = from_values(HubertTrainConfig, cfg, error=SpeechkitError, what="HuBERT training config")
+    d, o, t = cfg.data, cfg.optim, cfg.train
+    # the device: torchrun's GPU where there is one, else the CPU (there is no train.device key)
+    loop = TrainLoop(cfg.out, SimpleNamespace(**vars(t), device="auto"), max_steps=o.max_steps,
+                     config=to_plain(cfg), what="HuBERT training")
     hcfg = _config_from(cfg)
     hcfg.validate()
-    train_ds = LabeledAudio(cfg.data.train, cfg.data.train_labels, hcfg, cfg.data.crop_seconds,
-                            cfg.train.seed + dist.rank(), cache=cfg.data.cache,
-                            speed_perturb=tuple(cfg.data.speed_perturb or ()),
-                            augment=float(cfg.data.augment))
+    train_ds = LabeledAudio(d.train, d.train_labels, hcfg, d.crop_seconds, t.seed + loop.rank, cache=d.cache,
+                            speed_perturb=d.speed_perturb or (), augment=d.augment)
     k = cfg.pretrain.num_classes or 1 + max(max(u) for _, u in train_ds.items if u)
     encoder = build_hubert(hcfg, dropout=cfg.model.dropout, attention_dropout=cfg.model.attention_dropout)
     model = HubertPretrainModel(encoder, PretrainHead(hcfg.embed_dim, cfg.model.final_dim, k,
-                                                      cfg.pretrain.logit_temp)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
-                            weight_decay=cfg.optim.weight_decay)
-    step, plain_cfg = 0, OmegaConf.to_container(cfg, resolve=True)
-    history: list[dict] = []
-    if cfg.train.init and not (out / "checkpoint_last.pt").exists():
-        copied = warm_start(model.encoder, cfg.train.init)
-        log.info("warm start of the encoder from %s: %d tensors", cfg.train.init, copied)
-    if (out / "checkpoint_last.pt").exists():
-        state = load_training_state(out)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizers"]["opt"])
-        step, history = state["step"], json.loads(state["extra"].get("history", "[]"))
-        restore_rng(state)  # dropout draws as the uninterrupted run would
-        log.info("resumed from %s at step %d", out / "checkpoint_last.pt", step)
-    ddp = model
-    if dist.world_size() > 1:
-        ddp = nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+                                                      cfg.pretrain.logit_temp)).to(loop.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+    if t.init and not loop.resuming:
+        copied = warm_start(model.encoder, t.init)
+        log.info("warm start of the encoder from %s: %d tensors", t.init, copied)
+    extra = loop.resume(model, {"opt": opt})  # the RNG too: dropout draws as the uninterrupted run would
+    history: list[dict] = json.loads((extra or {}).get("history", "[]"))  # what history.json will hold
+    ddp = loop.ddp(model, find_unused_parameters=False)
     valid = None
-    if cfg.data.valid:
-        valid = _loader(LabeledAudio(cfg.data.valid, cfg.data.valid_labels, hcfg, 0.0, 0), cfg.data.batch_size,
-                        0, 0, shuffle=False)
+    if d.valid:
+        valid = _loader(LabeledAudio(d.valid, d.valid_labels, hcfg, 0.0, 0), d.batch_size, 0, 0, shuffle=False)
     # every random draw is a function of (seed, rank, step) or restored from the checkpoint: a run killed and
     # resumed ends with the weights and history of an uninterrupted one, bit for bit
-    per_epoch = len(_epoch_batches(len(train_ds), cfg.data.batch_size, cfg.train.seed, 0))
+    per_epoch = len(_epoch_batches(len(train_ds), d.batch_size, t.seed, 0))
     if per_epoch == 0:
-        raise SpeechkitError(f"{cfg.data.train}: fewer utterances than ranks ({dist.world_size()})")
-    epoch, t0 = step // per_epoch, time.time()
+        raise SpeechkitError(f"{d.train}: fewer utterances than ranks ({loop.world_size})")
+    loop.epoch, loop.batch_in_epoch = divmod(loop.step, per_epoch)  # also for checkpoints without the position
+    t0 = time.time()
     model.train()
-    while step < cfg.optim.max_steps:
-        train_ds.epoch = epoch
-        batches = _epoch_batches(len(train_ds), cfg.data.batch_size, cfg.train.seed, epoch)[step - epoch * per_epoch :]
-        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches, collate_fn=collate,
-                                             num_workers=cfg.data.num_workers,  # its own generator: an iterator
-                                             generator=torch.Generator().manual_seed(epoch))  # draws off-RNG
-        for batch in loader:
-            for g in opt.param_groups:
-                g["lr"] = _lr(step, cfg)
-            rng = np.random.default_rng([cfg.train.seed, dist.rank(), step])  # this step's masks
-            loss, acc, _, _ = _step_loss(ddp, batch, cfg, hcfg, rng, device)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)
-            opt.step()
-            step += 1
-            if step % cfg.train.log_every == 0 or step == 1:
-                loss_m, acc_m = dist.all_reduce_mean(loss.detach()), dist.all_reduce_mean(acc)
-                row = {"step": step, "loss": round(loss_m.item(), 4), "acc": round(acc_m.item(), 4),
-                       "gnorm": round(float(gnorm), 3), "lr": _lr(step, cfg), "sec": round(time.time() - t0, 1)}
-                if dist.is_main():
-                    log.info("%s", row)
-                history.append(row)
-            if valid is not None and (step % cfg.train.valid_every == 0 or step == cfg.optim.max_steps):
-                v = _validate(model, valid, cfg, hcfg, device)
-                history.append({"step": step, **{k: round(x, 4) for k, x in v.items()}})
-                if dist.is_main():
-                    log.info("step %d %s", step, v)
-            if dist.is_main() and (step % cfg.train.save_every == 0 or step == cfg.optim.max_steps):
-                save_training_state(out, step=step, model=model, config=plain_cfg, optimizers={"opt": opt},
-                                    extra={"history": json.dumps(history)})
-            if step >= cfg.optim.max_steps:
-                break
-        epoch += 1
-    if dist.is_main():
-        save_hubert(out / "model", model.encoder, hcfg, extra={"trained_steps": step, "num_classes": k})
-        write_json(out / "history.json", history, indent=1)
-        log.info("exported %s (load with HubertFeatureReader.from_checkpoint)", out / "model")
-    dist.barrier()
+    for batch in loop.batches(lambda e: _Epoch(train_ds, _epoch_batches(len(train_ds), d.batch_size, t.seed, e),
+                                               d.num_workers, e),
+                              on_epoch=lambda e: setattr(train_ds, "epoch", e)):
+        step = loop.step
+        loop.set_lr(opt, _lr(step, cfg))
+        rng = np.random.default_rng([t.seed, loop.rank, step])  # this step's masks
+        loss, acc, _, _ = _step_loss(ddp, batch, cfg, hcfg, rng, loop.device, loop.autocast)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
+        opt.step()
+        loop.advance({"loss": loss.detach(), "acc": acc}, force_log=step == 0,
+                     log_extra=lambda gnorm=gnorm: {"gnorm": round(float(gnorm), 3), "lr": _lr(loop.step, cfg)})
+        if loop.last.get("step") == loop.step:  # logged: kept in history.json too (with the elapsed seconds)
+            history.append({**{k: v for k, v in loop.last.items() if k != "sec_per_step"},
+                            "sec": round(time.time() - t0, 1)})
+        if valid is not None and loop.due(t.valid_every):
+            v = {k: round(x, 4) for k, x in _validate(model, valid, cfg, hcfg, loop.device, loop.autocast).items()}
+            loop.log({"step": loop.step, **v})
+            history.append({"step": loop.step, **v})
+        if loop.due(t.save_every):
+            loop.save(model, {"opt": opt}, extra={"history": json.dumps(history)})
+    if loop.is_main:
+        save_hubert(loop.out / "model", model.encoder, hcfg, extra={"trained_steps": loop.step, "num_classes": k})
+        write_json(loop.out / "history.json", history, indent=1)
+        log.info("exported %s (load with HubertFeatureReader.from_checkpoint)", loop.out / "model")
+    loop.barrier()
     dist.cleanup()
     return 0
-

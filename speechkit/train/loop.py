@@ -119,7 +119,7 @@ class TrainLoop:
         self.deadline = None if minutes is None else self.t_start + 60 * float(minutes)
         self.config = config
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.done = False
+        self.done = self.max_steps <= 0
         self.last: dict = {}
         self._sums: dict[str, Any] = {}
         self._count = 0

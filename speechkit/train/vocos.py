@@ -29,11 +29,10 @@ rank 0 alone logs, validates and saves.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import math
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -41,10 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechkit.errors import SpeechkitError
-from speechkit.train import distributed
-from speechkit.train.checkpoint import LAST, load_training_state, restore_rng, resume_log, save_training_state
+from speechkit.train.loop import TrainLoop
+from speechkit.utils.config import from_values, to_plain
 from speechkit.vocoders.hifigan.losses import MelSpectrogram
 from speechkit.vocoders.unitmel.config import MelSettings
+from speechkit.vocoders.vocos.train_config import VocosOptimConfig, VocosTrainConfig
 from speechkit.vocoders.vocos.vocoder import VocosConfig, VocosVocoder, build_vocos
 
 __all__ = ["run", "MultiResolutionSTFTLoss", "SpectrogramDiscriminator"]
@@ -228,37 +228,35 @@ class _DiscriminatorStep(nn.Module):
         return _lsgan_d(real, fake), fmap_real
 
 
-def vocos_config(cfg) -> VocosConfig:
-    m, g = cfg.mel, cfg.model
-    vc = VocosConfig(mel=MelSettings(sample_rate=int(cfg.data.sample_rate), n_fft=int(m.n_fft),
-                                     hop_length=int(m.hop_length), win_length=int(m.win_length),
-                                     num_mels=int(m.num_mels), fmin=float(m.fmin),
-                                     fmax=None if m.fmax is None else float(m.fmax)),
-                     dim=int(g.dim), intermediate_dim=int(g.intermediate_dim), num_layers=int(g.num_layers),
-                     kernel_size=int(g.kernel_size))
+def vocos_config(cfg: VocosTrainConfig) -> VocosConfig:
+    g = cfg.model
+    vc = VocosConfig(mel=MelSettings(sample_rate=cfg.data.sample_rate, **dataclasses.asdict(cfg.mel)), dim=g.dim,
+                     intermediate_dim=g.intermediate_dim, num_layers=g.num_layers, kernel_size=g.kernel_size)
     vc.validate()
     return vc
 
 
-def run(cfg) -> int:
-    """Trains per ``cfg`` (speechkit/conf/vocos/config.yaml); resumes from ``<out>/checkpoint_last.pt``."""
-    from omegaconf import OmegaConf
+def _lr(step: int, o: VocosOptimConfig) -> float:
+    """Linear warm-up times a cosine from ``lr`` to ``lr * min_lr_ratio`` over ``schedule_steps`` (else
+    ``max_steps``); the cosine runs from step 0, under the warm-up (not :func:`~speechkit.train.loop.warmup_cosine`'s
+    shape)."""
+    horizon = o.schedule_steps or o.max_steps
+    lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
+    return lr * (0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(step, horizon) / horizon)).item())
+                 * (1 - o.min_lr_ratio) + o.min_lr_ratio)
 
+
+def run(cfg) -> int:
+    """Trains per ``cfg`` (a :class:`VocosTrainConfig` or the composed ``speechkit/conf/vocos``); resumes from
+    ``<out>/checkpoint_last.pt``."""
+    cfg = from_values(VocosTrainConfig, cfg, error=SpeechkitError, what="vocos training config")
     t, o, d = cfg.train, cfg.optim, cfg.data
-    own = distributed.init()  # joins torchrun's process group (gloo on CPU, NCCL on GPUs) when WORLD_SIZE > 1
-    device = own if t.device == "auto" or (t.device == "cuda" and own.type == "cuda") else torch.device(t.device)
-    rank, world = distributed.rank(), distributed.world_size()
+    loop = TrainLoop(cfg.out, t, max_steps=o.max_steps, config=to_plain(cfg), what="vocos training")
+    device, rank, world = loop.device, loop.rank, loop.world_size
     if o.batch_size % world:
         raise SpeechkitError(f"optim.batch_size={o.batch_size} must be a multiple of the {world} processes")
-    if t.threads:
-        torch.set_num_threads(int(t.threads))
-    torch.manual_seed(t.seed + rank)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     vcfg = vocos_config(cfg)
     hop = vcfg.mel.hop_length
-    if d.segment_size % hop:
-        raise SpeechkitError(f"data.segment_size={d.segment_size} must be a multiple of mel.hop_length={hop}")
     stems, wavs = load_corpus(d.audio, d.sample_rate, _read_stems(d.train_list), d.peak, "data.audio")
     if d.valid_list is not None:
         valid = load_corpus(d.audio, d.sample_rate, _read_stems(d.valid_list), d.peak, "data.valid_list")[1]
@@ -275,51 +273,36 @@ def run(cfg) -> int:
     log.info("audio: %d train files (%.1f min), %d valid", len(train),
              sum(len(w) for w in train) / d.sample_rate / 60, len(valid))
     generator = build_vocos(vcfg)
-    disc = SpectrogramDiscriminator([tuple(r) for r in cfg.model.disc_resolutions], int(cfg.model.disc_channels))
+    disc = SpectrogramDiscriminator([tuple(r) for r in cfg.model.disc_resolutions], cfg.model.disc_channels)
     nets = nn.ModuleDict({"generator": generator, "disc": disc}).to(device)
-    optim_g = torch.optim.AdamW(generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    optim_d = torch.optim.AdamW(disc.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    step = 0
-    if t.init and not (out / LAST).is_file():   # warm start: weights only (a Vocos folder of the same size)
+    optim_g = torch.optim.AdamW(generator.parameters(), o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    optim_d = torch.optim.AdamW(disc.parameters(), o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    optimizers = {"g": optim_g, "d": optim_d}
+    if t.init and not loop.resuming:   # warm start: weights only (a Vocos folder of the same size)
         from speechkit.vocoders.hifigan.vocoder import _load_strict_shapes
 
         _load_strict_shapes(generator, VocosVocoder.from_pretrained(t.init).generator.state_dict(), str(t.init))
         log.info("generator initialised from %s", t.init)
-    if (out / LAST).is_file():
-        state = load_training_state(out / LAST)
-        nets.load_state_dict(state["model"])
-        optim_g.load_state_dict(state["optimizers"]["g"])
-        optim_d.load_state_dict(state["optimizers"]["d"])
-        step = state["step"]
-        restore_rng(state)
-        if distributed.is_main():
-            resume_log(out / "log.jsonl", step)
-        log.info("resumed %s at step %d", out / LAST, step)
+    loop.resume(nets, optimizers)
     m = vcfg.mel
     mel = MelSpectrogram(m.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
     stft_loss = MultiResolutionSTFTLoss([tuple(r) for r in cfg.loss.stft_resolutions]).to(device)
-    deadline = time.time() + 60 * t.max_minutes if t.max_minutes else None
-    t0, plain_cfg = time.time(), OmegaConf.to_container(cfg, resolve=True)
-    gen, d_step = generator, _DiscriminatorStep(disc)
-    if world > 1:   # DDP averages the gradients; the generator's adversarial pass runs the discriminator unwrapped
-        ids = [device.index] if device.type == "cuda" else None
-        gen = nn.parallel.DistributedDataParallel(generator, device_ids=ids)
-        d_step = nn.parallel.DistributedDataParallel(d_step, device_ids=ids)
+    # DDP averages the gradients; the generator's adversarial pass runs the discriminator unwrapped
+    gen, d_step = loop.ddp(generator), loop.ddp(_DiscriminatorStep(disc))
 
-    def out_of_time() -> bool:  # every process stops at the same step: one over its budget stops them all
-        if deadline is None:
-            return False
-        over = torch.tensor(float(time.time() >= deadline), device=device)
-        return bool(distributed.all_reduce_mean(over) > 0)
+    def validation() -> dict:   # on the log lines only, as before
+        if valid and loop.is_main and loop.due(t.valid_every):
+            return {"valid_mel_l1": round(_validate(generator, valid, mel, device), 4)}
+        return {}
+
+    def export(folder: str) -> None:
+        VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(loop.out / folder, extra={"step": loop.step})
 
     nets.train()
-    while step < o.max_steps:
-        horizon = o.schedule_steps or o.max_steps
-        lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
-        lr *= 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(step, horizon) / horizon)).item()) \
-            * (1 - o.min_lr_ratio) + o.min_lr_ratio
-        for g in (*optim_g.param_groups, *optim_d.param_groups):
-            g["lr"] = lr
+    while loop.step < o.max_steps:
+        step = loop.step
+        lr = _lr(step, o)
+        loop.set_lr([optim_g, optim_d], lr)
         rng = random.Random(t.seed * 1_000_003 + step)   # seeded by step: a resumed run draws the same segments
         y, where = segments(train, d.segment_size, o.batch_size, rng, hop)
         y = y.to(device)
@@ -359,28 +342,12 @@ def run(cfg) -> int:
             nn.utils.clip_grad_norm_(generator.parameters(), o.grad_clip)
         optim_g.step()
         losses.update(loss_mel=loss_mel.detach(), loss_stft=loss_stft.detach())
-        step += 1
-        done = step >= o.max_steps or out_of_time()
-        if step % t.log_every == 0 or done:
-            row = {"step": step, **{k: round(float(distributed.all_reduce_mean(v)), 4) for k, v in losses.items()},
-                   "lr": round(lr, 7), "sec": round(time.time() - t0, 1)}
-            if valid and (step % t.valid_every == 0 or done) and distributed.is_main():
-                row["valid_mel_l1"] = round(_validate(generator, valid, mel, device), 4)
-            if distributed.is_main():
-                log.info("%s", row)
-                with open(out / "log.jsonl", "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
-        if distributed.is_main():
-            if step % t.save_every == 0 or done:
-                save_training_state(out, step=step, model=nets, config=plain_cfg,
-                                    optimizers={"g": optim_g, "d": optim_d})
-                VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / "model", extra={"step": step})
-            if t.keep_every and step % t.keep_every == 0:   # a model of this step kept beside the latest
-                VocosVocoder(_copy(generator, vcfg), vcfg).save_pretrained(out / f"model_{step:06d}",
-                                                                           extra={"step": step})
-        if step % t.log_every == 0 or step % t.save_every == 0 or done:
-            distributed.barrier()
-        if done:
+        loop.advance(losses, log_extra=lambda lr=lr: {"lr": round(lr, 7), **validation()})
+        if loop.due(t.save_every):
+            loop.save(nets, optimizers, export=lambda: export("model"))
+        if t.keep_every and loop.step % t.keep_every == 0 and loop.is_main:   # a model of this step kept beside
+            export(f"model_{loop.step:06d}")                                  # the latest
+        if loop.done:
             break
     return 0
 
