@@ -10,10 +10,9 @@ Outputs in ``out``: ``checkpoint_last.pt`` (resumed automatically), ``model/`` (
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import random
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,13 +21,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechkit.errors import SpeechkitError
-from speechkit.train.checkpoint import LAST, load_training_state, restore_rng, resume_log, save_training_state
+from speechkit.train.loop import TrainLoop
 from speechkit.train.vocoder import train_step
-from speechkit.vocoders.hifigan.config import GeneratorConfig, MelHiFiGANConfig
+from speechkit.utils.config import from_values
+from speechkit.vocoders.errors import VocoderError
+from speechkit.vocoders.hifigan.config import MelHiFiGANConfig
 from speechkit.vocoders.hifigan.factory import build_discriminators, build_mel_hifigan
 from speechkit.vocoders.hifigan.losses import MelSpectrogram
+from speechkit.vocoders.hifigan.train_config import LossConfig, MelVocoderTrainConfig
 
-__all__ = ["run"]
+__all__ = ["run", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +68,9 @@ def segments(wavs: list[torch.Tensor], size: int, batch: int, rng: random.Random
     return out
 
 
-def _generator_config(cfg) -> MelHiFiGANConfig:
-    g = cfg.model
-    return MelHiFiGANConfig(num_mels=cfg.mel.num_mels, sample_rate=cfg.data.sample_rate, generator=GeneratorConfig(
-        upsample_initial_channel=g.upsample_initial_channel, upsample_rates=tuple(g.upsample_rates),
-        upsample_kernel_sizes=tuple(g.upsample_kernel_sizes), resblock=str(g.resblock),
-        resblock_kernel_sizes=tuple(g.resblock_kernel_sizes),
-        resblock_dilation_sizes=tuple(tuple(d) for d in g.resblock_dilation_sizes)))
+def _generator_config(cfg: MelVocoderTrainConfig) -> MelHiFiGANConfig:
+    return MelHiFiGANConfig(num_mels=cfg.mel.num_mels, sample_rate=cfg.data.sample_rate,
+                            generator=cfg.model.plain())
 
 
 def _export(generator: nn.Module, mcfg: MelHiFiGANConfig, folder: Path) -> None:
@@ -84,24 +82,14 @@ def _export(generator: nn.Module, mcfg: MelHiFiGANConfig, folder: Path) -> None:
     HiFiGANVocoder(plain, mcfg).save_pretrained(folder)
 
 
-def run(cfg) -> int:
-    """Trains per ``cfg`` (speechkit/conf/mel_vocoder/config.yaml); resumes from ``<out>/checkpoint_last.pt``."""
-    from omegaconf import OmegaConf
-
-    t = cfg.train
-    device = torch.device("cuda" if t.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if t.device == "auto" else t.device)
-    if t.threads:
-        torch.set_num_threads(int(t.threads))
-    torch.manual_seed(t.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+def train(cfg: MelVocoderTrainConfig) -> dict:
+    """Trains (or resumes) a mel HiFi-GAN; returns the last logged values."""
+    t, o = cfg.train, cfg.optim
+    loop = TrainLoop(cfg.out, t, max_steps=o.max_steps, config=cfg.to_dict(), what="mel HiFi-GAN training",
+                     error=VocoderError, seed_rank=False)
+    device = loop.device
     mcfg = _generator_config(cfg)
     mcfg.validate()
-    hop = mcfg.generator.hop_length
-    if hop != cfg.mel.hop_length or cfg.data.segment_size % hop:
-        raise SpeechkitError(f"model.upsample_rates multiply to {hop}: must equal mel.hop_length="
-                             f"{cfg.mel.hop_length} and divide data.segment_size={cfg.data.segment_size}")
     wavs = load_audio(cfg.data.audio, cfg.data.sample_rate)
     valid, train = wavs[: cfg.data.valid_count], wavs[cfg.data.valid_count :] or wavs
     log.info("audio: %d train, %d valid files (%.1f min)", len(train), len(valid),
@@ -110,52 +98,43 @@ def run(cfg) -> int:
     generator.init_weights().apply_weight_norm()
     mpd, msd = build_discriminators(cfg.model.discriminator_scale)
     nets = nn.ModuleDict({"generator": generator, "mpd": mpd, "msd": msd}).to(device)
-    o = cfg.optim
-    optim_g = torch.optim.AdamW(generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    optim_d = torch.optim.AdamW([*mpd.parameters(), *msd.parameters()], o.lr, betas=tuple(o.betas),
+    optim_g = torch.optim.AdamW(generator.parameters(), o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    optim_d = torch.optim.AdamW([*mpd.parameters(), *msd.parameters()], o.lr, betas=o.betas,
                                 weight_decay=o.weight_decay)
-    step = 0
-    if (out / LAST).is_file():
-        state = load_training_state(out / LAST)
-        nets.load_state_dict(state["model"])
-        optim_g.load_state_dict(state["optimizers"]["g"])
-        optim_d.load_state_dict(state["optimizers"]["d"])
-        step = state["step"]
-        restore_rng(state)
-        resume_log(out / "log.jsonl", step)
-        log.info("resumed %s at step %d", out / LAST, step)
+    optimizers = {"g": optim_g, "d": optim_d}
+    loop.resume(nets, optimizers)
     m = cfg.mel
-    mel = MelSpectrogram(cfg.data.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
+    mel = MelSpectrogram(cfg.data.sample_rate, m.n_fft, m.num_mels, m.hop_length, m.win_length, m.fmin,
+                         m.fmax).to(device)
     gen = MelGeneratorStep(generator, t.channels_last)
-    loss_cfg = SimpleNamespace(loss=SimpleNamespace(**OmegaConf.to_container(cfg.loss), duration=0.0))
-    deadline = time.time() + 60 * t.max_minutes if t.max_minutes else None
-    t0, plain_cfg = time.time(), OmegaConf.to_container(cfg, resolve=True)
+    loss_cfg = SimpleNamespace(loss=LossConfig(**dataclasses.asdict(cfg.loss), duration=0.0))
+
+    def validation() -> dict:  # joins the log line of the step (on log steps only)
+        if not valid or not loop.due(t.valid_every):
+            return {}
+        return {"valid_mel_l1": _validate(generator, valid, mel, device)}
+
     nets.train()
-    while step < o.max_steps:
-        for g in (*optim_g.param_groups, *optim_d.param_groups):
-            g["lr"] = o.lr * o.lr_decay ** (step / max(1, o.decay_every))
-        rng = random.Random(t.seed * 1000 + step)  # seeded by step: a resumed run draws the same segments
+    while not loop.done:
+        loop.set_lr((optim_g, optim_d), o.lr * o.lr_decay ** (loop.step / max(1, o.decay_every)))
+        rng = random.Random(t.seed * 1000 + loop.step)  # seeded by step: a resumed run draws the same segments
         y = segments(train, cfg.data.segment_size, o.batch_size, rng).to(device)
         with torch.no_grad():
             x = mel(y.squeeze(1))
         losses = train_step({"audio": y, "units": x, "speaker": None, "style": None}, gen, mpd, msd, mel,
-                            optim_g, optim_d, loss_cfg, adversarial=step >= t.discriminator_start)
-        step += 1
-        done = step >= o.max_steps or (deadline is not None and time.time() >= deadline)
-        if step % t.log_every == 0 or done:
-            row = {"step": step, **{k: round(float(v), 4) for k, v in losses.items()},
-                   "sec": round(time.time() - t0, 1)}
-            if valid and (step % t.valid_every == 0 or done):
-                row["valid_mel_l1"] = round(_validate(generator, valid, mel, device), 4)
-            log.info("%s", row)
-            with open(out / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-        if step % t.save_every == 0 or done:
-            save_training_state(out, step=step, model=nets, config=plain_cfg, optimizers={"g": optim_g, "d": optim_d})
-            with torch.random.fork_rng(devices=[]):  # exporting builds modules: keep it off the training RNG
-                _export(generator, mcfg, out / "model")
-        if done:
-            break
+                            optim_g, optim_d, loss_cfg, adversarial=loop.step >= t.discriminator_start,
+                            precision=loop.precision)
+        loop.advance(losses, log_extra=validation,
+                     force_log=loop.step + 1 == t.discriminator_start)  # no line mixes in the GAN losses' start
+        if loop.due(t.save_every):
+            loop.save(nets, optimizers, export=lambda: _export(generator, mcfg, loop.out / "model"))
+    return loop.last
+
+
+def run(cfg) -> int:
+    """Entry point of ``speechkit train mel_vocoder`` (``cfg``: the composed Hydra config); resumes from
+    ``<out>/checkpoint_last.pt``."""
+    train(from_values(MelVocoderTrainConfig, cfg, error=VocoderError, what="train mel_vocoder"))
     return 0
 
 

@@ -12,10 +12,8 @@ three networks are wrapped in DDP (gloo on CPU, NCCL on GPU) and each process re
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
 from pathlib import Path
 
 import torch
@@ -24,15 +22,9 @@ from torch import nn
 
 from speechkit.precision import resolve_precision
 from speechkit.train import distributed
-from speechkit.train.checkpoint import (
-    LAST,
-    load_training_state,
-    restore_rng,
-    resume_log,
-    save_training_state,
-    unwrap,
-)
-from speechkit.utils.files import write_json
+from speechkit.train.checkpoint import unwrap
+from speechkit.train.loop import TrainLoop
+from speechkit.utils.config import from_values
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig
 from speechkit.vocoders.hifigan.data import UnitAudioDataset, collate, frame_f0, name_function
@@ -294,148 +286,71 @@ def warm_start(model: CodeHiFiGANGenerator, folder: str | os.PathLike) -> tuple[
 # ------------------------------------------------------------------------------------------------ loop
 def train(cfg: VocoderTrainConfig) -> dict:
     """Trains (or resumes) a unit vocoder; returns the last logged values."""
-    device = distributed.init() if cfg.train.device == "auto" else torch.device(cfg.train.device)
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
+    loop = TrainLoop(cfg.out, cfg.train, max_steps=cfg.optim.max_steps, config=cfg.to_dict(),
+                     what="vocoder training", error=VocoderError)
+    device, o = loop.device, cfg.optim
     if device.type == "cuda":  # TF32 convolutions and matmuls: the generator's cost, at fp32's range
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # training segments have one fixed shape: let cuDNN pick its kernels
-    torch.manual_seed(cfg.train.seed + distributed.rank())
-    out = Path(cfg.out)
     hop = cfg.model.generator.hop_length
     train_set, valid_set, speakers, styles, f0_stats = _datasets(cfg, hop)
     mcfg = CodeHiFiGANConfig(num_units=cfg.model.num_units, embedding_dim=cfg.model.embedding_dim,
                              num_speakers=len(speakers or []), num_styles=len(styles or []), f0=cfg.model.f0,
-                             duration_predictor=cfg.model.duration_predictor, generator=cfg.model.generator,
+                             duration_predictor=cfg.model.duration_predictor, generator=cfg.model.generator.plain(),
                              sample_rate=cfg.model.sample_rate)
     model = build_code_hifigan(mcfg)
     model.generator.init_weights()
-    if cfg.train.init and not (cfg.train.resume and (out / LAST).is_file()):
+    if cfg.train.init and not loop.resuming:
         copied, skipped = warm_start(model, cfg.train.init)
         log.info("warm start from %s: %d tensors copied, %d left fresh (%s)", cfg.train.init, len(copied),
                  len(skipped), ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else ""))
     model.generator.apply_weight_norm()
     mpd, msd = build_discriminators(cfg.model.discriminator_scale)
     nets = nn.ModuleDict({"generator": model, "mpd": mpd, "msd": msd}).to(device)
-    o = cfg.optim
     optim_g = torch.optim.AdamW(model.parameters(), o.lr, betas=o.betas, weight_decay=o.weight_decay)
     optim_d = torch.optim.AdamW([*mpd.parameters(), *msd.parameters()], o.lr, betas=o.betas,
                                 weight_decay=o.weight_decay)
     sched_g = torch.optim.lr_scheduler.ExponentialLR(optim_g, o.lr_decay)
     sched_d = torch.optim.lr_scheduler.ExponentialLR(optim_d, o.lr_decay)
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if cfg.train.resume and (out / LAST).is_file():
-        state = load_training_state(out / LAST)
-        try:
-            nets.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise VocoderError(f"{out / LAST}: does not fit this config ({str(e)[:300]})") from None
-        optim_g.load_state_dict(state["optimizers"]["g"])
-        optim_d.load_state_dict(state["optimizers"]["d"])
-        sched_g.load_state_dict(state["schedulers"]["g"])
-        sched_d.load_state_dict(state["schedulers"]["d"])
-        step, epoch, batch_in_epoch = state["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
-        restore_rng(state)
-        if distributed.is_main():
-            resume_log(out / "log.jsonl", step)
-        log.info("resumed %s at step %d (epoch %d)", out / LAST, step, epoch)
-    gen: nn.Module = GeneratorStep(model, cfg.train.channels_last)
-    if distributed.world_size() > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        gen = nn.parallel.DistributedDataParallel(gen, device_ids=ids)
-        mpd = nn.parallel.DistributedDataParallel(mpd, device_ids=ids)
-        msd = nn.parallel.DistributedDataParallel(msd, device_ids=ids)
+    optimizers, schedulers = {"g": optim_g, "d": optim_d}, {"g": sched_g, "d": sched_d}
+    loop.resume(nets, optimizers, schedulers)
+    gen, mpd, msd = loop.ddp(GeneratorStep(model, cfg.train.channels_last)), loop.ddp(mpd), loop.ddp(msd)
     m = cfg.mel
     mel = MelSpectrogram(cfg.model.sample_rate, m.n_fft, m.num_mels, m.hop_size, m.win_size, m.fmin, m.fmax).to(device)
-    if distributed.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.resolved.json", cfg.to_dict(), indent=2)
-    last: dict = {}
     table: list = []  # computed at the first export, from the training speech
 
-    def save() -> None:
-        if distributed.is_main():
-            save_training_state(out, step=step, model=nets, config=cfg.to_dict(),
-                                optimizers={"g": optim_g, "d": optim_d}, schedulers={"g": sched_g, "d": sched_d},
-                                extra={"epoch": epoch, "batch_in_epoch": batch_in_epoch, "speakers": speakers,
-                                       "styles": styles})
-            with torch.random.fork_rng(devices=[]):  # exporting builds modules: keep it off the training RNG
-                if not table:
-                    table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
-                _export(model, mcfg, speakers, styles, f0_stats, out, step, cfg.train.export_official, table[0])
-        distributed.barrier()
+    def export() -> None:
+        if not table:
+            table.append(speaker_table_of(train_set, speakers, cfg.train.speaker_embeddings))
+        _export(model, mcfg, speakers, styles, f0_stats, loop.out, loop.step, cfg.train.export_official, table[0])
 
-    def write_log(values: dict) -> None:
-        if distributed.is_main():
-            with open(out / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(values) + "\n")
-            log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+    def epoch_end(epoch: int) -> None:
+        sched_g.step()
+        if loop.step > cfg.train.discriminator_start:  # the discriminators' decay starts with their training
+            sched_d.step()
 
     nets.train()
-    t0, sums, count = time.time(), {}, 0
-    deadline = None if cfg.train.max_minutes is None else t0 + 60 * cfg.train.max_minutes
-
-    def out_of_time() -> bool:  # every process stops at the same step: one over its budget stops them all
-        if deadline is None:
-            return False
-        if distributed.world_size() == 1:
-            return time.time() >= deadline
-        over = torch.tensor(float(time.time() >= deadline), device=device)
-        return bool(distributed.all_reduce_mean(over) > 0)
-    stopped = False
-    while step < o.max_steps and not stopped:
-        train_set.set_epoch(epoch)
-        batches = epoch_indices(len(train_set), o.batch_size, epoch, cfg.train.seed)
-        if not batches:
-            raise VocoderError(f"optim.batch_size={o.batch_size} exceeds the {len(train_set)} training records "
-                               f"({distributed.world_size()} processes)")
-        for indices in batches[batch_in_epoch:]:
-            batch = {k: v.to(device) for k, v in collate([train_set[i] for i in indices]).items()}
-            losses = train_step(batch, gen, mpd, msd, mel, optim_g, optim_d, cfg,
-                                adversarial=step >= cfg.train.discriminator_start, precision=cfg.train.precision)
-            step += 1
-            batch_in_epoch += 1
-            count += 1
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v  # on the device: no synchronisation until the next log line
-            done = step >= o.max_steps or out_of_time()
-            if step % cfg.train.log_every == 0 or done or step == cfg.train.discriminator_start:
-                values = {k: float(distributed.all_reduce_mean(v / count)) for k, v in sums.items()}
-                last = {"step": step, "epoch": epoch, "lr": optim_g.param_groups[0]["lr"], **values,
-                        "sec_per_step": (time.time() - t0) / count}
-                write_log(last)
-                t0, sums, count = time.time(), {}, 0
-            if step % cfg.train.valid_every == 0 or done:
-                v = validate(model, valid_set, mel, device) if distributed.is_main() else {}
-                if v:
-                    write_log({"step": step, **v})
-                    last.update(v)
-                distributed.barrier()
-            if step % cfg.train.save_every == 0 or done:
-                save()
-            if done:
-                stopped = True
-                break
-        else:
-            epoch += 1
-            batch_in_epoch = 0
-            sched_g.step()
-            if step > cfg.train.discriminator_start:  # the discriminators' decay starts with their training
-                sched_d.step()
-    return last
+    for indices in loop.batches(lambda epoch: epoch_indices(len(train_set), o.batch_size, epoch, cfg.train.seed),
+                                on_epoch=train_set.set_epoch, on_epoch_end=epoch_end):
+        batch = {k: v.to(device) for k, v in collate([train_set[i] for i in indices]).items()}
+        losses = train_step(batch, gen, mpd, msd, mel, optim_g, optim_d, cfg,
+                            adversarial=loop.step >= cfg.train.discriminator_start, precision=loop.precision)
+        loop.advance(losses, log_extra=lambda: {"lr": optim_g.param_groups[0]["lr"]},
+                     force_log=loop.step + 1 == cfg.train.discriminator_start)  # a line as the GAN losses join
+        if loop.due(cfg.train.valid_every):
+            v = validate(model, valid_set, mel, device) if loop.is_main else {}
+            if v:
+                loop.log({"step": loop.step, **v})
+            loop.barrier()
+        if loop.due(cfg.train.save_every):
+            loop.save(nets, optimizers, schedulers, extra={"speakers": speakers, "styles": styles}, export=export)
+    return loop.last
 
 
 def run(cfg) -> int:
     """Entry point of ``speechkit train vocoder`` (``cfg``: the composed Hydra config)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import MissingMandatoryValue
-
-    try:
-        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except MissingMandatoryValue as e:
-        raise VocoderError(f"train vocoder: required value {e.full_key} is missing (give {e.full_key}=...)") from None
-    config = VocoderTrainConfig.from_dict(values)
+    config = from_values(VocoderTrainConfig, cfg, error=VocoderError, what="train vocoder")
     try:
         train(config)
     finally:
