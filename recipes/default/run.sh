@@ -31,11 +31,13 @@
 #  13 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
 #  14 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py
 # (A CodeHiFiGAN on the same units: recipes/vocoder, or `speechkit train vocoder`.)
-set -euo pipefail
+
+# shellcheck source=recipes/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 STAGES=(sources corpus hubert phones phone_hubert kmeans units probe decoder melvoc style sweep textlm ulm bundle)
-stage=sources
-stop_stage=bundle
+OPTIONS=(preset data exp out minutes jobs ks k layer supervision sweep_limit probe_steps dec_args phone_args voc_args
+         device text text_share augment speed hubert_init dec_init)
 preset=small
 data=data/mini_expresso_120
 exp=exp/default
@@ -58,47 +60,7 @@ augment=0.5          # phone_hubert: probability that a crop gets random recordi
 speed="14400,15200,16000,16800,17600"   # phone_hubert: speed perturbation rates (none: off)
 hubert_init=""       # start phone_hubert from this HuBERT (skips the two self-supervised iterations)
 dec_init=""          # start each decoder from this bundle's vocoder/, unit rows mapped from its encoder/ (unit_map.py)
-SK=${SPEECHKIT:-.venv/bin/speechkit}
-PY=${PYTHON:-.venv/bin/python}
-
-usage() { sed -n '2,33p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --out --minutes --jobs --ks"\
-  "--k --layer --supervision --sweep-limit --probe-steps --dec-args --phone-args --voc-args --device --text"\
-  "--text-share --augment --speed --hubert-init --dec-init"; exit "${1:-0}"; }
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --preset) preset=$2; shift 2;;
-    --data) data=$2; shift 2;;
-    --exp) exp=$2; shift 2;;
-    --out) out=$2; shift 2;;
-    --minutes) minutes=$2; shift 2;;
-    --jobs) jobs=$2; shift 2;;
-    --ks) ks=$2; shift 2;;
-    --k) k=$2; shift 2;;
-    --layer) layer=$2; shift 2;;
-    --supervision) supervision=$2; shift 2;;
-    --sweep-limit) sweep_limit=$2; shift 2;;
-    --probe-steps) probe_steps=$2; shift 2;;
-    --dec-args) dec_args=$2; shift 2;;
-    --phone-args) phone_args=$2; shift 2;;
-    --voc-args) voc_args=$2; shift 2;;
-    --device) device=$2; shift 2;;
-    --text) text=$2; shift 2;;
-    --text-share) text_share=$2; shift 2;;
-    --augment) augment=$2; shift 2;;
-    --speed) speed=$2; shift 2;;
-    --hubert-init) hubert_init=$2; shift 2;;
-    --dec-init) dec_init=$2; shift 2;;
-    -h|--help) usage 0;;
-    *) echo "unknown option $1" >&2; usage 1;;
-  esac
-done
-index() { local i; if [[ $1 =~ ^[0-9]+$ ]]; then echo "$1"; return; fi
-          for i in "${!STAGES[@]}"; do [[ ${STAGES[$i]} == "$1" ]] && { echo "$i"; return; }; done
-          echo "unknown stage '$1' (stages: ${STAGES[*]})" >&2; exit 1; }
-first=$(index "$stage"); last=$(index "$stop_stage")
-run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]] && echo "== $1"; }
+parse_options "$@"
 # the debug preset shrinks every model; the full run uses each task's bundle-sized preset
 km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
 dec_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "preset=small")
@@ -110,11 +72,12 @@ loss.adversarial=1.0 train.threads=2 train.max_minutes=80")
 text_docs=$([[ $preset == debug ]] && echo 200 || echo 20000)
 probe_preset=$([[ $preset == debug ]] && echo "--preset debug --test-count 4 --leak-per-speaker 5" \
   || echo "--decoder-steps ${probe_steps:-4000}")
-[[ $supervision == phones || $supervision == none ]] || { echo "--supervision must be phones or none" >&2; exit 1; }
+one_of --supervision "$supervision" phones none
 hubert=${hubert_init:-$exp/hubert/it2/model}
 [[ $supervision == phones ]] && hubert=$exp/phone_hubert/model
 text=${text:-$exp/text/wordnet.txt}
 speed_arg=$([[ $speed == none ]] && echo "" || echo "data.speed_perturb=[$speed]")
+# shellcheck disable=SC2015  # echo does not fail
 layer=${layer:-$([[ $preset == debug ]] && echo 2 || { [[ $supervision == phones ]] && echo 4 || echo 3; })}
 
 if run_stage sources && [[ $text != none && $text == "$exp/text/wordnet.txt" ]]; then
@@ -127,7 +90,7 @@ if run_stage corpus; then
 fi
 if run_stage hubert; then
   hubert_last=$([[ -n $hubert_init ]] && echo manifests || echo pretrain_it2)
-  SPEECHKIT=$SK bash "$(dirname "$0")/../hubert/run.sh" --stage manifests --stop-stage "$hubert_last" --preset "$preset" \
+  SPEECHKIT=$SK bash "$RECIPES/hubert/run.sh" --stage manifests --stop-stage "$hubert_last" --preset "$preset" \
     --data "$data" --exp "$exp/hubert" --layer "$layer"
 fi
 if run_stage phones && [[ $supervision == phones ]]; then
@@ -145,6 +108,7 @@ if run_stage phone_hubert && [[ $supervision == phones ]]; then
 fi
 if run_stage kmeans; then
   for K in $ks; do
+    # shellcheck disable=SC2086  # km_preset is one optional override
     $SK train kmeans $km_preset data="$exp/hubert/train.tsv" features=hubert hubert="$hubert" layer="$layer" \
       k="$K" out="$exp/k$K"
   done
@@ -188,12 +152,12 @@ if run_stage sweep; then
       --encoder "$exp/k$K/encoder" --vocoder "$exp/k$K/decoder/model" --metrics wer,f0 \
       --style-classifier "$exp/style" --jobs "$jobs" --no-media -o "$exp/k$K/sweep"
   done
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046  # one folder per K
   $PY data_prep/k_tradeoff.py $(for K in $ks; do echo "$exp/k$K"; done) --style-classifier "$exp/style" \
     -o "$exp/k_tradeoff.md"
 fi
 if run_stage textlm; then
-  SPEECHKIT=$SK bash "$(dirname "$0")/../twist/run.sh" --stage text --stop-stage textlm --preset "$lm_preset" \
+  SPEECHKIT=$SK bash "$RECIPES/twist/run.sh" --stage text --stop-stage textlm --preset "$lm_preset" \
     --text-docs "$text_docs" --data "$exp/text_data" --exp "$exp/twist"
   genppl_steps=$([[ $preset == debug ]] && echo "" || echo "optim.max_steps=800")
   # shellcheck disable=SC2086  # genppl_steps is one optional override

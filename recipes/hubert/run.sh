@@ -5,7 +5,7 @@
 #   recipes/hubert/run.sh --preset debug       # tiny: a CI smoke run of every stage (about a minute)
 #   recipes/hubert/run.sh --stage pretrain_it2 --stop-stage final_units
 #
-# Stages (names or numbers):
+# Stages (names or numbers; run a range with --stage / --stop-stage):
 #   0 corpus        synthesise the mini-Expresso                 speechkit prepare mini-expresso
 #   1 manifests     train / valid tsv from the Expresso splits   speechkit prepare manifest
 #   2 mfcc_kmeans   k-means on MFCC features                     speechkit train kmeans features=mfcc
@@ -16,10 +16,13 @@
 #   7 pretrain_it2  masked prediction of the HuBERT labels       speechkit train hubert
 #   8 final_kmeans  k-means on iteration-2 features -> encoder   speechkit train kmeans features=hubert
 #   9 final_units   deduplicated units of the corpus             speechkit encode
-set -euo pipefail
 
-stage=0
-stop_stage=9
+# shellcheck source=recipes/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+STAGES=(corpus manifests mfcc_kmeans mfcc_labels pretrain_it1 hubert_kmeans hubert_labels pretrain_it2 final_kmeans
+        final_units)
+OPTIONS=(preset data exp minutes jobs k1 k2 k_final layer)
 preset=small
 data=data/mini_expresso
 exp=exp/hubert
@@ -29,81 +32,54 @@ k1=50
 k2=100
 k_final=100
 layer=3
-SK=${SPEECHKIT:-.venv/bin/speechkit}
+parse_options "$@"
 TRAIN=${SPEECHKIT_TRAIN:-$SK}   # the HuBERT trainer (e.g. torchrun ... -m speechkit.cli.main for DDP)
+km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
 
-STAGES=(corpus manifests mfcc_kmeans mfcc_labels pretrain_it1 hubert_kmeans hubert_labels pretrain_it2 final_kmeans
-        final_units)
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage="$2"; shift 2 ;;
-    --stop-stage) stop_stage="$2"; shift 2 ;;
-    --preset) preset="$2"; shift 2 ;;
-    --data) data="$2"; shift 2 ;;
-    --exp) exp="$2"; shift 2 ;;
-    --minutes) minutes="$2"; shift 2 ;;
-    --jobs) jobs="$2"; shift 2 ;;
-    --k1) k1="$2"; shift 2 ;;
-    --k2) k2="$2"; shift 2 ;;
-    --k-final) k_final="$2"; shift 2 ;;
-    --layer) layer="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-
-index_of() {  # stage name or number -> number
-  if [[ "$1" =~ ^[0-9]+$ ]]; then echo "$1"; return; fi
-  for i in "${!STAGES[@]}"; do [ "${STAGES[$i]}" = "$1" ] && { echo "$i"; return; }; done
-  echo "unknown stage '$1'; stages: ${STAGES[*]}" >&2; exit 2
-}
-stage=$(index_of "$stage")
-stop_stage=$(index_of "$stop_stage")
-run() { local i; i=$(index_of "$1"); [ "$stage" -le "$i" ] && [ "$i" -le "$stop_stage" ]; }
-km_preset=$([ "$preset" = debug ] && echo "preset=debug" || echo "")
-
-if run corpus; then
+if run_stage corpus; then
   $SK prepare mini-expresso "$data" --minutes "$minutes" --jobs "$jobs"
 fi
-if run manifests; then
+if run_stage manifests; then
   for split in train dev; do
     $SK prepare manifest "$data/audio_48khz/read" -o "$exp/$split.tsv" --include "$data/splits/$split.txt"
   done
 fi
-if run mfcc_kmeans; then
+if run_stage mfcc_kmeans; then
+  # shellcheck disable=SC2086  # km_preset is one optional override
   $SK train kmeans $km_preset data="$exp/train.tsv" features=mfcc k="$k1" out="$exp/it1/km"
 fi
-if run mfcc_labels; then
+if run_stage mfcc_labels; then
   for split in train dev; do
     $SK encode "$exp/$split.tsv" --mfcc --kmeans "$exp/it1/km/kmeans.safetensors" --no-dedup \
       -o "$exp/it1/$split.labels.jsonl" --resume
   done
 fi
-if run pretrain_it1; then
+if run_stage pretrain_it1; then
   $TRAIN train hubert preset="$preset" data.train="$exp/train.tsv" data.train_labels="$exp/it1/train.labels.jsonl" \
     data.valid="$exp/dev.tsv" data.valid_labels="$exp/it1/dev.labels.jsonl" pretrain.num_classes="$k1" \
     out="$exp/it1"
 fi
-if run hubert_kmeans; then
+if run_stage hubert_kmeans; then
+  # shellcheck disable=SC2086  # km_preset is one optional override
   $SK train kmeans $km_preset data="$exp/train.tsv" features=hubert hubert="$exp/it1/model" layer="$layer" \
     k="$k2" out="$exp/it2/km"
 fi
-if run hubert_labels; then
+if run_stage hubert_labels; then
   for split in train dev; do
     $SK encode "$exp/$split.tsv" --encoder "$exp/it2/km/encoder" --no-dedup -o "$exp/it2/$split.labels.jsonl" --resume
   done
 fi
-if run pretrain_it2; then
+if run_stage pretrain_it2; then
   $TRAIN train hubert preset="$preset" data.train="$exp/train.tsv" data.train_labels="$exp/it2/train.labels.jsonl" \
     data.valid="$exp/dev.tsv" data.valid_labels="$exp/it2/dev.labels.jsonl" pretrain.num_classes="$k2" \
     out="$exp/it2"
 fi
-if run final_kmeans; then
+if run_stage final_kmeans; then
+  # shellcheck disable=SC2086  # km_preset is one optional override
   $SK train kmeans $km_preset data="$exp/train.tsv" features=hubert hubert="$exp/it2/model" layer="$layer" \
     k="$k_final" out="$exp/final"
 fi
-if run final_units; then
+if run_stage final_units; then
   for split in train dev; do
     $SK encode "$exp/$split.tsv" --encoder "$exp/final/encoder" -o "$exp/final/$split.units.jsonl" --resume
   done

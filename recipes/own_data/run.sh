@@ -29,11 +29,14 @@
 # Presets: debug (tiny models, seconds a stage: CI), small (CPU: about 1.5 h in all for 1 h of audio), base (bigger
 # models, longer: a GPU). --dec-args / --voc-args / --ulm-args / --km-args pass Hydra overrides to a stage.
 # --nproc N runs the trainers (hubert, decoder, melvoc, ulm) under torchrun with N processes (--device cuda: N GPUs).
-set -euo pipefail
+
+# shellcheck source=recipes/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 STAGES=(prepare hubert kmeans units decoder melvoc ulm bundle eval)
-stage=prepare
-stop_stage=eval
+OPTIONS=(audio out layout transcripts encoder text_lm vocoder device preset k layer jobs nproc eval_limit dec_args
+         voc_args ulm_args km_args)
+FLAGS=(skip_bad)
 audio=""
 out=""
 layout=auto
@@ -53,54 +56,14 @@ dec_args=""
 voc_args=""
 ulm_args=""
 km_args=""
-SK=${SPEECHKIT:-.venv/bin/speechkit}
-PY=${PYTHON:-.venv/bin/python}
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-
-usage() { sed -n '2,30p' "$0"; echo "options: --audio --out --layout --transcripts --encoder --text-lm --vocoder"\
-  "--device --nproc --preset --k --layer --skip-bad --jobs --eval-limit --stage --stop-stage --dec-args --voc-args"\
-  "--ulm-args --km-args"; exit "${1:-0}"; }
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --audio) audio=$2; shift 2;;
-    --out) out=$2; shift 2;;
-    --layout) layout=$2; shift 2;;
-    --transcripts) transcripts=$2; shift 2;;
-    --encoder) encoder=$2; shift 2;;
-    --text-lm) text_lm=$2; shift 2;;
-    --vocoder) vocoder=$2; shift 2;;
-    --device) device=$2; shift 2;;
-    --preset) preset=$2; shift 2;;
-    --k) k=$2; shift 2;;
-    --layer) layer=$2; shift 2;;
-    --skip-bad) skip_bad=--skip-bad; shift;;
-    --jobs) jobs=$2; shift 2;;
-    --nproc) nproc=$2; shift 2;;
-    --eval-limit) eval_limit=$2; shift 2;;
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --dec-args) dec_args=$2; shift 2;;
-    --voc-args) voc_args=$2; shift 2;;
-    --ulm-args) ulm_args=$2; shift 2;;
-    --km-args) km_args=$2; shift 2;;
-    -h|--help) usage 0;;
-    *) echo "unknown option $1" >&2; usage 2;;
-  esac
-done
-die() { echo "recipes/own_data: $*" >&2; exit 2; }
-[[ -n $out ]] || die "--out is required (the run's folder)"
-[[ $preset =~ ^(debug|small|base)$ ]] || die "--preset must be debug, small or base. Found '$preset'"
-[[ $vocoder =~ ^(vocos|griffinlim)$ ]] || die "--vocoder must be vocos or griffinlim. Found '$vocoder'"
-[[ $device =~ ^(cpu|cuda|auto)$ ]] || die "--device must be cpu, cuda or auto. Found '$device'"
-[[ $nproc =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes. Found '$nproc'"
+parse_options "$@"
+[[ -n $out ]] || usage_error "--out is required (the run's folder)"
+one_of --preset "$preset" debug small base
+one_of --vocoder "$vocoder" vocos griffinlim
+one_of --device "$device" cpu cuda auto
+[[ $nproc =~ ^[1-9][0-9]*$ ]] || usage_error "--nproc must be a positive number of processes. Found '$nproc'"
 TRAIN=$SK   # the trainers; with --nproc > 1 under torchrun (DDP: gloo on CPU, NCCL on GPUs)
 if [[ $nproc -gt 1 ]]; then TRAIN="$PY -m torch.distributed.run --standalone --nproc_per_node=$nproc -m speechkit.cli.main"; fi
-index() { local i; if [[ $1 =~ ^[0-9]+$ ]]; then echo "$1"; return; fi
-          for i in "${!STAGES[@]}"; do [[ ${STAGES[$i]} == "$1" ]] && { echo "$i"; return; }; done
-          die "unknown stage '$1' (stages: ${STAGES[*]})"; }
-first=$(index "$stage"); last=$(index "$stop_stage")
-run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]] && echo "== $1"; }
 data=$out/data
 exp=$out/exp
 mkdir -p "$exp"
@@ -122,7 +85,8 @@ dec_preset=$([[ -n $sub ]] && echo "preset=$sub" || echo "")
 voc_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
 
 if run_stage prepare; then
-  [[ -n $audio ]] || die "--audio is required for the prepare stage (a folder of recordings or a manifest TSV)"
+  [[ -n $audio ]] ||
+    usage_error "--audio is required for the prepare stage (a folder of recordings or a manifest TSV)"
   # shellcheck disable=SC2086  # skip_bad is one optional flag
   $SK prepare own-data "$audio" -o "$data" --layout "$layout" ${transcripts:+--transcripts "$transcripts"} \
     $skip_bad --jobs "$jobs"
@@ -139,7 +103,7 @@ if run_stage hubert; then
     hl=${layer:-$([[ $preset == debug ]] && echo 2 || echo 3)}
     hk=$([[ $preset == debug ]] && echo "--k1 8 --k2 16" || echo "--k1 50 --k2 100")
     # shellcheck disable=SC2086
-    SPEECHKIT=$SK SPEECHKIT_TRAIN=$TRAIN bash "$ROOT/recipes/hubert/run.sh" --stage mfcc_kmeans --stop-stage pretrain_it2 \
+    SPEECHKIT=$SK SPEECHKIT_TRAIN=$TRAIN bash "$RECIPES/hubert/run.sh" --stage mfcc_kmeans --stop-stage pretrain_it2 \
       --preset "$hub_preset" --exp "$exp/hubert" --layer "$hl" $hk
     printf 'hubert=%q\nlayer_default=%q\n' "$exp/hubert/it2/model" "$hl" > "$exp/encoder.sh"
   else
@@ -153,8 +117,8 @@ if run_stage kmeans; then
   # shellcheck disable=SC1091
   source "$exp/encoder.sh"
   layer=${layer:-${layer_default:-}}
-  [[ -n $layer ]] || die "--encoder $encoder does not say which layer to cluster: give --layer"
-  # shellcheck disable=SC2086  # km / km_args hold Hydra overrides
+  [[ -n $layer ]] || usage_error "--encoder $encoder does not say which layer to cluster: give --layer"
+  # shellcheck disable=SC2086,SC2154  # km / km_args hold Hydra overrides; encoder.sh sets hubert
   $SK train kmeans $km data="$data/train.tsv" features=hubert hubert="$hubert" layer="$layer" k="$k" \
     out="$exp/kmeans" $km_args
 fi

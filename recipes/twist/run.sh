@@ -19,11 +19,12 @@
 #   7 storycloze  synthetic sSC / tSC from test stories         speechkit prepare storycloze
 #   8 sc_units    encode the sSC / tSC folders                  speechkit encode
 #   9 eval        pairwise accuracy of each unit LM             speechkit eval storycloze
-set -euo pipefail
+
+# shellcheck source=recipes/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 STAGES=(text textlm speech kmeans units sequences train storycloze sc_units eval)
-stage=text
-stop_stage=eval
+OPTIONS=(preset data exp encoder num_units text_docs train_stories pairs inits text_lm voices ulm_args textlm_args)
 preset=mini
 data=data/twist
 exp=exp/twist
@@ -37,37 +38,8 @@ text_lm=""
 voices="us1 us2 us3 en1"
 ulm_args=""
 textlm_args=""
-SK=${SPEECHKIT:-.venv/bin/speechkit}
+parse_options "$@"
 
-usage() { sed -n '2,21p' "$0"; echo "options: --stage --stop-stage --preset --data --exp --encoder --num-units"\
-  "--text-docs --train-stories --pairs --inits --text-lm --voices --ulm-args --textlm-args"; exit "${1:-0}"; }
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --preset) preset=$2; shift 2;;
-    --data) data=$2; shift 2;;
-    --exp) exp=$2; shift 2;;
-    --encoder) encoder=$2; shift 2;;
-    --num-units) num_units=$2; shift 2;;
-    --text-docs) text_docs=$2; shift 2;;
-    --train-stories) train_stories=$2; shift 2;;
-    --pairs) pairs=$2; shift 2;;
-    --inits) inits=$2; shift 2;;
-    --text-lm) text_lm=$2; shift 2;;
-    --voices) voices=$2; shift 2;;
-    --ulm-args) ulm_args=$2; shift 2;;
-    --textlm-args) textlm_args=$2; shift 2;;
-    -h|--help) usage 0;;
-    *) echo "unknown option $1" >&2; usage 1;;
-  esac
-done
-
-index() { local i; if [[ $1 =~ ^[0-9]+$ ]]; then echo "$1"; return; fi
-          for i in "${!STAGES[@]}"; do [[ ${STAGES[$i]} == "$1" ]] && { echo "$i"; return; }; done
-          echo "unknown stage '$1' (stages: ${STAGES[*]})" >&2; exit 1; }
-first=$(index "$stage"); last=$(index "$stop_stage")
-run_stage() { local i; i=$(index "$1"); [[ $i -ge $first && $i -le $last ]] && echo "== $1"; }
 # units come from a speech-encoder folder (--encoder) or from MFCC k-means trained in stage kmeans
 if [[ -n $encoder ]]; then units_args=(--encoder "$encoder"); else
   units_args=(--mfcc --kmeans "$exp/kmeans/kmeans.safetensors"); fi
@@ -87,6 +59,7 @@ if run_stage speech; then
   $SK prepare story-speech "$data/story_speech" --stories "$train_stories" --voices $voices
 fi
 if run_stage kmeans && [[ -z $encoder ]]; then
+  # shellcheck disable=SC2086  # km_preset is one optional override
   $SK train kmeans $km_preset data="$data/story_speech/audio" features=mfcc k="$num_units" out="$exp/kmeans"
 fi
 if run_stage units; then
