@@ -5,18 +5,23 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from speechkit.errors import SpeechkitError
+from speechkit.units.train_config import KMeansTrainConfig
+from speechkit.utils.config import from_values
 from speechkit.utils.files import write_json
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg) -> int:
-    """Samples up to ``max_frames`` frames, fits k-means, writes ``kmeans.safetensors`` (+ ``encoder/``)."""
+    """Samples up to ``max_frames`` frames, fits k-means, writes ``kmeans.safetensors`` (+ ``encoder/``);
+    ``cfg``: the composed Hydra config (or plain values) of :class:`KMeansTrainConfig`."""
     import torch
 
     from speechkit.units import KMeansQuantizer, SpeechEncoder
     from speechkit.units.features import build_reader, sample_frames
 
+    cfg = from_values(KMeansTrainConfig, cfg, error=SpeechkitError, what="train kmeans")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     reader = build_reader(cfg.features, cfg.hubert, cfg.layer)

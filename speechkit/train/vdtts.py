@@ -6,13 +6,14 @@ alignment towards the diagonal early in training and fades out after ``loss.guid
 corpus's ``train.jsonl``/``valid.jsonl`` (``speechkit prepare talking-face``); mouth crops and mels are computed
 once at start, and with ``data.cache`` kept in one compressed file that later runs read instead (so training can
 run on a GPU machine without PyAV or espeak-ng). ``train.device``: auto picks CUDA when present.
-Checkpoint/resume from ``<out>/checkpoint_last.pt``; the model is exported to ``<out>/model`` (safetensors + JSON)
-and loads with ``speechkit.vdtts.VDTTS.from_pretrained``; ``<out>/log.jsonl`` has the
-losses.
+The loop is :class:`~speechkit.train.loop.TrainLoop`: checkpoint/resume from ``<out>/checkpoint_last.pt`` (a resumed
+run ends with the uninterrupted run's weights), ``<out>/log.jsonl`` has the losses; the model is exported to
+``<out>/model`` (safetensors + JSON) at the end and loads with ``speechkit.vdtts.VDTTS.from_pretrained``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -24,13 +25,15 @@ import torch
 import torch.nn.functional as F
 
 from speechkit.errors import SpeechkitError
-from speechkit.train.checkpoint import load_training_state, save_training_state
-from speechkit.utils.files import atomic_open
-from speechkit.vdtts.config import VDTTSConfig
+from speechkit.train.checkpoint import load_training_state
+from speechkit.train.loop import TrainLoop, warmup_cosine
+from speechkit.utils.config import from_values, to_plain
+from speechkit.vdtts.config import VDTTSConfig, VDTTSConfigError
 from speechkit.vdtts.factory import build_mel, build_vdtts
 from speechkit.vdtts.manifest import read_manifest
 from speechkit.vdtts.model import lengths_to_mask
 from speechkit.vdtts.text import encode_phonemes, phonemize
+from speechkit.vdtts.train_config import VDTTSTrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +155,13 @@ FEATURE_FIELDS = ("fps", "crop_size", "mouth_box", "sample_rate", "n_fft", "win_
                   "fmin", "fmax")
 
 
-def model_config(cfg, *, rows: list[dict] | None = None, phonemes: list[str] | None = None,
+def model_config(cfg: VDTTSTrainConfig, *, rows: list[dict] | None = None, phonemes: list[str] | None = None,
                  speakers: list[str] | None = None) -> VDTTSConfig:
-    """VDTTSConfig from the Hydra ``model`` group plus the vocabularies (from training ``rows``, or given)."""
-    from omegaconf import OmegaConf
-
-    fields = OmegaConf.to_container(cfg.model, resolve=True)
+    """VDTTSConfig from the config's ``model`` group plus the vocabularies (from training ``rows``, or given)."""
     if rows is not None:
         phonemes = sorted({p for row in rows for p in phonemize(row["text"])})
         speakers = sorted({row["speaker"] for row in rows})
-    return VDTTSConfig.from_dict({**fields, "phonemes": phonemes, "speakers": speakers})
+    return VDTTSConfig.from_dict({**dataclasses.asdict(cfg.model), "phonemes": phonemes, "speakers": speakers})
 
 
 @torch.no_grad()
@@ -180,24 +180,21 @@ def validate(model, items: list[dict], cfg, step: int) -> dict:
 
 
 def _lr(step: int, o, time_frac: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay over the larger of the step and the wall-clock progress."""
-    if step < o.warmup_steps:
-        return o.lr * (step + 1) / o.warmup_steps
-    frac = min(1.0, max(time_frac, (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps)))
-    return float(o.final_lr + (o.lr - o.final_lr) * 0.5 * (1 + np.cos(np.pi * frac)))
+    """:func:`~speechkit.train.loop.warmup_cosine`, the cosine over the larger of the step and the wall-clock
+    progress (``time_frac`` of ``train.max_minutes``)."""
+    if step >= o.warmup_steps:
+        step = max(step, o.warmup_steps + time_frac * max(1, o.max_steps - o.warmup_steps))
+    return warmup_cosine(step, o.lr, o.final_lr, o.warmup_steps, o.max_steps)
 
 
 def run(cfg) -> int:
-    """Trains per ``cfg`` (speechkit/conf/vdtts/config.yaml); resumes from ``<out>/checkpoint_last.pt``."""
-    from omegaconf import OmegaConf
-
+    """Trains per ``cfg`` (the composed Hydra config, or plain values, of :class:`VDTTSTrainConfig`); resumes from
+    ``<out>/checkpoint_last.pt``."""
     from speechkit.vdtts.inference import save_model
 
-    if cfg.train.threads:
-        torch.set_num_threads(int(cfg.train.threads))
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    state = load_training_state(out) if (out / "checkpoint_last.pt").exists() else None
+    cfg = from_values(VDTTSTrainConfig, cfg, error=VDTTSConfigError, what="train vdtts")
+    o = cfg.optim
+    loop = TrainLoop(cfg.out, cfg.train, max_steps=o.max_steps, config=to_plain(cfg), what="VDTTS training")
     t0 = time.time()
     cache = Path(cfg.data.cache) if cfg.data.cache else None
     if cache is not None and cache.is_file():
@@ -215,60 +212,46 @@ def run(cfg) -> int:
         train_items, valid_items = featurize(train_rows, mcfg), featurize(valid_rows, mcfg)
         if cache is not None:
             save_features(cache, mcfg, train_items, valid_items)
-    if state:
-        mcfg = VDTTSConfig.from_dict(state["extra"]["model_config"])
-    device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.train.device == "auto" else cfg.train.device)
-    torch.manual_seed(cfg.train.seed)
-    model = build_vdtts(mcfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                            weight_decay=cfg.optim.weight_decay)
-    step, history, spent = 0, [], 0.0
-    if state:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizers"]["opt"])
-        step, history = state["step"], json.loads(state["extra"].get("history", "[]"))
-        spent = float(state["extra"].get("train_seconds", 0.0))
-        torch.set_rng_state(state["rng"]["torch"])
-        log.info("resumed from %s at step %d", out / "checkpoint_last.pt", step)
+    if loop.resuming:  # the checkpoint's model (and vocabularies) win over the config's
+        mcfg = VDTTSConfig.from_dict(load_training_state(loop.checkpoint)["extra"]["model_config"])
+    model = build_vdtts(mcfg).to(loop.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    extra = loop.resume(model, {"opt": opt}) or {}
+    if "history" in extra and not (loop.out / "log.jsonl").exists():  # a checkpoint from before log.jsonl grew
+        for row in json.loads(extra["history"]):                      # line by line
+            loop.log(row, keep=False)
+    # the batch sampler: Python's RNG, which TrainLoop does not keep, so its state rides in the checkpoint
+    rng = random.Random(cfg.train.seed * 1000 + loop.step)
+    if "sampler" in extra:
+        rng.setstate(extra["sampler"])
     log.info("features: %d train, %d valid utterances in %.1f s; %d parameters on %s", len(train_items),
-             len(valid_items), time.time() - t0, sum(p.numel() for p in model.parameters()), device)
-    plain_cfg = OmegaConf.to_container(cfg, resolve=True)
-    rng = random.Random(cfg.train.seed * 1000 + step)
-    model.train()
-    t0 = time.time() - spent
+             len(valid_items), time.time() - t0, sum(p.numel() for p in model.parameters()), loop.device)
+    # the wall-clock budget spans resumes (train_seconds in the checkpoint); the learning rate decays over it
+    t0 = time.time() - float(extra.get("train_seconds", 0.0))
     budget = 60.0 * cfg.train.max_minutes if cfg.train.max_minutes else None
+    loop.deadline = t0 + budget if budget else None
+    loop.done = loop.step >= o.max_steps or loop.out_of_time()  # max_steps=0: featurise and export only
 
     def time_frac() -> float:
         return (time.time() - t0) / budget if budget else 0.0
 
-    while step < cfg.optim.max_steps and time_frac() < 1.0:
+    model.train()
+    while not loop.done:
         batch = collate(rng.sample(train_items, min(cfg.data.batch_size, len(train_items))))
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg.optim, time_frac())
-        losses = step_losses(model, batch, cfg.loss, step)
+        loop.set_lr(opt, _lr(loop.step, o, time_frac()))
+        losses = step_losses(model, batch, cfg.loss, loop.step)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
         opt.step()
-        step += 1
-        if step % cfg.train.log_every == 0 or step == 1:
-            row = {"step": step, **{k: round(float(v.detach()), 4) for k, v in losses.items()},
-                   "gnorm": round(float(gnorm), 3), "lr": round(_lr(step, cfg.optim, time_frac()), 6),
-                   "sec": round(time.time() - t0, 1)}
-            log.info("%s", row)
-            history.append(row)
-        last = step == cfg.optim.max_steps or time_frac() >= 1.0
-        if valid_items and (step % cfg.train.valid_every == 0 or last):
-            v = validate(model, valid_items, cfg, step)
-            history.append({"step": step, **v})
-            log.info("step %d %s", step, v)
-        if step % cfg.train.save_every == 0 or last:
-            save_training_state(out, step=step, model=model, config=plain_cfg, optimizers={"opt": opt},
-                                extra={"history": json.dumps(history), "model_config": mcfg.to_dict(),
-                                       "train_seconds": time.time() - t0})
-    with atomic_open(out / "log.jsonl") as f:
-        f.writelines(json.dumps(r) + "\n" for r in history)
-    save_model(out / "model", model, mcfg)
-    log.info("model exported to %s", out / "model")
+        loop.advance({**{k: v.detach() for k, v in losses.items()}, "gnorm": gnorm}, force_log=loop.step == 0,
+                     log_extra=lambda: {"lr": _lr(loop.step, o, time_frac()), "sec": round(time.time() - t0, 1)})
+        if valid_items and loop.due(cfg.train.valid_every):
+            loop.log({"step": loop.step, **validate(model, valid_items, cfg, loop.step)})
+        if loop.due(cfg.train.save_every):
+            loop.save(model, {"opt": opt}, extra={"model_config": mcfg.to_dict(), "sampler": rng.getstate(),
+                                                  "train_seconds": time.time() - t0})
+    if loop.is_main:
+        save_model(loop.out / "model", model, mcfg)
+        log.info("model exported to %s", loop.out / "model")
     return 0

@@ -1,7 +1,7 @@
 """SIGKILL at random points, then resume: every long job ends as an uninterrupted run would, loses and duplicates
 nothing, and never leaves a corrupt checkpoint as the latest.
 
-Covered: unit-LM, CodeHiFiGAN, unit-to-mel, mel HiFi-GAN, Vocos and HuBERT training, k-means, ``eval folder``,
+Covered: unit-LM, CodeHiFiGAN, unit-to-mel, mel HiFi-GAN, Vocos, VDTTS and HuBERT training, k-means, ``eval folder``,
 ``prepare own-data`` and bundle export (``data_prep/make_bundle.py``). Training runs are
 deterministic on a CPU (same seeds, same data order, RNG state in the checkpoint), so the resumed
 model must equal the uninterrupted one bit for bit, and the training log must hold each step once. Corpus encoding
@@ -27,7 +27,7 @@ KILLS = iterations(3)
 def _steps(log: Path) -> list[int]:
     """Training steps in a ``log.jsonl``, in order (header and validation lines excluded)."""
     rows = [json.loads(line) for line in log.read_text().splitlines()]
-    return [r["step"] for r in rows if "train_loss" in r or "loss_g" in r or "loss_mel" in r]
+    return [r["step"] for r in rows if "train_loss" in r or "loss_g" in r or "loss_mel" in r or "total" in r]
 
 
 def _latest_checkpoint_loads(run_dir: Path) -> None:
@@ -136,6 +136,20 @@ def test_vocos_training(tmp_path):
     _kill_resume_train(tmp_path, argv, 6, "Vocos training")
 
 
+def test_vdtts_training(tmp_path):
+    from speechkit.train.vdtts import save_features
+    from tests.unit.test_vdtts import tiny_config
+    from tests.unit.test_vdtts_train import items
+
+    feats = save_features(tmp_path / "feats.npz", tiny_config(), items(6), items(2, seed=1))  # no video decoding
+
+    def argv(out):
+        return ["train", "vdtts", "preset=debug", "data.root=/nonexistent", f"data.cache={feats}", f"out={out}",
+                "train.device=cpu", "optim.max_steps=30", "train.save_every=1", "train.log_every=1"]
+
+    _kill_resume_train(tmp_path, argv, 7, "VDTTS training")
+
+
 def _tone_folder(d: Path, n: int = 6, seconds: float = 1.0) -> Path:
     from speechkit.audio import io
 
@@ -158,7 +172,8 @@ def test_kmeans(tmp_path):
 
         for f in ("kmeans.safetensors", "kmeans_stats.json"):
             if (run / f).exists():
-                KMeansQuantizer.load(run / f) if f.endswith("safetensors") else json.loads((run / f).read_text())
+                KMeansQuantizer.from_pretrained(run / f) if f.endswith("safetensors") \
+                    else json.loads((run / f).read_text())
 
     ref, run, killed = _straight_then_killed(tmp_path, argv, 2, Path.exists, 0.4, whole)
     assert (run / "kmeans.safetensors").read_bytes() == (ref / "kmeans.safetensors").read_bytes()
