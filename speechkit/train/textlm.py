@@ -1,11 +1,14 @@
 """``speechkit train textlm``: a small Llama-style text LM, the stand-in for the pretrained text LMs TWIST starts from.
 
 No pretrained text LM can be downloaded here, so this trains one on the project's text corpus
-(:func:`speechkit.data.corpora.text.prepare_text_corpus`): a byte-level BPE tokenizer (``tokenizers``) fitted on
+(:func:`speechkit.synth.text.prepare_text_corpus`): a byte-level BPE tokenizer (``tokenizers``) fitted on
 the training text, then a ``LlamaForCausalLM`` trained with the unit-LM loop
 (:func:`speechkit.train.ulm.train_causal_lm`: packed blocks, AdamW, warm-up + cosine, clipping, validation,
 resume, DDP). The result, ``out/model``, is an ordinary Hugging Face folder (config, safetensors weights,
 tokenizer) that ``UnitLM.warm_start`` reads like any other text LM.
+
+The config is :class:`TextLMConfig`, the one source of every default (``speechkit/conf/textlm/config.yaml`` only names
+it and the presets; ``speechkit train textlm --print-config`` shows the composed values).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from speechkit.train import distributed
-from speechkit.train.ulm import ConfigError, LoopConfig, OptimConfig, load_config, train_causal_lm
+from speechkit.train.ulm import ConfigError, LoopConfig, OptimConfig, train_causal_lm
+from speechkit.utils.config import MISSING, from_values
 
 __all__ = ["TextLMConfig", "train_tokenizer", "build_text_lm", "run"]
 
@@ -27,37 +31,30 @@ SPECIALS = ["<pad>", "<s>", "</s>"]  # ids 0, 1, 2
 
 @dataclass(kw_only=True)
 class TextDataConfig:
-    """Attributes:
-        train: text file, one document a line.
-        valid: text file for the validation loss (``None``: none).
-        normalize: ``none`` (the text as written) or ``asr`` (lower case, no punctuation, as ASR output and
-            :func:`speechkit.metrics.wer.normalize_text`): the form a GenPPL judge of pocketsphinx transcripts
-            needs. Recorded in ``model/text_lm.json``, which :class:`speechkit.metrics.genppl.TextLMScorer` reads.
-    """
-
-    train: str
+    train: str = MISSING
+    """Text file, one document a line (:func:`speechkit.data.corpora.text.read_documents`; required)."""
     valid: str | None = None
+    """Text file for the validation loss (``None``: no validation)."""
     normalize: str = "none"
+    """``none`` (the text as written) or ``asr`` (lower case, no punctuation, as ASR output and
+    :func:`speechkit.metrics.wer.normalize_text`): the form a GenPPL judge of pocketsphinx transcripts needs.
+    Recorded in ``model/text_lm.json``, which :class:`speechkit.metrics.genppl.TextLMScorer` reads."""
 
 
 @dataclass(kw_only=True)
 class TextModelConfig:
-    """A Llama-style decoder (``transformers.LlamaConfig`` names).
-
-    Attributes:
-        vocab_size: BPE vocabulary size (specials included).
-        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: the usual sizes.
-        max_position_embeddings: longest context.
-        tie_word_embeddings: share input embeddings and LM head (OPT does, Llama does not).
-    """
+    """A Llama-style decoder (``transformers.LlamaConfig`` names)."""
 
     vocab_size: int = 2000
+    """Byte-level BPE vocabulary fitted on ``data.train`` (3 specials + 256 bytes + merges)."""
     hidden_size: int = 256
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     intermediate_size: int = 688
     max_position_embeddings: int = 512
+    """Longest context."""
     tie_word_embeddings: bool = False
+    """Share input embeddings and LM head (OPT-style) or not (Llama-style)."""
 
     def validate(self) -> None:
         if self.vocab_size < len(SPECIALS) + 256:
@@ -69,12 +66,39 @@ class TextModelConfig:
 
 
 @dataclass(kw_only=True)
+class TextOptimConfig(OptimConfig):
+    """The unit LM's optimisation settings (:class:`~speechkit.train.ulm.OptimConfig`) with the text LM's
+    defaults."""
+
+    max_steps: int = 5000
+    """Optimisation steps."""
+    min_lr: float = 1e-4
+    """Learning rate at the end of the cosine decay."""
+    grad_clip: float = 1.0
+    """Max global gradient norm (0 disables clipping)."""
+
+
+@dataclass(kw_only=True)
+class TextLoopConfig(LoopConfig):
+    """The unit LM's loop settings (:class:`~speechkit.train.ulm.LoopConfig`) with the text LM's defaults."""
+
+    block_size: int = 256
+    """Tokens per training sequence (documents packed back to back)."""
+    log_every: int = 50
+    """Steps between progress lines (also appended to ``out/log.jsonl``)."""
+
+
+@dataclass(kw_only=True)
 class TextLMConfig:
-    out: str
-    data: TextDataConfig
+    """The config of ``speechkit train textlm``."""
+
+    data: TextDataConfig = field(default_factory=TextDataConfig)
     model: TextModelConfig = field(default_factory=TextModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: LoopConfig
+    optim: TextOptimConfig = field(default_factory=TextOptimConfig)
+    out: str = MISSING
+    """Run folder: ``tokenizer/``, ``checkpoint_last.pt``, ``model/`` (a Hugging Face text-LM folder), ``best/``,
+    ``log.jsonl`` (required)."""
+    train: TextLoopConfig = field(default_factory=TextLoopConfig)
 
     def validate(self) -> None:
         if self.data.normalize not in ("none", "asr"):
@@ -131,7 +155,7 @@ def run(cfg) -> int:
     from speechkit.metrics.wer import normalize_text
     from speechkit.ulm.data import PackedBlocks
 
-    conf = load_config(TextLMConfig, cfg)
+    conf = from_values(TextLMConfig, cfg, error=ConfigError, what="text-LM training config")
     out = Path(conf.out)
 
     def documents(path: str) -> list[str]:
@@ -165,7 +189,7 @@ def run(cfg) -> int:
         tokenizer.save_pretrained(str(path))
         write_text_lm_info(path, conf.data.normalize, train=conf.data.train)
 
-    metrics = train_causal_lm(model, train_blocks, valid_blocks, optim=conf.optim, loop=conf.train,
+    metrics = train_causal_lm(model, train_blocks, valid_blocks, out=out, optim=conf.optim, loop=conf.train,
                               save_model=save_model, config=dataclasses.asdict(conf))
     if distributed.is_main():
         print(json.dumps(metrics))

@@ -1,13 +1,16 @@
 """``speechkit train ulm``: train a unit LM (TWIST warm start or cold start) on units jsonl.
 
-Read top to bottom: the config dataclasses (mirrored by ``speechkit/conf/ulm/config.yaml``), the learning-rate
-schedule, the training loop shared with the text-LM solver (:func:`train_causal_lm`), and :func:`run`.
+Read top to bottom: the config dataclasses (the one source of every default: ``speechkit/conf/ulm/config.yaml``
+only names :class:`UlmConfig` and the presets; ``speechkit train ulm --print-config`` shows the composed values), the
+learning-rate schedule, the training loop shared with the text-LM solver (:func:`train_causal_lm`), and :func:`run`.
 
 The loop: packed blocks (:class:`~speechkit.ulm.data.PackedBlocks`), AdamW (weight decay on matrices only, not
 on norms and biases), linear warm-up then cosine decay to ``min_lr``, gradient clipping, bf16 autocast
 where the hardware supports it, validation loss every ``valid_every`` steps, ``checkpoint_last.pt`` (model,
 optimizer, step, RNG) every ``save_every`` steps and at the end, plus the released model folder ``model/``.
 Under ``torchrun`` every process runs the same command; gradients are averaged by DDP (gloo on CPU, NCCL on GPU).
+Device, resume, precision, logging and checkpoints are :class:`~speechkit.train.loop.TrainLoop`'s; the per-step
+seed, gradient accumulation and the best-validation model (``best/``) are this loop's own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -28,11 +30,12 @@ import torch.nn.functional as F
 from speechkit.errors import SpeechkitError
 from speechkit.precision import resolve_precision
 from speechkit.train import distributed
-from speechkit.train.checkpoint import LAST, load_training_state, resume_log, save_training_state, unwrap
+from speechkit.train.loop import TrainLoop, warmup_cosine
+from speechkit.utils.config import MISSING, from_values
 from speechkit.utils.files import write_json
 
 __all__ = ["ConfigError", "OptimConfig", "LoopConfig", "UlmDataConfig", "UlmModelConfig", "UlmConfig", "lr_at",
-           "train_causal_lm", "config_from_dict", "load_config", "run"]
+           "train_causal_lm", "load_config", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +47,29 @@ class ConfigError(SpeechkitError, ValueError):
 # ------------------------------------------------------------------------------------------------ configs
 @dataclass(kw_only=True)
 class OptimConfig:
-    """Optimisation (slamkit's TWIST defaults, scaled down for the debug preset).
-
-    Attributes:
-        max_steps: optimisation steps.
-        batch_size: blocks per optimisation step, over all processes and accumulation steps (the global batch;
-            it must divide by ``world_size * grad_accum``).
-        grad_accum: micro-steps per optimisation step.
-        lr: peak learning rate after warm-up.
-        min_lr: learning rate at the end of the cosine decay.
-        warmup_steps: linear warm-up from 0 to ``lr``.
-        weight_decay: AdamW decoupled weight decay for matrices (rank >= 2 parameters).
-        beta1, beta2: AdamW betas.
-        grad_clip: max global gradient norm (0 = no clipping).
-    """
+    """Optimisation (slamkit's TWIST defaults, scaled down for the debug preset)."""
 
     max_steps: int = 10_000
+    """Optimisation steps."""
     batch_size: int = 32
+    """Global batch in blocks: over all processes and accumulation steps (it must divide by
+    ``world_size * grad_accum``)."""
     grad_accum: int = 1
+    """Micro-steps per optimisation step."""
     lr: float = 1e-3
+    """Peak learning rate after warm-up (slamkit's TWIST default)."""
     min_lr: float = 5e-5
+    """Learning rate at the end of the cosine decay."""
     warmup_steps: int = 100
+    """Linear warm-up steps from 0 to ``lr``."""
     weight_decay: float = 0.1
+    """AdamW decoupled weight decay on matrices (rank >= 2 parameters; not on norms / biases)."""
     beta1: float = 0.9
+    """AdamW beta1."""
     beta2: float = 0.95
+    """AdamW beta2."""
     grad_clip: float = 0.5
+    """Max global gradient norm (0 disables clipping)."""
 
     def validate(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum"):
@@ -84,31 +85,27 @@ class OptimConfig:
 
 @dataclass(kw_only=True)
 class LoopConfig:
-    """The training loop around the optimiser.
+    """The training loop around the optimiser (the run folder is the config's top-level ``out``)."""
 
-    Attributes:
-        out_dir: run folder (``checkpoint_last.pt``, ``model/``, ``log.jsonl``): the config's top-level ``out``.
-        block_size: tokens per training sequence.
-        precision: ``"auto"`` (bf16 autocast on GPUs that support it, else fp32), ``"bf16"`` or ``"fp32"``.
-        valid_every: steps between validation runs (0 = only at the end).
-        eval_blocks: validation blocks (of ``block_size`` tokens) scored each time.
-        log_every: steps between progress lines.
-        save_every: steps between checkpoints (0 = only at the end).
-        resume: continue from ``out_dir/checkpoint_last.pt`` when it exists.
-        seed: seed of the data order (and of dropout).
-        device: ``"auto"`` (this torchrun process' GPU, else CPU) or a torch device string.
-    """
-
-    out_dir: str = ""
     block_size: int = 512
+    """Tokens per training sequence (utterances / documents are packed back to back)."""
     precision: str = "auto"
+    """``auto`` (bf16 autocast on GPUs that support it, else fp32), ``bf16`` or ``fp32``."""
     valid_every: int = 500
+    """Steps between validation losses (0: only at the end)."""
     eval_blocks: int = 64
+    """Validation blocks (of ``block_size`` tokens) scored each time."""
     log_every: int = 10
+    """Steps between progress lines (also appended to ``out/log.jsonl``)."""
     save_every: int = 1000
+    """Steps between checkpoints (0: only at the end)."""
     resume: bool = True
+    """Continue from ``out/checkpoint_last.pt`` when it exists."""
     seed: int = 0
+    """Seed of the data order, dropout and new embedding rows / initialisation."""
     device: str = "auto"
+    """``auto`` (this process' GPU under torchrun, LOCAL_RANK, else the CPU) or a torch device (``cpu``,
+    ``cuda:1``)."""
 
     def validate(self) -> None:
         if self.block_size < 2:
@@ -124,17 +121,15 @@ class LoopConfig:
 
 @dataclass(kw_only=True)
 class UlmDataConfig:
-    """Attributes:
-        train: units jsonl for training (``speechkit encode`` / ``speechkit sequences`` output).
-        valid: units jsonl for the validation loss (``None``: no validation).
-        num_units: unit vocabulary size K of the tokenizer that made the units.
-        deduplicate: merge consecutive repeated units on reading.
-    """
-
-    train: str
+    train: str = MISSING
+    """Units jsonl to train on (``speechkit encode`` / ``speechkit sequences`` output: ``{"id", "units", ...}`` a
+    line; required)."""
     valid: str | None = None
-    num_units: int
+    """Units jsonl for the validation loss (``None``: no validation)."""
+    num_units: int = MISSING
+    """Unit vocabulary size K of the tokenizer that made the units (required)."""
     deduplicate: bool = True
+    """Merge consecutive repeated units when reading."""
 
 
 @dataclass(kw_only=True)
@@ -157,18 +152,15 @@ class UlmSizeConfig:
 
 @dataclass(kw_only=True)
 class UlmModelConfig:
-    """Attributes:
-        init: ``"warm"`` (TWIST: the text LM's weights) or ``"cold"`` (random weights).
-        text_lm: HF causal LM folder or hub name (warm: required; cold: its architecture, or ``None`` for
-            ``size``'s Llama).
-        embedding_init: new embedding rows for a warm start (``"text_stats"`` or ``"text_rows"``).
-        size: the Llama of a cold start without a text LM.
-    """
-
     init: str = "warm"
+    """``warm``: TWIST, the text LM's transformer weights; ``cold``: the same architecture, random weights."""
     text_lm: str | None = None
+    """Hugging Face causal LM folder or hub name (OPT, Llama, Qwen2, ...): ``warm`` needs one; ``cold`` takes its
+    architecture, or with ``None`` the Llama of ``size``."""
     embedding_init: str = "text_stats"
+    """New unit embeddings of a warm start: ``text_stats`` (N(mean, std) of the text rows) or ``text_rows``."""
     size: UlmSizeConfig = field(default_factory=UlmSizeConfig)
+    """The cold start's Llama when ``text_lm`` is ``None``."""
 
     def validate(self) -> None:
         if self.init not in ("warm", "cold"):
@@ -183,11 +175,15 @@ class UlmModelConfig:
 
 @dataclass(kw_only=True)
 class UlmConfig:
-    out: str
-    data: UlmDataConfig
-    model: UlmModelConfig
+    """The config of ``speechkit train ulm``."""
+
+    data: UlmDataConfig = field(default_factory=UlmDataConfig)
+    model: UlmModelConfig = field(default_factory=UlmModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    train: LoopConfig
+    out: str = MISSING
+    """Run folder: ``checkpoint_last.pt``, ``model/`` (``UnitLM.from_pretrained``), ``best/``, ``log.jsonl``
+    (required)."""
+    train: LoopConfig = field(default_factory=LoopConfig)
 
     def validate(self) -> None:
         if self.data.num_units < 1:
@@ -201,61 +197,22 @@ class UlmConfig:
         self.train.validate()
 
 
-def config_from_dict(cls, d: dict, where: str = ""):
-    """Builds a (nested) config dataclass from plain values, refusing unknown keys and missing required ones.
-
-    A field whose annotation is itself a dataclass is built recursively from its sub-mapping.
-    """
-    import typing
-
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a mapping, found {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for name, value in d.items():
-        sub = hints.get(name)
-        kwargs[name] = config_from_dict(sub, value, f"{where}{name}.") if dataclasses.is_dataclass(sub) else value
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"{where or 'config'}: {e}") from None
-
-
 def load_config(cls, cfg):
-    """A Hydra/OmegaConf config as a validated ``cls`` dataclass (``preset`` dropped; ``???`` left = error)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-
-    try:
-        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except MissingMandatoryValue as e:
-        raise ConfigError(f"missing required value: {e.full_key} (set it on the command line: "
-                          f"{e.full_key}=...)") from None
-    except OmegaConfBaseException as e:  # e.g. an interpolation ${...} to a key that does not exist
-        raise ConfigError(f"bad config value: {str(e).splitlines()[0]}") from None
-    plain.pop("preset", None)
-    conf = config_from_dict(cls, plain)
-    conf.train.out_dir = conf.out  # the run folder is the top-level ``out``, as in every trainer's config
-    conf.validate()
-    return conf
+    """A composed Hydra config (or plain values) as a validated ``cls`` dataclass; see
+    :func:`speechkit.utils.config.from_values`."""
+    return from_values(cls, cfg, error=ConfigError, what="training config")
 
 
 # ------------------------------------------------------------------------------------------------ schedule
 def lr_at(step: int, optim: OptimConfig) -> float:
     """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``max_steps``."""
-    if step < optim.warmup_steps:
-        return optim.lr * (step + 1) / optim.warmup_steps
-    span = max(1, optim.max_steps - optim.warmup_steps)
-    progress = min(1.0, (step - optim.warmup_steps) / span)
-    return optim.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (optim.lr - optim.min_lr)
+    return warmup_cosine(step, optim.lr, optim.min_lr, optim.warmup_steps, optim.max_steps)
 
 
 # ------------------------------------------------------------------------------------------------ loop
 def _autocast(precision: str, device: torch.device):
+    """The autocast of ``train.precision`` on ``device`` (what :meth:`TrainLoop.autocast` does), for a model used
+    outside a training run."""
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     use_bf16 = resolve_precision(precision, device, what="LM training (train.precision)") == "bf16"
@@ -268,16 +225,16 @@ def _lm_loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, blocks, loop: LoopConfig, micro_batch: int, device) -> float:
-    """Mean token cross-entropy (nats) over the first ``loop.eval_blocks`` validation blocks, all processes."""
+def evaluate(model, blocks, eval_blocks: int, micro_batch: int, core: TrainLoop) -> float:
+    """Mean token cross-entropy (nats) over the first ``eval_blocks`` validation blocks, all processes."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64)
-    for x, y in blocks.eval_batches(loop.eval_blocks, micro_batch, distributed.rank(), distributed.world_size()):
-        with _autocast(loop.precision, device):
-            loss = _lm_loss(model, x.to(device), y.to(device))
+    for x, y in blocks.eval_batches(eval_blocks, micro_batch, core.rank, core.world_size):
+        with core.autocast():
+            loss = _lm_loss(model, x.to(core.device), y.to(core.device))
         total += torch.tensor([float(loss) * y.numel(), y.numel()], dtype=torch.float64)
     model.train()
-    total = distributed.all_reduce_mean(total.to(device)).cpu()
+    total = distributed.all_reduce_mean(total.to(core.device)).cpu()
     return float(total[0] / total[1]) if total[1] > 0 else float("nan")
 
 
@@ -287,7 +244,7 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, loop: LoopConfig,
+def train_causal_lm(model, train_blocks, valid_blocks, *, out: str | Path, optim: OptimConfig, loop: LoopConfig,
                     save_model: Callable[[Path], None], config: dict) -> dict:
     """Trains an HF causal LM on packed blocks; shared by the unit-LM and text-LM solvers.
 
@@ -295,6 +252,7 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
         model: transformers causal LM (any device; moved to this process' device).
         train_blocks: :class:`PackedBlocks` of the training stream.
         valid_blocks: :class:`PackedBlocks` for the validation loss, or ``None``.
+        out: the run folder (``checkpoint_last.pt``, ``model/``, ``best/``, ``log.jsonl``).
         optim: optimiser settings.
         loop: loop settings.
         save_model: writes the released model folder given its path (main process only).
@@ -304,68 +262,42 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
         ``{"step", "train_loss", "valid_loss", "best_valid_loss"}`` at the end of training. ``out/model`` is the
         last model, ``out/best`` the one with the lowest validation loss.
     """
-    device = distributed.init()  # joins the torchrun process group when there is one
-    if loop.device != "auto":
-        device = torch.device(loop.device)
-    rank, world = distributed.rank(), distributed.world_size()
+    core = TrainLoop(out, loop, max_steps=optim.max_steps, config=config, what="LM training", error=ConfigError)
+    device, rank, world = core.device, core.rank, core.world_size
     if optim.batch_size % (world * optim.grad_accum):
         raise ConfigError(f"optim.batch_size={optim.batch_size} must divide by world_size ({world}) x "
                           f"optim.grad_accum ({optim.grad_accum})")
     micro = optim.batch_size // (world * optim.grad_accum)
-    out = Path(loop.out_dir)
-    if distributed.is_main():
-        out.mkdir(parents=True, exist_ok=True)
 
     model.to(device).train()
     opt = torch.optim.AdamW(_param_groups(model, optim.weight_decay), lr=optim.lr,
                             betas=(optim.beta1, optim.beta2))
-    step, best = 0, float("inf")
-    if loop.resume and (out / LAST).is_file():
-        state = load_training_state(out)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizers"]["adamw"])
-        torch.set_rng_state(state["rng"]["torch"])
-        step, best = state["step"], state["extra"].get("best_valid_loss", best)
-        if distributed.is_main():
-            resume_log(out / "log.jsonl", step)
-        log.info("resumed from %s at step %d", out / LAST, step)
-    ddp = model
-    if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    metrics = {"step": step, "train_loss": float("nan"), "valid_loss": float("nan")}
-    history = out / "log.jsonl"
-
-    def record(entry: dict) -> None:
-        if distributed.is_main():
-            with open(history, "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry) + "\n")
+    state = core.resume(model, {"adamw": opt})
+    best = float((state or {}).get("best_valid_loss", float("inf")))
+    ddp = core.ddp(model)
+    metrics = {"step": core.step, "train_loss": float("nan"), "valid_loss": float("nan")}
 
     def checkpoint() -> None:
-        if distributed.is_main():
-            save_training_state(out, step=step, model=model, config=config, optimizers={"adamw": opt},
-                                extra={"best_valid_loss": best})
-            save_model(out / "model")
-        distributed.barrier()
+        core.save(model, {"adamw": opt}, extra={"best_valid_loss": best}, export=lambda: save_model(core.out / "model"))
 
-    if distributed.is_main():
+    if core.is_main:
         log.info("training on %d process(es) (%s), micro-batch %d x %d accumulation step(s), from step %d", world,
-                 device, micro, optim.grad_accum, step)
-    record({"step": step, "world_size": world, "micro_batch": micro, "device": str(device)})
+                 device, micro, optim.grad_accum, core.step)
+    core.log({"step": core.step, "world_size": world, "micro_batch": micro, "device": str(device)}, keep=False)
     t0, tokens = time.time(), 0
-    while step < optim.max_steps:
+    while not core.done:
         # seeded by step: dropout differs per process and per step, and a resumed run draws what the uninterrupted
         # one would have drawn (the same weights, bit for bit)
-        torch.manual_seed(loop.seed * 7919 + step + rank)
-        lr = lr_at(step, optim)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        torch.manual_seed(core.seed * 7919 + core.step + rank)
+        lr = lr_at(core.step, optim)
+        core.set_lr(opt, lr)
         loss_sum = 0.0
-        for m in range(optim.grad_accum):
-            x, y = train_blocks.train_batch(step, batch_size=optim.batch_size, micro_step=m, micro_batch=micro,
-                                            rank=rank, world_size=world, seed=loop.seed)
+        for m in range(optim.grad_accum):  # accumulation: DDP syncs gradients on the last micro-step only
+            x, y = train_blocks.train_batch(core.step, batch_size=optim.batch_size, micro_step=m, micro_batch=micro,
+                                            rank=rank, world_size=world, seed=core.seed)
             x, y = x.to(device), y.to(device)
             sync = world == 1 or m == optim.grad_accum - 1
-            with (nullcontext() if sync else ddp.no_sync()), _autocast(loop.precision, device):
+            with (nullcontext() if sync else ddp.no_sync()), core.autocast():
                 loss = _lm_loss(ddp, x, y) / optim.grad_accum
                 loss.backward()
             loss_sum += loss.item()
@@ -373,33 +305,28 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, optim: OptimConfig, lo
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip or float("inf"))
         opt.step()
         opt.zero_grad(set_to_none=True)
-        step += 1
+        core.step += 1
+        core.done = core.step >= optim.max_steps
         train_loss = float(distributed.all_reduce_mean(torch.tensor(loss_sum, device=device)))
-        metrics.update(step=step, train_loss=train_loss)
-        last = step == optim.max_steps
-        if (step % loop.log_every == 0 or last) and distributed.is_main():
-            rate = tokens / max(time.time() - t0, 1e-9)
-            log.info("step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s", step, optim.max_steps,
-                     train_loss, lr, float(grad_norm), rate)
-            record({"step": step, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
-                    "tokens_per_s": rate})
-        if valid_blocks is not None and ((loop.valid_every and step % loop.valid_every == 0) or last):
+        metrics.update(step=core.step, train_loss=train_loss)
+        if core.due(core.log_every):  # this step's loss (not a mean since the last line, as TrainLoop.advance logs)
+            core.log({"step": core.step, "train_loss": train_loss, "lr": lr, "grad_norm": float(grad_norm),
+                      "tokens_per_s": tokens / max(time.time() - t0, 1e-9)})
+        if valid_blocks is not None and core.due(core.valid_every):
             # the plain model: a rank with no validation block must not leave a DDP forward (and its buffer
             # broadcast) waiting on the others
-            valid_loss = evaluate(unwrap(ddp), valid_blocks, loop, micro, device)
+            valid_loss = evaluate(model, valid_blocks, loop.eval_blocks, micro, core)
             if valid_loss < best:  # the best model so far, beside the last one (fairseq's checkpoint_best)
                 best = valid_loss
-                if distributed.is_main():
-                    save_model(out / "best")
-                    write_json(out / "best" / "valid_loss.json", {"step": step, "valid_loss": best})
-                distributed.barrier()
+                if core.is_main:
+                    save_model(core.out / "best")
+                    write_json(core.out / "best" / "valid_loss.json", {"step": core.step, "valid_loss": best})
+                core.barrier()
             metrics.update(valid_loss=valid_loss, best_valid_loss=best)
-            if distributed.is_main():
-                log.info("step %d  valid_loss %.4f  (best %.4f)", step, valid_loss, best)
-            record({"step": step, "valid_loss": valid_loss})
-        if (loop.save_every and step % loop.save_every == 0) or last:
+            core.log({"step": core.step, "valid_loss": valid_loss})
+        if core.due(core.save_every):
             checkpoint()
-    if step == 0 or not (out / "model").is_dir():  # nothing to train (already done) but no model folder yet
+    if core.step == 0 or not (core.out / "model").is_dir():  # nothing to train (already done) but no model folder
         checkpoint()
     return metrics
 
@@ -409,7 +336,7 @@ def run(cfg) -> int:
     from speechkit.ulm import UnitLM
     from speechkit.ulm.data import PackedBlocks, read_unit_sequences
 
-    conf = load_config(UlmConfig, cfg)
+    conf = from_values(UlmConfig, cfg, error=ConfigError, what="unit-LM training config")
     if conf.model.init == "warm":
         lm = UnitLM.warm_start(conf.model.text_lm, conf.data.num_units, embedding_init=conf.model.embedding_init,
                                seed=conf.train.seed)
@@ -431,7 +358,7 @@ def run(cfg) -> int:
         log.info("%s init: %s; %.2fM parameters; %d training tokens", conf.model.init, lm, n_params / 1e6,
                  train_blocks.num_tokens)
     lm.info.update(train_tokens=train_blocks.num_tokens, max_steps=conf.optim.max_steps)
-    metrics = train_causal_lm(lm.model, train_blocks, valid_blocks, optim=conf.optim, loop=conf.train,
+    metrics = train_causal_lm(lm.model, train_blocks, valid_blocks, out=conf.out, optim=conf.optim, loop=conf.train,
                               save_model=lm.save_pretrained, config=dataclasses.asdict(conf))
     if distributed.is_main():
         print(json.dumps(metrics))

@@ -1,4 +1,7 @@
-"""Building unit LMs: TWIST warm start from a text LM, and cold start of the same architecture.
+"""Building the transformers causal LM of a unit LM: TWIST warm start from a text LM, and cold start of the same
+architecture. :meth:`UnitLM.warm_start <speechkit.ulm.model.UnitLM.warm_start>` and
+:meth:`UnitLM.cold_start <speechkit.ulm.model.UnitLM.cold_start>` wrap what these functions build (this module does
+not know :class:`~speechkit.ulm.model.UnitLM`).
 
 **Warm start** (TWIST, Hassid et al. 2023) loads a pretrained HF causal LM, keeps every transformer weight
 (attention, MLP, norms, position embeddings, OPT's ``project_in/out``) bit for bit, and swaps the text vocabulary
@@ -25,7 +28,7 @@ import torch
 
 from speechkit.ulm.config import UnitLMError, UnitVocab
 
-__all__ = ["EMBEDDING_INITS", "warm_start", "cold_start", "replace_vocabulary", "set_special_tokens"]
+__all__ = ["EMBEDDING_INITS", "warm_start_model", "cold_start_model", "replace_vocabulary", "set_special_tokens"]
 
 EMBEDDING_INITS = ("text_stats", "text_rows")
 
@@ -83,9 +86,10 @@ def replace_vocabulary(model, vocab: UnitVocab, *, embedding_init: str = "text_s
     set_special_tokens(model, vocab)
 
 
-def warm_start(text_lm_dir: str | os.PathLike, num_units: int, *, embedding_init: str = "text_stats",
-               seed: int = 0, dtype: torch.dtype = torch.float32):
-    """TWIST initialisation: a unit LM with the transformer weights of a text LM.
+def warm_start_model(text_lm_dir: str | os.PathLike, num_units: int, *, embedding_init: str = "text_stats",
+                     seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple:
+    """TWIST initialisation: the text LM of ``text_lm_dir`` with its vocabulary replaced by the unit vocabulary
+    (:meth:`UnitVocab.speechkit`).
 
     Args:
         text_lm_dir: HF causal LM folder (OPT, Llama, Qwen2, GPT-2, ...).
@@ -95,20 +99,14 @@ def warm_start(text_lm_dir: str | os.PathLike, num_units: int, *, embedding_init
         dtype: parameter dtype (float32 for training; the text LM's own dtype is not kept).
 
     Returns:
-        A :class:`~speechkit.ulm.model.UnitLM` in eval mode.
+        ``(model, vocab)``: the transformers causal LM and its :class:`UnitVocab`.
 
     Raises:
         UnitLMError: ``text_lm_dir`` is not a causal LM folder.
-
-    Example:
-        >>> lm = warm_start("checkpoints/textlm", num_units=100)
-        >>> lm.token_ids([5, 7])
-        [1, 7, 9, 1]
     """
     from transformers import AutoModelForCausalLM
 
     from speechkit.ulm.interop import check_causal_lm
-    from speechkit.ulm.model import UnitLM
 
     check_causal_lm(text_lm_dir)
     vocab = UnitVocab.speechkit(num_units)
@@ -117,12 +115,12 @@ def warm_start(text_lm_dir: str | os.PathLike, num_units: int, *, embedding_init
     except (OSError, ValueError) as e:
         raise UnitLMError(f"{text_lm_dir}: could not load the text LM ({str(e)[:300]})") from None
     replace_vocabulary(model, vocab, embedding_init=embedding_init, seed=seed)
-    info = {"init": "warm", "text_lm": str(text_lm_dir), "embedding_init": embedding_init, "seed": seed}
-    return UnitLM(model.eval(), vocab, info=info)
+    return model, vocab
 
 
-def cold_start(architecture, num_units: int, *, seed: int = 0, dtype: torch.dtype = torch.float32):
-    """A unit LM of a given architecture, randomly initialised (transformers' own init).
+def cold_start_model(architecture, num_units: int, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple:
+    """A causal LM of a given architecture over the unit vocabulary (:meth:`UnitVocab.speechkit`), randomly
+    initialised (transformers' own init).
 
     Args:
         architecture: an HF causal LM folder (only its ``config.json`` is read) or a ``PretrainedConfig``.
@@ -131,23 +129,23 @@ def cold_start(architecture, num_units: int, *, seed: int = 0, dtype: torch.dtyp
         dtype: parameter dtype.
 
     Returns:
-        A :class:`~speechkit.ulm.model.UnitLM` in eval mode.
+        ``(model, vocab)``: the transformers causal LM and its :class:`UnitVocab`.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
     from speechkit.ulm.interop import check_causal_lm
-    from speechkit.ulm.model import UnitLM
 
     if isinstance(architecture, PretrainedConfig):
-        config, source = copy.deepcopy(architecture), type(architecture).__name__
-        check_causal_lm(source, {"model_type": config.model_type, "architectures": config.architectures})
+        config = copy.deepcopy(architecture)
+        check_causal_lm(type(architecture).__name__, {"model_type": config.model_type,
+                                                      "architectures": config.architectures})
     else:
         check_causal_lm(architecture)
-        config, source = AutoConfig.from_pretrained(str(architecture)), str(architecture)
+        config = AutoConfig.from_pretrained(str(architecture))
     vocab = UnitVocab.speechkit(num_units)
     config.vocab_size = vocab.min_vocab_size
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config).to(dtype)
     set_special_tokens(model, vocab)
-    return UnitLM(model.eval(), vocab, info={"init": "cold", "architecture": source, "seed": seed})
+    return model, vocab

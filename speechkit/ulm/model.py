@@ -96,18 +96,56 @@ class UnitLM:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def warm_start(cls, text_lm_dir: str | os.PathLike, num_units: int, **kwargs) -> UnitLM:
-        """TWIST initialisation from an HF causal LM folder; see :func:`speechkit.ulm.factory.warm_start`."""
-        from speechkit.ulm.factory import warm_start
+    def warm_start(cls, text_lm_dir: str | os.PathLike, num_units: int, *, embedding_init: str = "text_stats",
+                   seed: int = 0, dtype: torch.dtype = torch.float32) -> UnitLM:
+        """TWIST initialisation: a unit LM with the transformer weights of a text LM
+        (:func:`speechkit.ulm.factory.warm_start_model`).
 
-        return warm_start(text_lm_dir, num_units, **kwargs)
+        Args:
+            text_lm_dir: HF causal LM folder (OPT, Llama, Qwen2, GPT-2, ...).
+            num_units: unit vocabulary size K.
+            embedding_init: ``"text_stats"`` (default) or ``"text_rows"``; see :mod:`speechkit.ulm.factory`.
+            seed: seed of the new embedding rows.
+            dtype: parameter dtype (float32 for training; the text LM's own dtype is not kept).
+
+        Returns:
+            The unit LM in eval mode.
+
+        Raises:
+            UnitLMError: ``text_lm_dir`` is not a causal LM folder.
+
+        Example:
+            >>> lm = UnitLM.warm_start("checkpoints/textlm", num_units=100)
+            >>> lm.token_ids([5, 7])
+            [1, 7, 9, 1]
+        """
+        from speechkit.ulm.factory import warm_start_model
+
+        model, vocab = warm_start_model(text_lm_dir, num_units, embedding_init=embedding_init, seed=seed, dtype=dtype)
+        info = {"init": "warm", "text_lm": str(text_lm_dir), "embedding_init": embedding_init, "seed": seed}
+        return cls(model.eval(), vocab, info=info)
 
     @classmethod
-    def cold_start(cls, architecture, num_units: int, **kwargs) -> UnitLM:
-        """Random initialisation of an architecture; see :func:`speechkit.ulm.factory.cold_start`."""
-        from speechkit.ulm.factory import cold_start
+    def cold_start(cls, architecture, num_units: int, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> UnitLM:
+        """A unit LM of a given architecture, randomly initialised (transformers' own init;
+        :func:`speechkit.ulm.factory.cold_start_model`).
 
-        return cold_start(architecture, num_units, **kwargs)
+        Args:
+            architecture: an HF causal LM folder (only its ``config.json`` is read) or a ``PretrainedConfig``.
+            num_units: unit vocabulary size K.
+            seed: seed of the random initialisation (the global RNG state is restored afterwards).
+            dtype: parameter dtype.
+
+        Returns:
+            The unit LM in eval mode.
+        """
+        from transformers import PretrainedConfig
+
+        from speechkit.ulm.factory import cold_start_model
+
+        model, vocab = cold_start_model(architecture, num_units, seed=seed, dtype=dtype)
+        source = type(architecture).__name__ if isinstance(architecture, PretrainedConfig) else str(architecture)
+        return cls(model.eval(), vocab, info={"init": "cold", "architecture": source, "seed": seed})
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, *, dtype: torch.dtype | None = None,

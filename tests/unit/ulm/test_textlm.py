@@ -46,7 +46,7 @@ def test_text_lm_config_errors(corpus, tmp_path):
         run(compose("textlm", [*base, "train.block_size=256", "model.max_position_embeddings=128"]))
     with pytest.raises(SpeechkitError, match=r"model.vocab_size must be >= 259"):
         run(compose("textlm", [*base, "model.vocab_size=100"]))
-    with pytest.raises(SpeechkitError, match=r"missing required value: data.train"):
+    with pytest.raises(SpeechkitError, match=r"required value data.train is missing"):
         run(compose("textlm", ["preset=debug"]))
 
 
