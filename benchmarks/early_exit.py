@@ -108,9 +108,10 @@ def main() -> None:
 
     from speechkit.adaptive.data import read_utterances
     from speechkit.adaptive.plot import line_plot
-    from speechkit.units.hubert import load_hubert
+    from speechkit.units.hubert import HubertModel
 
-    hubert, hcfg = load_hubert(args.hubert)
+    hubert = HubertModel.from_pretrained(args.hubert)
+    hcfg = hubert.config
     train = read_utterances(args.data, "train", sample_rate=hcfg.sample_rate)
     evaluation = read_utterances(args.data, "dev", sample_rate=hcfg.sample_rate) + read_utterances(
         args.data, "test", sample_rate=hcfg.sample_rate)

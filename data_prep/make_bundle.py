@@ -202,10 +202,10 @@ def main() -> int:
     from speechkit.metrics.genppl import TextLMScorer
     from speechkit.ulm import UnitLM
     from speechkit.units import SpeechEncoder
-    from speechkit.vocoders import load_unit_vocoder
+    from speechkit.vocoders import UnitVocoder
 
     encoder = SpeechEncoder.from_pretrained(args.encoder)
-    vocoder = load_unit_vocoder(args.vocoder)
+    vocoder = UnitVocoder.from_pretrained(args.vocoder)
     lm = UnitLM.from_pretrained(args.ulm)
     if not encoder.vocab_size == vocoder.vocab_size == lm.num_units:
         print(f"unit vocabularies differ: encoder {encoder.vocab_size}, vocoder {vocoder.vocab_size}, unit LM "
@@ -222,7 +222,7 @@ def main() -> int:
             return 1
         shutil.rmtree(tmp / "vocoder" / "mel_vocoder", ignore_errors=True)
         shutil.copytree(args.mel_vocoder, tmp / "vocoder" / "mel_vocoder")
-        vocoder = load_unit_vocoder(tmp / "vocoder")   # refuses a mel vocoder of other mel settings
+        vocoder = UnitVocoder.from_pretrained(tmp / "vocoder")   # refuses a mel vocoder of other mel settings
     shutil.copytree(args.ulm, tmp / "ulm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))
     if scorer is not None:
         shutil.copytree(args.text_lm, tmp / "textlm", ignore=shutil.ignore_patterns("checkpoint*", "*.pt"))

@@ -18,7 +18,7 @@ from pathlib import Path
 def main() -> int:
     from speechkit.data.corpora import expresso
     from speechkit.errors import SpeechkitError
-    from speechkit.vocoders import load_unit_vocoder
+    from speechkit.vocoders import UnitVocoder
     from speechkit.vocoders.hifigan.voices import compute_speaker_table
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,7 +28,7 @@ def main() -> int:
     p.add_argument("--utterances", type=int, default=20, help="read utterances averaged per speaker")
     args = p.parse_args()
     try:
-        voc = load_unit_vocoder(args.vocoder)
+        voc = UnitVocoder.from_pretrained(args.vocoder)
         if not voc.speakers:
             raise SpeechkitError(f"{args.vocoder}: the vocoder has no speakers.txt")
         files: dict[str, list[Path]] = {s: [] for s in voc.speakers}

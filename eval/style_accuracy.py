@@ -37,7 +37,7 @@ def main() -> None:
     else:
         from speechkit.units import HubertFeatureReader
 
-        reader = HubertFeatureReader.from_checkpoint(args.features, layer=args.layer)
+        reader = HubertFeatureReader.from_pretrained(args.features, layer=args.layer)
     prepared = args.prepared or Path(tempfile.mkdtemp(prefix="style_"))
     prepare_expresso(args.data, prepared, splits=("train", "test"), jobs=args.jobs)
 

@@ -179,7 +179,7 @@ class Resynthesizer:
         """
         from speechkit import hub
         from speechkit.units import SpeechEncoder
-        from speechkit.vocoders import CodeHiFiGANVocoder, load_unit_vocoder
+        from speechkit.vocoders import CodeHiFiGANVocoder, UnitVocoder
 
         if hub.is_card_name(folder):  # a vocoder card names the speech-encoder card whose units it reads
             card = hub.load_card(str(folder))
@@ -195,7 +195,7 @@ class Resynthesizer:
         for sub in ("encoder", "vocoder"):
             if not (d / sub).is_dir():
                 raise PipelineError(f"{d}: missing {sub}/ (a resynthesis folder holds encoder/ and vocoder/)")
-        vocoder = load_unit_vocoder(d / "vocoder", mel_vocoder=mel_vocoder)
+        vocoder = UnitVocoder.from_pretrained(d / "vocoder", mel_vocoder=mel_vocoder)
         f0 = {"need_f0": True} if vocoder.config.f0 != "none" else {}
         return cls(SpeechEncoder.from_pretrained(d / "encoder", **f0), vocoder, **options).to(device, dtype)
 
@@ -512,7 +512,7 @@ class SpeechContinuation:
         from speechkit import hub
         from speechkit.ulm import UnitLM
         from speechkit.units import SpeechEncoder
-        from speechkit.vocoders import load_unit_vocoder
+        from speechkit.vocoders import UnitVocoder
 
         parts = {"encoder": encoder, "ulm": ulm, "vocoder": vocoder}
         if folder is None and all(p is None for p in parts.values()):
@@ -536,7 +536,7 @@ class SpeechContinuation:
                 raise PipelineError(f"{parts[name]}: no such {name} folder (nor a card name: `speechkit models` "
                                     "lists those)")
         return cls(SpeechEncoder.from_pretrained(parts["encoder"]), UnitLM.from_pretrained(parts["ulm"]),
-                   load_unit_vocoder(parts["vocoder"]), **options).to(device, dtype)
+                   UnitVocoder.from_pretrained(parts["vocoder"]), **options).to(device, dtype)
 
     @property
     def output_sample_rate(self) -> int:

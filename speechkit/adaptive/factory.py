@@ -12,8 +12,7 @@ import torch
 from speechkit.adaptive.config import EarlyExitConfig
 from speechkit.adaptive.model import EarlyExitClassifier
 from speechkit.units.hubert.config import HubertConfig
-from speechkit.units.hubert.factory import _config_from_dict, build_hubert
-from speechkit.units.hubert.model import HubertModel
+from speechkit.units.hubert.model import HubertModel, _config_from_dict, build_hubert
 from speechkit.utils.checkpoint import CheckpointError, load_pretrained, save_pretrained
 
 __all__ = ["build_early_exit", "save_early_exit", "load_early_exit", "EarlyExitStyleClassifier", "MODEL_KIND"]
@@ -23,8 +22,8 @@ MODEL_KIND = "speechkit-early-exit-classifier"
 
 def build_early_exit(config: EarlyExitConfig, hubert_config: HubertConfig,
                      encoder: HubertModel | None = None) -> EarlyExitClassifier:
-    """An early-exit classifier; ``encoder`` (e.g. from :func:`~speechkit.units.hubert.load_hubert`) initialises the
-    backbone, else it is random."""
+    """An early-exit classifier; ``encoder`` (e.g. from
+    :meth:`~speechkit.units.hubert.model.HubertModel.from_pretrained`) initialises the backbone, else it is random."""
     config.validate(hubert_config.num_layers)
     enc = encoder if encoder is not None else build_hubert(hubert_config)
     return EarlyExitClassifier(enc, config.exit_layers, len(config.labels), mode=config.mode)

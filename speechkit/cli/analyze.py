@@ -87,7 +87,7 @@ def _run_papa(args: argparse.Namespace) -> int:
 
     from speechkit.adaptive.data import TASKS, read_utterances
     from speechkit.analysis import papa_probe
-    from speechkit.units.hubert import build_hubert, load_hubert
+    from speechkit.units.hubert import HubertModel, build_hubert
 
     tasks = [t.strip() for t in args.tasks.split(",")]
     if not tasks or any(t not in TASKS for t in tasks):
@@ -97,7 +97,8 @@ def _run_papa(args: argparse.Namespace) -> int:
         raise SpeechkitError(f"--fractions must be in [0, 1] and start with 0. Found {args.fractions!r}")
     if args.max_frames < 1:
         raise SpeechkitError(f"--max-frames must be >= 1. Found {args.max_frames}")
-    model, cfg = load_hubert(args.hubert)
+    model = HubertModel.from_pretrained(args.hubert)
+    cfg = model.config
     if args.layer is not None and not 1 <= args.layer <= cfg.num_layers:
         raise SpeechkitError(f"--layer must be in [1, {cfg.num_layers}] for {args.hubert}. Found {args.layer}")
     if args.random_init:

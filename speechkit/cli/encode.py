@@ -58,8 +58,8 @@ def build_encoder(args: argparse.Namespace):
 
         reader = MfccFeatureReader()
     else:
-        reader = HubertFeatureReader.from_checkpoint(args.hubert, layer=args.layer)
-    return SpeechEncoder(reader, KMeansQuantizer.load(args.kmeans), **options)
+        reader = HubertFeatureReader.from_pretrained(args.hubert, layer=args.layer)
+    return SpeechEncoder(reader, KMeansQuantizer.from_pretrained(args.kmeans), **options)
 
 
 def run(args: argparse.Namespace) -> int:

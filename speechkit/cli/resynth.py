@@ -63,7 +63,7 @@ def _name_or_id(value: str | None):
 def build(args: argparse.Namespace):
     from speechkit.pipeline import Resynthesizer
     from speechkit.units import SpeechEncoder
-    from speechkit.vocoders import load_unit_vocoder
+    from speechkit.vocoders import UnitVocoder
 
     options = {"dur_prediction": args.dur_prediction}
     if args.encoder is None and args.vocoder is None:
@@ -72,7 +72,7 @@ def build(args: argparse.Namespace):
         from speechkit.errors import SpeechkitError
 
         raise SpeechkitError("give both --encoder and --vocoder, or --model DIR holding encoder/ and vocoder/")
-    vocoder = load_unit_vocoder(args.vocoder, args.vocoder_config, mel_vocoder=args.mel_vocoder)
+    vocoder = UnitVocoder.from_pretrained(args.vocoder, config_path=args.vocoder_config, mel_vocoder=args.mel_vocoder)
     return Resynthesizer(SpeechEncoder.from_pretrained(args.encoder), vocoder, **options)
 
 

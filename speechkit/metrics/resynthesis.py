@@ -82,7 +82,7 @@ def run_resynthesis(data: str | os.PathLike, *, encoder: str | os.PathLike, voco
     from speechkit.metrics.scoring import run_scoring
     from speechkit.pipeline import PipelineError, Resynthesizer
     from speechkit.units import SpeechEncoder
-    from speechkit.vocoders import load_unit_vocoder
+    from speechkit.vocoders import UnitVocoder
 
     cfg = config or FolderEvalConfig(metrics=("wer", "cer", "f0", "speaker"),
                                      pitch=PitchConfig.protocol("fairseq"))  # the Expresso benchmark's protocol
@@ -93,7 +93,7 @@ def run_resynthesis(data: str | os.PathLike, *, encoder: str | os.PathLike, voco
     order = sorted(range(len(ds)), key=lambda i: ds.records[i]["id"])[:limit]
     if not order:
         raise EvalError(f"{folder}: no {'/'.join(kinds)} utterances in split {split!r}")
-    rs = Resynthesizer(SpeechEncoder.from_pretrained(encoder).eval(), load_unit_vocoder(vocoder))
+    rs = Resynthesizer(SpeechEncoder.from_pretrained(encoder).eval(), UnitVocoder.from_pretrained(vocoder))
     names = rs.vocoder.speakers or []
     styles = rs.vocoder.styles or []
     if target_speaker is not None and target_speaker not in names:

@@ -171,6 +171,6 @@ class StyleClassifier:
         else:
             from speechkit.units import HubertFeatureReader
 
-            reader = HubertFeatureReader.from_checkpoint(d / features["folder"], layer=int(features["layer"]))
+            reader = HubertFeatureReader.from_pretrained(d / features["folder"], layer=int(features["layer"]))
         t = load_file(str(d / "classifier.safetensors"))
         return cls(reader, meta["styles"], *(t[k].numpy() for k in ("weight", "bias", "mean", "scale")))

@@ -10,7 +10,7 @@ feature penalty and layer drop (small effect at this scale).
 Data: a tsv manifest and a labels jsonl (``speechkit encode --no-dedup``; ids = manifest paths without extension),
 random crops of ``crop_seconds`` aligned to frame boundaries. Checkpoint/resume, torchrun DDP, bf16 autocast.
 The trained encoder is exported to ``<out>/model`` (safetensors + config) and loads with
-``HubertFeatureReader.from_checkpoint(out/"model", layer=L)``.
+``HubertFeatureReader.from_pretrained(out/"model", layer=L)``.
 """
 
 from __future__ import annotations
@@ -242,16 +242,14 @@ def _step_loss(model, batch, cfg: HubertTrainConfig, hcfg: HubertConfig, rng, de
 
 
 def warm_start(encoder: HubertModel, folder: str) -> int:
-    """Copies the tensors of the HuBERT saved in ``folder`` (any format :func:`load_hubert` reads) into
+    """Copies the tensors of the HuBERT saved in ``folder`` (any format :meth:`HubertModel.from_pretrained` reads) into
     ``encoder`` wherever name and shape match (the prediction head starts fresh: its targets change); returns how
     many were copied.
 
     Raises:
         SpeechkitError: nothing fits (another architecture).
     """
-    from speechkit.units.hubert.factory import load_hubert
-
-    source, _ = load_hubert(folder)
+    source = HubertModel.from_pretrained(folder)
     theirs, ours = source.state_dict(), encoder.state_dict()
     fit = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
     if not fit:
@@ -344,7 +342,7 @@ def run(cfg) -> int:
     if loop.is_main:
         save_hubert(loop.out / "model", model.encoder, hcfg, extra={"trained_steps": loop.step, "num_classes": k})
         write_json(loop.out / "history.json", history, indent=1)
-        log.info("exported %s (load with HubertFeatureReader.from_checkpoint)", loop.out / "model")
+        log.info("exported %s (load with HubertFeatureReader.from_pretrained)", loop.out / "model")
     loop.barrier()
     dist.cleanup()
     return 0

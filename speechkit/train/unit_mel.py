@@ -85,9 +85,9 @@ def warm_start(model: nn.Module, folder: str, speakers, styles, unit_map: str | 
     Raises:
         VocoderError: another speaker or style list, a map of the wrong size, or nothing fits.
     """
-    from speechkit.vocoders import load_unit_vocoder
+    from speechkit.vocoders import UnitVocoder
 
-    src = load_unit_vocoder(folder, mel_vocoder="griffinlim")
+    src = UnitVocoder.from_pretrained(folder, mel_vocoder="griffinlim")
     if list(src.speakers or []) != list(speakers or []) or list(src.styles or []) != list(styles or []):
         raise VocoderError(f"train.init={folder}: speakers {src.speakers} / styles {src.styles} differ from this "
                            f"corpus's {speakers} / {styles}")

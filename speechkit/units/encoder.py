@@ -40,7 +40,8 @@ class SpeechEncoder(nn.Module):
         need_f0: also return F0 per unit (Hz, pYIN, 0 = unvoiced), aligned with ``units``.
 
     Example:
-        >>> enc = SpeechEncoder(HubertFeatureReader.from_checkpoint("hubert.pt", 6), KMeansQuantizer.load("km.bin"))
+        >>> enc = SpeechEncoder(HubertFeatureReader.from_pretrained("hubert.pt", layer=6),
+        ...                     KMeansQuantizer.from_pretrained("km.bin"))
         >>> out = enc(wav, sample_rate=48000)   # resampled to enc.expected_sample_rate first
         >>> out["units"], out["durations"], out["dense"].shape
     """
@@ -175,8 +176,8 @@ class SpeechEncoder(nn.Module):
 
                 reader = MfccFeatureReader(**meta["mfcc"])
             else:
-                reader = HubertFeatureReader.from_checkpoint(d / meta["hubert"], layer=int(meta["layer"]))
-            quantizer = KMeansQuantizer.load(d / meta["kmeans"])
+                reader = HubertFeatureReader.from_pretrained(d / meta["hubert"], layer=int(meta["layer"]))
+            quantizer = KMeansQuantizer.from_pretrained(d / meta["kmeans"])
             options = {"deduplicate": meta.get("deduplicate", True), "need_f0": meta.get("need_f0", False),
                        **overrides}
             return cls(reader, quantizer, **options)
@@ -192,6 +193,6 @@ class SpeechEncoder(nn.Module):
         if card.kind != "speech-encoder" or not card.requires:
             raise hub.HubError(f"card {name!r} is a {card.kind}, not a speech encoder (dense model + k-means)")
         dense = hub.fetch(card.requires[0])["checkpoint"]
-        reader = HubertFeatureReader.from_checkpoint(dense, layer=int(card.layer))
-        quantizer = KMeansQuantizer.load(hub.fetch(name)["kmeans"])
+        reader = HubertFeatureReader.from_pretrained(dense, layer=int(card.layer))
+        quantizer = KMeansQuantizer.from_pretrained(hub.fetch(name)["kmeans"])
         return cls(reader, quantizer, **{"deduplicate": True, "need_f0": False, **overrides})

@@ -20,7 +20,7 @@ def build_reader(features: str, checkpoint: str | os.PathLike | None = None, lay
 
         if checkpoint is None:
             raise ValueError("features='hubert' needs a checkpoint path")
-        return HubertFeatureReader.from_checkpoint(checkpoint, layer=layer)
+        return HubertFeatureReader.from_pretrained(checkpoint, layer=layer)
     raise ValueError(f"features must be 'mfcc' or 'hubert'. Found {features!r}")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ class KMeansQuantizer(nn.Module):
         centroids: ``(K, dim)`` cluster centres.
 
     Example:
-        >>> km = KMeansQuantizer.load("km.bin")
+        >>> km = KMeansQuantizer.from_pretrained("km.bin")
         >>> units = km(feats)               # feats (frames, dim) -> (frames,) int64 in [0, K)
     """
 
@@ -73,21 +74,27 @@ class KMeansQuantizer(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None) -> KMeansQuantizer:
-        """:meth:`load` in the loader shape every model kind shares: a ``km.bin``, ``.npy`` or ``.safetensors`` file,
-        moved to ``device``. The nearest-centroid search stays fp32 (``dtype`` is accepted for the shared shape
-        and has no effect)."""
-        from speechkit.utils.checkpoint import place
-
-        return place(cls.load(path), device, None)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> KMeansQuantizer:
-        """Loads a ``km.bin`` (joblib scikit-learn), a ``.npy`` of centroids or our ``.safetensors`` file.
+        """Loads a ``km.bin`` (textlesslib / fairseq: a joblib scikit-learn k-means, read with a restricted unpickler),
+        a ``.npy`` of centroids ``(K, dim)`` or our ``.safetensors`` file, moved to ``device``. The nearest-centroid
+        search stays fp32 (``dtype`` is accepted for the loader shape every model kind shares and has no effect).
 
         Raises:
             CheckpointError: missing or unreadable file, or a pickle that is not a k-means model.
             UnsafePickleError: the pickle needs a global off the allowlist.
         """
+        from speechkit.utils.checkpoint import place
+
+        return place(cls._read(path), device, None)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> KMeansQuantizer:
+        """Deprecated alias (kept for one release) of ``KMeansQuantizer.from_pretrained(path)``."""
+        warnings.warn("KMeansQuantizer.load is deprecated; use KMeansQuantizer.from_pretrained(path)",
+                      DeprecationWarning, stacklevel=2)
+        return cls.from_pretrained(path)
+
+    @classmethod
+    def _read(cls, path: str | os.PathLike) -> KMeansQuantizer:
         p = Path(path)
         if not p.is_file():
             raise CheckpointError(f"{p}: no such k-means file")

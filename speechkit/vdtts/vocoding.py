@@ -61,7 +61,7 @@ def load_vocoder(cfg: VDTTSConfig, kind: str = "griffinlim", path: str | os.Path
         return voc
     from speechkit.vocoders import HiFiGANVocoder
 
-    voc = HiFiGANVocoder.from_checkpoint(path)
+    voc = HiFiGANVocoder.from_pretrained(path)
     got = (voc.output_sample_rate, voc.hop_length, voc.config.num_mels)
     want = (cfg.sample_rate, cfg.hop_length, cfg.num_mels)
     if got != want:

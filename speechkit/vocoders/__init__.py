@@ -3,19 +3,19 @@
 The public names are imported lazily, so ``import speechkit.vocoders`` costs nothing until one is used::
 
     from speechkit.vocoders import CodeHiFiGANVocoder
-    voc = CodeHiFiGANVocoder.from_checkpoint("g_00500000", "config.json")
+    voc = CodeHiFiGANVocoder.from_pretrained("g_00500000", config_path="config.json")
     wav = voc(units, speaker="ex01", style="read-happy", dur_prediction=True)   # (samples,) at voc.output_sample_rate
 
 Families: :mod:`speechkit.vocoders.hifigan` (unit HiFi-GAN = CodeHiFiGAN, and the original mel HiFi-GAN),
-:mod:`speechkit.vocoders.unitmel` (units -> log-mel -> Griffin-Lim or a mel vocoder). ``load_unit_vocoder(path)``
-loads either from a folder.
+:mod:`speechkit.vocoders.unitmel` (units -> log-mel -> Griffin-Lim or a mel vocoder).
+``UnitVocoder.from_pretrained(path)`` loads either from a folder (``load_unit_vocoder`` is its deprecated alias).
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "UnitMelVocoder", "VocosVocoder", "VocoderError",
+__all__ = ["CodeHiFiGANVocoder", "HiFiGANVocoder", "UnitMelVocoder", "UnitVocoder", "VocosVocoder", "VocoderError",
            "load_unit_vocoder", "load_mel_vocoder"]
 
 _LAZY = {
@@ -24,6 +24,7 @@ _LAZY = {
     "UnitMelVocoder": "speechkit.vocoders.unitmel.vocoder",
     "VocoderError": "speechkit.vocoders.errors",
     "VocosVocoder": "speechkit.vocoders.vocos.vocoder",
+    "UnitVocoder": "speechkit.vocoders.loading",
     "load_unit_vocoder": "speechkit.vocoders.loading",
     "load_mel_vocoder": "speechkit.vocoders.loading",
 }

@@ -25,7 +25,7 @@ def test_hubert_recipe_debug_preset(tmp_path):
         history = json.loads((exp / it / "history.json").read_text())
         losses = [h["loss"] for h in history if "loss" in h]
         assert history[-1]["step"] == 30 and losses[-1] < losses[0]  # it learns something
-        reader = HubertFeatureReader.from_checkpoint(exp / it / "model", layer=2)
+        reader = HubertFeatureReader.from_pretrained(exp / it / "model", layer=2)
         assert reader(torch.randn(8000)).shape == (24, 48)
     enc = SpeechEncoder.from_pretrained(exp / "final" / "encoder")
     assert enc.vocab_size == 12

@@ -37,7 +37,7 @@ def _fairseq_hubert(root: Path) -> Artifact:
 
     p = root / "hubert_base.pt"
     write_fairseq_checkpoint(p, "base")
-    return Artifact("fairseq HuBERT .pt", p, [""], lambda q: HubertFeatureReader.from_checkpoint(q, layer=2))
+    return Artifact("fairseq HuBERT .pt", p, [""], lambda q: HubertFeatureReader.from_pretrained(q, layer=2))
 
 
 def _hf_hubert(root: Path) -> Artifact:
@@ -52,7 +52,7 @@ def _hf_hubert(root: Path) -> Artifact:
     d = root / "hf_hubert"
     HubertModel(cfg).save_pretrained(d)
     return Artifact("HF HuBERT folder", d, ["config.json", "model.safetensors"],
-                    lambda q: HubertFeatureReader.from_checkpoint(q, layer=2))
+                    lambda q: HubertFeatureReader.from_pretrained(q, layer=2))
 
 
 def _km_bin(root: Path) -> Artifact:
@@ -64,7 +64,7 @@ def _km_bin(root: Path) -> Artifact:
     km = KMeans(n_clusters=4, n_init=1, random_state=0).fit(np.random.default_rng(0).normal(size=(40, 8)))
     p = root / "km.bin"
     joblib.dump(km, p)
-    return Artifact("textlesslib km.bin", p, [""], KMeansQuantizer.load)
+    return Artifact("textlesslib km.bin", p, [""], KMeansQuantizer.from_pretrained)
 
 
 def _kmeans_safetensors(root: Path) -> Artifact:
@@ -72,7 +72,7 @@ def _kmeans_safetensors(root: Path) -> Artifact:
 
     p = root / "kmeans.safetensors"
     KMeansQuantizer(torch.randn(4, 8)).save(p)
-    return Artifact("k-means .safetensors", p, [""], KMeansQuantizer.load)
+    return Artifact("k-means .safetensors", p, [""], KMeansQuantizer.from_pretrained)
 
 
 def _centroids_npy(root: Path) -> Artifact:
@@ -80,7 +80,7 @@ def _centroids_npy(root: Path) -> Artifact:
 
     p = root / "centroids.npy"
     np.save(p, np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32))
-    return Artifact("k-means .npy", p, [""], KMeansQuantizer.load)
+    return Artifact("k-means .npy", p, [""], KMeansQuantizer.from_pretrained)
 
 
 def _official_vocoder(root: Path) -> Artifact:
@@ -89,18 +89,19 @@ def _official_vocoder(root: Path) -> Artifact:
     d = root / "official_vocoder"
     shutil.copytree(VOCODER_DATA / "expresso", d, ignore=shutil.ignore_patterns("reference.npz"))
     return Artifact("CodeHiFiGAN g_* + config", d, ["g_00000000", "config.json", "speakers.txt", "styles.txt"],
-                    lambda q: CodeHiFiGANVocoder.from_checkpoint(q / "g_00000000"))
+                    lambda q: CodeHiFiGANVocoder.from_pretrained(q / "g_00000000"))
 
 
 def _default_part(root: Path, part: str) -> Artifact:
     from speechkit.ulm import UnitLM
     from speechkit.units import SpeechEncoder
-    from speechkit.vocoders.loading import load_unit_vocoder
+    from speechkit.vocoders.loading import UnitVocoder
 
     d = root / f"default_{part}"
     shutil.copytree(DEFAULT / part, d)
     files = sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
-    load = {"encoder": SpeechEncoder.from_pretrained, "ulm": UnitLM.from_pretrained, "vocoder": load_unit_vocoder}
+    load = {"encoder": SpeechEncoder.from_pretrained, "ulm": UnitLM.from_pretrained,
+            "vocoder": UnitVocoder.from_pretrained}
     title = {"encoder": "encoder folder (HuBERT + k-means)", "ulm": "unit-LM folder", "vocoder": "vocoder folder"}
     return Artifact(title[part], d, files, load[part])
 

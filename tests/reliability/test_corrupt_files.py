@@ -51,4 +51,4 @@ def test_regression_weight_norm_with_a_zero_size_dim_is_refused_not_a_segfault(t
     state["generator"][key] = torch.zeros(g.shape[0], 1, 0)
     torch.save(state, ckpt)
     with pytest.raises(SpeechkitError, match=f"{ckpt}.*weight norm of"):
-        CodeHiFiGANVocoder.from_checkpoint(ckpt)
+        CodeHiFiGANVocoder.from_pretrained(ckpt)

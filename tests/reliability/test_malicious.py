@@ -51,7 +51,7 @@ def _fairseq_pt(d: Path) -> tuple[Path, object]:
 
     p = d / "hubert.pt"
     torch.save({"cfg": {"model": {}}, "model": {}, "task_state": Evil()}, p)
-    return p, lambda: HubertFeatureReader.from_checkpoint(p)
+    return p, lambda: HubertFeatureReader.from_pretrained(p)
 
 
 def _hf_bin(d: Path) -> tuple[Path, object]:
@@ -65,7 +65,7 @@ def _hf_bin(d: Path) -> tuple[Path, object]:
                                                     "num_conv_pos_embeddings": 16,
                                                     "num_conv_pos_embedding_groups": 4}))
     torch.save({"w": Evil()}, folder / "pytorch_model.bin")
-    return folder / "pytorch_model.bin", lambda: HubertFeatureReader.from_checkpoint(folder)
+    return folder / "pytorch_model.bin", lambda: HubertFeatureReader.from_pretrained(folder)
 
 
 def _km_bin(d: Path) -> tuple[Path, object]:
@@ -75,7 +75,7 @@ def _km_bin(d: Path) -> tuple[Path, object]:
 
     p = d / "km.bin"
     joblib.dump({"cluster_centers_": Evil()}, p)
-    return p, lambda: KMeansQuantizer.load(p)
+    return p, lambda: KMeansQuantizer.from_pretrained(p)
 
 
 def _npy(d: Path) -> tuple[Path, object]:
@@ -83,7 +83,7 @@ def _npy(d: Path) -> tuple[Path, object]:
 
     p = d / "centroids.npy"
     np.save(p, np.array([Evil()], dtype=object), allow_pickle=True)
-    return p, lambda: KMeansQuantizer.load(p)
+    return p, lambda: KMeansQuantizer.from_pretrained(p)
 
 
 def _vocoder_g(d: Path) -> tuple[Path, object]:
@@ -91,7 +91,7 @@ def _vocoder_g(d: Path) -> tuple[Path, object]:
 
     p = d / "g_00000001"
     torch.save({"generator": Evil()}, p)
-    return p, lambda: CodeHiFiGANVocoder.from_checkpoint(p, VOCODER_DATA / "base" / "config.json")
+    return p, lambda: CodeHiFiGANVocoder.from_pretrained(p, config_path=VOCODER_DATA / "base" / "config.json")
 
 
 def _training_state(d: Path) -> tuple[Path, object]:
@@ -204,19 +204,19 @@ def _safetensors_entries(d: Path) -> dict[str, tuple[Path, object]]:
     from speechkit.ulm import UnitLM
     from speechkit.units import HubertFeatureReader, KMeansQuantizer
     from speechkit.vdtts.inference import VDTTS
-    from speechkit.vocoders.loading import load_unit_vocoder
+    from speechkit.vocoders.loading import UnitVocoder
 
     out = {}
     for key, src, load in [("unit LM", DEFAULT / "ulm", UnitLM.from_pretrained),
-                           ("vocoder", DEFAULT / "vocoder", load_unit_vocoder),
-                           ("HuBERT", DEFAULT / "encoder" / "hubert", HubertFeatureReader.from_checkpoint),
+                           ("vocoder", DEFAULT / "vocoder", UnitVocoder.from_pretrained),
+                           ("HuBERT", DEFAULT / "encoder" / "hubert", HubertFeatureReader.from_pretrained),
                            ("VDTTS", DEFAULT.parent / "vdtts", VDTTS.from_pretrained),
                            ("model folder", DEFAULT / "vocoder", load_pretrained)]:
         folder = d / key.replace(" ", "_")
         shutil.copytree(src, folder, ignore=shutil.ignore_patterns("text_only"))
         out[key] = (folder, folder / "model.safetensors", load)
     km = d / "kmeans.safetensors"
-    out["k-means"] = (km, km, KMeansQuantizer.load)
+    out["k-means"] = (km, km, KMeansQuantizer.from_pretrained)
     return out
 
 

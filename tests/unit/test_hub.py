@@ -249,7 +249,7 @@ def test_vocoder_and_resynthesizer_from_card_names(server, cards, tmp_path):
 
     ref = _official_chain(server, cards, tmp_path)
     voc = CodeHiFiGANVocoder.from_pretrained("tiny-km100-hifigan")
-    direct = CodeHiFiGANVocoder.from_checkpoint(ref / "g_00000000", ref / "config.json")
+    direct = CodeHiFiGANVocoder.from_pretrained(ref / "g_00000000", config_path=ref / "config.json")
     units = torch.randint(0, 100, (20,))
     assert torch.equal(voc(units, speaker="ex01", style=0), direct(units, speaker="ex01", style=0))
     rs = Resynthesizer.from_pretrained("tiny-km100-hifigan")

@@ -9,12 +9,18 @@ the positional convolution), so batching never changes features beyond float rou
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from speechkit.units.hubert.config import conv_frames, receptive_field
+
+if TYPE_CHECKING:
+    from speechkit.units.hubert.config import HubertConfig
 
 __all__ = ["ConvFeatureExtractor", "ConvPositionalEmbedding", "EncoderLayer", "TransformerEncoder", "HubertModel",
            "lengths_to_padding_mask"]
@@ -376,13 +382,22 @@ class HubertModel(nn.Module):
         dropout: residual / feature dropout (training only).
         attention_dropout: attention-probability dropout (training only).
         eps: layer-norm epsilon.
+        config: the :class:`~speechkit.units.hubert.config.HubertConfig` these arguments come from, kept as
+            ``.config`` (:func:`~speechkit.units.hubert.factory.build_hubert` and :meth:`from_pretrained` set it).
+
+    Example:
+        >>> model = HubertModel.from_pretrained("hubert_base_ls960.pt")   # or an HF / speechkit folder, or a card
+        >>> model.config.num_layers, model.config.frame_rate
+        (12, 50.0)
     """
 
     def __init__(self, *, conv_layers: list[tuple[int, int, int]], extractor_mode: str, conv_bias: bool,
                  embed_dim: int, ffn_dim: int, num_layers: int, num_heads: int, layer_norm_first: bool,
                  conv_pos: int, conv_pos_groups: int, conv_pos_batch_norm: bool = False, activation: str = "gelu",
-                 dropout: float = 0.0, attention_dropout: float = 0.0, eps: float = 1e-5):
+                 dropout: float = 0.0, attention_dropout: float = 0.0, eps: float = 1e-5,
+                 config: HubertConfig | None = None):
         super().__init__()
+        self.config = config
         conv_dim = conv_layers[-1][0]
         self.feature_extractor = ConvFeatureExtractor(conv_layers, mode=extractor_mode, bias=conv_bias)
         self.feature_norm = nn.LayerNorm(conv_dim, eps=eps)
@@ -393,6 +408,38 @@ class HubertModel(nn.Module):
             conv_pos_groups=conv_pos_groups, conv_pos_batch_norm=conv_pos_batch_norm, activation=activation,
             dropout=dropout, attention_dropout=attention_dropout, eps=eps)
         self.dropout = nn.Dropout(dropout)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None) -> HubertModel:
+        """Loads a HuBERT encoder in eval mode: a fairseq ``.pt`` file, a transformers HuBERT/wav2vec2 folder, a
+        speechkit HuBERT folder (``config.json`` with ``"kind": "speechkit-hubert"``), or a ``hubert`` model card by
+        name (fetched through :mod:`speechkit.hub`). Its architecture is ``model.config``.
+
+        Args:
+            name_or_path: the file, folder or card name.
+            device: where to put it (default: the CPU).
+            dtype: ``torch.float32`` / ``torch.bfloat16`` / ``torch.float16``: the parameters' dtype (default fp32).
+                A bare model has no autocast; :class:`~speechkit.units.hubert.reader.HubertFeatureReader` has one.
+
+        Raises:
+            CheckpointError: the path is missing, of an unknown kind, or its weights do not fit the architecture
+                (the message names the file).
+        """
+        from speechkit import hub
+        from speechkit.precision import DTYPE_NAMES
+        from speechkit.utils.checkpoint import CheckpointError
+        from speechkit.utils.files import loading
+
+        if dtype is not None and dtype not in DTYPE_NAMES:
+            raise CheckpointError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16. Found {dtype}")
+        if hub.is_card_name(name_or_path):
+            _, files = hub.fetch_kind(str(name_or_path), "hubert")
+            name_or_path = files["checkpoint"]
+        with loading(name_or_path, "HuBERT checkpoint", CheckpointError):
+            model, config = _load_hubert(name_or_path)
+        model.config = config
+        return model.to(device=device, dtype=dtype)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None, *, output_layer: int | None = None,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -425,3 +472,74 @@ class HubertModel(nn.Module):
         if mask is not None:
             x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
         return x, padding_mask, frame_lengths
+
+
+# ------------------------------------------------------------------------------------------------ building, loading
+# Here rather than in factory.py: HubertModel.from_pretrained needs them, and factory.py builds on this module.
+MODEL_KIND = "speechkit-hubert"
+
+
+def build_hubert(config: HubertConfig, *, dropout: float = 0.0, attention_dropout: float = 0.0) -> HubertModel:
+    """A randomly initialised :class:`HubertModel` for ``config``."""
+    config.validate()
+    return HubertModel(
+        conv_layers=[tuple(c) for c in config.conv_layers], extractor_mode=config.extractor_mode,
+        conv_bias=config.conv_bias, embed_dim=config.embed_dim, ffn_dim=config.ffn_dim,
+        num_layers=config.num_layers, num_heads=config.num_heads, layer_norm_first=config.layer_norm_first,
+        conv_pos=config.conv_pos, conv_pos_groups=config.conv_pos_groups,
+        conv_pos_batch_norm=config.conv_pos_batch_norm, activation=config.activation, dropout=dropout,
+        attention_dropout=attention_dropout, eps=config.layer_norm_eps,
+        config=config,
+    )
+
+
+def _config_from_dict(d: dict) -> HubertConfig:
+    d = dict(d)
+    d["conv_layers"] = [tuple(c) for c in d["conv_layers"]]
+    from speechkit.units.hubert.config import HubertConfig
+
+    return HubertConfig(**d)
+
+
+def _load_hubert(path: str | os.PathLike) -> tuple[HubertModel, HubertConfig]:
+    """Reads a HuBERT encoder in eval mode from any supported checkpoint (see :meth:`HubertModel.from_pretrained`).
+
+    Args:
+        path: a speechkit model folder (``config.json`` with ``"kind": "speechkit-hubert"``), a transformers
+            HuBERT/wav2vec2 folder, or a fairseq ``.pt`` file.
+
+    Raises:
+        CheckpointError: the path is missing, of an unknown kind, or its weights do not fit the architecture.
+    """
+    from speechkit.units.hubert import interop
+    from speechkit.utils.checkpoint import CheckpointError, load_pretrained
+    from speechkit.utils.files import read_json
+
+    p = Path(path)
+    if p.is_dir():
+        cfg_file = p / "config.json"
+        if not cfg_file.is_file():
+            raise CheckpointError(f"{p}: a model folder needs config.json")
+        meta = read_json(cfg_file, CheckpointError)
+        if meta.get("kind") == MODEL_KIND:
+            state, meta = load_pretrained(p)
+            config = _config_from_dict(meta["config"])
+        else:
+            config, state = interop.load_hf_hubert(p)
+    elif p.is_file():
+        config, state = interop.load_fairseq_hubert(p)
+    else:
+        raise CheckpointError(f"{p}: no such checkpoint file or folder")
+    model = build_hubert(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and k != "mask_emb"]  # mask_emb: pretraining only
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"{p}: weights do not fit the architecture in its config "
+                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{p}: {name} has shape {tuple(tensor.shape)}, the config implies "
+                                  f"{tuple(expected[name].shape)}")
+    model.load_state_dict(state, strict=False)
+    return model.eval(), config

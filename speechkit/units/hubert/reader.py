@@ -9,6 +9,7 @@ transformer layer ``layer`` (1-based, no final layer norm). No padding is added 
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ class HubertFeatureReader(nn.Module):
             bf16 arithmetic the reader stays fp32 and one warning line says why (:mod:`speechkit.precision`).
 
     Example:
-        >>> reader = HubertFeatureReader.from_checkpoint("hubert_base_ls960.pt", layer=6)
+        >>> reader = HubertFeatureReader.from_pretrained("hubert_base_ls960.pt", layer=6)
         >>> feats = reader(wav)            # wav: (samples,) at reader.expected_sample_rate
         >>> feats.shape                    # (frames, 768), frames ~ samples / 320
     """
@@ -64,39 +65,45 @@ class HubertFeatureReader(nn.Module):
         self._requested, self._autocast = dtype, None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, *, layer: int = 6,
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, layer: int = 6, max_chunk: int = 1_600_000,
                         device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None) -> HubertFeatureReader:
         """A fairseq ``.pt`` file, a transformers HuBERT/wav2vec2 folder, a speechkit HuBERT folder, or a ``hubert``
-        model card by name (fetched through :mod:`speechkit.hub`), read at ``layer``; ``dtype`` sets the autocast
-        (checked on ``device``). The loader shape every model kind shares; :meth:`from_checkpoint` is the same
-        for paths."""
-        from speechkit import hub
+        model card by name (fetched through :mod:`speechkit.hub`), read at ``layer``.
 
-        if hub.is_card_name(name_or_path):
-            _, files = hub.fetch_kind(str(name_or_path), "hubert")
-            name_or_path = files["checkpoint"]
-        return cls.from_checkpoint(name_or_path, layer=layer, device=device or "cpu", autocast=dtype)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, layer: int = 6, max_chunk: int = 1_600_000,
-                        device: str | torch.device = "cpu", autocast: torch.dtype | None = None) -> HubertFeatureReader:
-        """Loads a fairseq ``.pt`` file, a transformers HuBERT/wav2vec2 folder or a speechkit HuBERT folder.
+        Args:
+            name_or_path: the file, folder or card name (:meth:`HubertModel.from_pretrained
+                <speechkit.units.hubert.model.HubertModel.from_pretrained>` reads it).
+            layer: transformer layer to read, 1-based.
+            max_chunk: longest piece encoded at once, in samples (textlesslib: 1,600,000).
+            device: where to put it (default: the CPU).
+            dtype: ``torch.bfloat16`` turns on the autocast fast path where ``device`` computes in it (else fp32,
+                with one warning line); ``None`` / ``torch.float32``: exact fp32. See
+                :func:`speechkit.utils.checkpoint.place`.
 
         Raises:
             CheckpointError: unreadable or unsupported checkpoint (the message names the file and why), or
                 ``layer`` outside ``1..num_layers`` (a ``ValueError`` too).
         """
-        from speechkit.units.hubert.factory import load_hubert
-        from speechkit.utils.checkpoint import CheckpointError
-        from speechkit.utils.files import loading
+        from speechkit.units.hubert.model import HubertModel
+        from speechkit.utils.checkpoint import CheckpointError, place
 
-        with loading(path, "HuBERT checkpoint", CheckpointError):
-            model, config = load_hubert(path)
+        model = HubertModel.from_pretrained(name_or_path)
         try:
-            return cls(model, config, layer, max_chunk, autocast).to(device)
+            reader = cls(model, model.config, layer, max_chunk)
         except ValueError as e:
-            raise CheckpointError(f"{path}: {e}") from None
+            raise CheckpointError(f"{name_or_path}: {e}") from None
+        return place(reader, device, dtype)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, layer: int = 6, max_chunk: int = 1_600_000,
+                        device: str | torch.device = "cpu", autocast: torch.dtype | None = None) -> HubertFeatureReader:
+        """Deprecated alias (kept for one release) of
+        ``HubertFeatureReader.from_pretrained(path, layer=layer, max_chunk=max_chunk, device=device, dtype=autocast)``.
+        """
+        warnings.warn("HubertFeatureReader.from_checkpoint is deprecated; use "
+                      "HubertFeatureReader.from_pretrained(path, layer=...)", DeprecationWarning, stacklevel=2)
+        return cls.from_pretrained(path, layer=layer, max_chunk=max_chunk, device=device, dtype=autocast)
 
     @property
     def expected_sample_rate(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from speechkit.vocoders.hifigan.model import HiFiGANGenerator
 from speechkit.vocoders.hifigan.vocoder import (
     FORMAT_VERSION,
     _Base,
+    _is_our_folder,
     _latest_official,
     _load_strict_shapes,
     _read_our_folder,
@@ -27,7 +29,7 @@ class HiFiGANVocoder(_Base):
     """Mel-spectrogram HiFi-GAN vocoder (jik876/hifi-gan format; the VDTTS model's vocoder).
 
     Example:
-        >>> voc = HiFiGANVocoder.from_checkpoint("g_02500000", "config.json")
+        >>> voc = HiFiGANVocoder.from_pretrained("g_02500000", config_path="config.json")
         >>> wav = voc(mel)   # mel: (num_mels, frames) log-mel → (frames * hop_length,)
     """
 
@@ -50,13 +52,39 @@ class HiFiGANVocoder(_Base):
         return self.config.generator.hop_length
 
     @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, config_path: str | os.PathLike | None = None,
+                        device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> HiFiGANVocoder:
+        """Loads a folder written by :meth:`save_pretrained`, or a jik876/hifi-gan ``g_XXXXXXXX`` (a folder of them:
+        the latest) with its ``config.json``.
+
+        Args:
+            path: the folder or checkpoint file.
+            config_path: an official checkpoint's ``config.json``; ``None`` = the one beside it.
+            device: where to put it (default: the CPU).
+            dtype: as :func:`speechkit.utils.checkpoint.place` (``torch.bfloat16`` / ``torch.float16`` turn on
+                :meth:`set_precision`'s fast path where ``device`` computes in it).
+
+        Raises:
+            VocoderError: missing or corrupt files, or config and weights that disagree.
+        """
+        from speechkit.utils.checkpoint import place
+
+        p = Path(path)
+        if not p.exists():
+            raise VocoderError(f"{p}: no such checkpoint file or vocoder folder")
+        voc = cls._load_ours(p) if _is_our_folder(p) else cls._load_official(p, config_path)
+        return place(voc, device, dtype)
+
+    @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None) -> HiFiGANVocoder:
-        """Loads a jik876/hifi-gan ``g_XXXXXXXX`` + ``config.json`` (or a speechkit folder)."""
-        p = Path(ckpt)
-        if p.is_dir():
-            if (p / "model.safetensors").is_file():
-                return cls.from_pretrained(p)
-            p = _latest_official(p)
+        """Deprecated alias (kept for one release) of ``HiFiGANVocoder.from_pretrained(ckpt, config_path=...)``."""
+        warnings.warn("HiFiGANVocoder.from_checkpoint is deprecated; use "
+                      "HiFiGANVocoder.from_pretrained(ckpt, config_path=...)", DeprecationWarning, stacklevel=2)
+        return cls.from_pretrained(ckpt, config_path=config_path)
+
+    @classmethod
+    def _load_official(cls, ckpt: Path, config_path: str | os.PathLike | None) -> HiFiGANVocoder:
+        p = _latest_official(ckpt) if ckpt.is_dir() else ckpt
         config_path = Path(config_path) if config_path is not None else p.parent / "config.json"
         cfg = interop.mel_config_from_official(interop.read_official_config(config_path), source=str(config_path))
         gen = build_mel_hifigan(cfg)
@@ -65,17 +93,7 @@ class HiFiGANVocoder(_Base):
         return cls(gen, cfg)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, *, device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None) -> HiFiGANVocoder:
-        """Loads a folder written by :meth:`save_pretrained`; ``device`` and ``dtype`` as
-        :func:`speechkit.utils.checkpoint.place` (``dtype`` turns on :meth:`set_precision`'s fast path where
-        ``device`` computes in it)."""
-        from speechkit.utils.checkpoint import place
-
-        return place(cls._load(folder), device, dtype)
-
-    @classmethod
-    def _load(cls, folder: str | os.PathLike) -> HiFiGANVocoder:
+    def _load_ours(cls, folder: str | os.PathLike) -> HiFiGANVocoder:
         d = Path(folder)
         state, config = _read_our_folder(d, "mel_hifigan")
         cfg = MelHiFiGANConfig.from_dict(config["model"])

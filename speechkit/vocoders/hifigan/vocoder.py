@@ -1,10 +1,11 @@
 """The unit vocoder users call: :class:`CodeHiFiGANVocoder` (units → speech); the mel one,
 :class:`~speechkit.vocoders.hifigan.mel_vocoder.HiFiGANVocoder`, shares its loading and synthesis helpers.
 
-Both load the official formats (``from_checkpoint``) and ours (``from_pretrained``: ``model.safetensors`` +
-``config.json`` + ``speakers.txt`` / ``styles.txt``), save ours (``save_pretrained``) and export the official one
-(``export_official``) so textlesslib / fairseq users can run vocoders trained here. Weight norm is folded at load;
-synthesis runs under ``torch.inference_mode``, in chunks with overlap for long inputs, optionally in bf16.
+Both load, with ``from_pretrained``, the official formats (``g_XXXXXXXX`` + ``config.json``) and ours
+(``model.safetensors`` + ``config.json`` + ``speakers.txt`` / ``styles.txt``), save ours (``save_pretrained``) and
+export the official one (``export_official``) so textlesslib / fairseq users can run vocoders trained here. Weight
+norm is folded at load; synthesis runs under ``torch.inference_mode``, in chunks with overlap for long inputs,
+optionally in bf16.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechkit.utils.files import loader
+from speechkit.utils.files import loader, loading
 from speechkit.vocoders.errors import VocoderError
 from speechkit.vocoders.hifigan import interop
 from speechkit.vocoders.hifigan.config import CodeHiFiGANConfig
@@ -59,6 +61,14 @@ def _latest_official(folder: Path) -> Path:
         raise VocoderError(f"{folder}: neither a speechkit model folder (model.safetensors + config.json) nor an "
                            "official one (g_XXXXXXXX + config.json)")
     return steps[-1][1]
+
+
+def _is_our_folder(p: Path) -> bool:
+    """A speechkit model folder (or what is left of one: its errors then name the missing file), not an official
+    folder of ``g_XXXXXXXX`` files."""
+    if not p.is_dir():
+        return False
+    return (p / "model.safetensors").is_file() or not any(re.fullmatch(r"g_(\d+)", q.name) for q in p.iterdir())
 
 
 def _read_our_folder(folder: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -128,7 +138,7 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
             closest voice without synthesis.
 
     Example:
-        >>> voc = CodeHiFiGANVocoder.from_checkpoint("g_00400000", "config.json")   # speakers.txt found beside
+        >>> voc = CodeHiFiGANVocoder.from_pretrained("g_00400000", config_path="config.json")   # speakers.txt beside
         >>> wav = voc([12, 12, 7, 7, 7, 99], speaker="ex01", style="read-happy")    # (samples,) float32
         >>> voc.output_sample_rate, voc.code_hop_size
         (16000, 320)
@@ -170,26 +180,72 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
 
     # ---------------------------------------------------------------- loading and saving
     @classmethod
-    @loader("vocoder checkpoint", VocoderError)
-    def from_checkpoint(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None,
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, config_path: str | os.PathLike | None = None,
                         speakers_path: str | os.PathLike | None = None, styles_path: str | os.PathLike | None = None,
+                        device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                         ) -> CodeHiFiGANVocoder:
-        """Loads an official checkpoint (``g_XXXXXXXX`` / ``model.pt`` holding ``{"generator": state_dict}``) with
-        its ``config.json``, or a speechkit model folder.
+        """Loads a speechkit model folder written by :meth:`save_pretrained`, an official checkpoint
+        (``g_XXXXXXXX`` / ``model.pt`` holding ``{"generator": state_dict}``) with its ``config.json``, a folder of
+        official ``g_*`` files (the latest is used), or a vocoder model card by name (e.g.
+        ``"hubert-base-ls960-layer-9-kmeans-expresso-2000-hifigan"``, fetched through :mod:`speechkit.hub`).
 
         Args:
-            ckpt: the checkpoint file; a folder holding ``g_*`` files (the latest is used) or a speechkit folder.
-            config_path: the official ``config.json``; ``None`` = the one beside ``ckpt``.
-            speakers_path: ``speakers.txt`` (line index = speaker id); ``None`` = the one beside ``ckpt`` if any.
-            styles_path: ``styles.txt``; ``None`` = the one beside ``ckpt`` if any.
+            name_or_path: the folder, checkpoint file or card name.
+            config_path: an official checkpoint's ``config.json``; ``None`` = the one beside it.
+            speakers_path: an official checkpoint's ``speakers.txt`` (line index = speaker id); ``None`` = the one
+                beside it if any.
+            styles_path: its ``styles.txt``; ``None`` = the one beside it if any.
+            device: where to put it (default: the CPU).
+            dtype: as :func:`speechkit.utils.checkpoint.place` (``torch.bfloat16`` / ``torch.float16`` turn on
+                :meth:`set_precision`'s fast path where ``device`` computes in it).
 
         Raises:
             VocoderError: missing or corrupt files, an unsupported variant, or config and weights that disagree.
         """
+        from speechkit.utils.checkpoint import place
+
+        return place(cls._load(name_or_path, config_path, speakers_path, styles_path), device, dtype)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None,
+                        speakers_path: str | os.PathLike | None = None, styles_path: str | os.PathLike | None = None,
+                        ) -> CodeHiFiGANVocoder:
+        """Deprecated alias (kept for one release) of ``CodeHiFiGANVocoder.from_pretrained(ckpt,
+        config_path=config_path, speakers_path=speakers_path, styles_path=styles_path)``."""
+        warnings.warn("CodeHiFiGANVocoder.from_checkpoint is deprecated; use CodeHiFiGANVocoder.from_pretrained(ckpt, "
+                      "config_path=..., speakers_path=..., styles_path=...)", DeprecationWarning, stacklevel=2)
+        return cls.from_pretrained(ckpt, config_path=config_path, speakers_path=speakers_path,
+                                   styles_path=styles_path)
+
+    @classmethod
+    def _load(cls, name_or_path: str | os.PathLike, config_path: str | os.PathLike | None = None,
+              speakers_path: str | os.PathLike | None = None,
+              styles_path: str | os.PathLike | None = None) -> CodeHiFiGANVocoder:
+        """Reads a card, our folder or an official checkpoint (see :meth:`from_pretrained`)."""
+        from speechkit import hub
+
+        if hub.is_card_name(name_or_path):
+            with loading(name_or_path, "vocoder card", VocoderError):
+                _, files = hub.fetch_kind(str(name_or_path), "vocoder")
+            if "folder" in files:
+                return cls._load_ours(files["folder"] / "vocoder")
+            return cls._load_official(files["checkpoint"], files["config"], files.get("speakers"),
+                                      files.get("styles"))
+        p = Path(name_or_path)
+        if not p.exists():
+            raise VocoderError(f"{p}: no such checkpoint file or vocoder folder")
+        if _is_our_folder(p):
+            return cls._load_ours(p)
+        return cls._load_official(name_or_path, config_path, speakers_path, styles_path)
+
+    @classmethod
+    @loader("vocoder checkpoint", VocoderError)
+    def _load_official(cls, ckpt: str | os.PathLike, config_path: str | os.PathLike | None = None,
+                       speakers_path: str | os.PathLike | None = None, styles_path: str | os.PathLike | None = None,
+                       ) -> CodeHiFiGANVocoder:
+        """An official checkpoint file, or the latest ``g_*`` of a folder, with its config and name lists."""
         p = Path(ckpt)
         if p.is_dir():
-            if (p / "model.safetensors").is_file():
-                return cls.from_pretrained(p)
             p = _latest_official(p)
         beside = p.parent
         config_path = Path(config_path) if config_path is not None else beside / "config.json"
@@ -206,30 +262,9 @@ class CodeHiFiGANVocoder(UnitInputs, _Base):
                    speaker_table=read_speaker_table(beside))
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, *, device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None) -> CodeHiFiGANVocoder:
-        """Loads a speechkit model folder written by :meth:`save_pretrained`, or a vocoder model card by name
-        (e.g. ``"hubert-base-ls960-layer-9-kmeans-expresso-2000-hifigan"``, fetched through :mod:`speechkit.hub`).
-
-        ``device`` and ``dtype``: as :func:`speechkit.utils.checkpoint.place` (``dtype`` turns on
-        :meth:`set_precision`'s fast path where ``device`` computes in it).
-        """
-        from speechkit.utils.checkpoint import place
-
-        return place(cls._load(folder), device, dtype)
-
-    @classmethod
     @loader("vocoder folder", VocoderError)
-    def _load(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
-        """Reads the folder (see :meth:`from_pretrained`)."""
-        from speechkit import hub
-
-        if hub.is_card_name(folder):
-            _, files = hub.fetch_kind(str(folder), "vocoder")
-            if "folder" in files:
-                return cls.from_pretrained(files["folder"] / "vocoder")
-            return cls.from_checkpoint(files["checkpoint"], files["config"], files.get("speakers"),
-                                       files.get("styles"))
+    def _load_ours(cls, folder: str | os.PathLike) -> CodeHiFiGANVocoder:
+        """Reads a speechkit folder (see :meth:`save_pretrained`)."""
         d = Path(folder)
         state, config = _read_our_folder(d, "code_hifigan")
         cfg = CodeHiFiGANConfig.from_dict(config["model"])

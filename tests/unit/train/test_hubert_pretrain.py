@@ -56,7 +56,7 @@ def test_unmasked_loss_warm_start_and_cached_audio(tmp_path):
     # from another HuBERT, and decoded audio can stay in memory
     from speechkit.cli.train import compose
     from speechkit.train.hubert import run
-    from speechkit.units.hubert.factory import load_hubert
+    from speechkit.units.hubert.model import HubertModel
 
     rng = np.random.default_rng(0)
     entries, records = [], []
@@ -76,8 +76,8 @@ def test_unmasked_loss_warm_start_and_cached_audio(tmp_path):
     # warm start: with a learning rate of ~0 the exported encoder is the one it started from
     assert run(compose("hubert", base + [f"train.init={tmp_path / 'a' / 'model'}", "optim.lr=1e-12",
                                          "optim.max_steps=1", f"out={tmp_path / 'b'}"])) == 0
-    a, _ = load_hubert(tmp_path / "a" / "model")
-    b, _ = load_hubert(tmp_path / "b" / "model")
+    a = HubertModel.from_pretrained(tmp_path / "a" / "model")
+    b = HubertModel.from_pretrained(tmp_path / "b" / "model")
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(va, vb, atol=1e-6), k
 

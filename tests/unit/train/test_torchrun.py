@@ -78,7 +78,7 @@ def test_hubert_runs_as_two_processes(tmp_path):
     history, one export, and it trained."""
     from speechkit.audio import io
     from speechkit.data.manifest import ManifestEntry, UnitRecord, write_tsv, write_units_jsonl
-    from speechkit.units.hubert.factory import load_hubert
+    from speechkit.units.hubert.model import HubertModel
 
     rng = np.random.default_rng(0)
     for i in range(6):
@@ -92,6 +92,6 @@ def test_hubert_runs_as_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     history = json.loads((tmp_path / "two" / "history.json").read_text())
     assert [r["step"] for r in history] == [1, 2, 3, 4]
-    model, _ = load_hubert(tmp_path / "two" / "model")
+    model = HubertModel.from_pretrained(tmp_path / "two" / "model")
     assert sum(p.numel() for p in model.parameters()) > 0
     assert proc.stderr.count("exported") == 1  # rank 0 alone exports

@@ -35,7 +35,7 @@ def corpus(tmp_path_factory):
     (audio / "spk0" / "broken.wav").write_bytes(b"not audio" * 50)
     io.save(audio / "spk1" / "tiny.wav", np.zeros(100, np.float32), 16000)  # too short for one frame
     ff.write_fairseq_checkpoint(root / "hubert.pt", "base", seed=7)
-    reader = HubertFeatureReader.from_checkpoint(root / "hubert.pt", layer=2)
+    reader = HubertFeatureReader.from_pretrained(root / "hubert.pt", layer=2)
     feats = torch.cat([reader(torch.from_numpy(rng.standard_normal(16000).astype(np.float32) * 0.2))
                        for _ in range(3)])
     enc = SpeechEncoder(reader, KMeansQuantizer.fit(feats.numpy(), 16, seed=0))

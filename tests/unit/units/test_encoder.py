@@ -19,7 +19,7 @@ def test_deduplicate_is_run_length_encoding():
 def encoder(tmp_path_factory):
     path = tmp_path_factory.mktemp("enc") / "hubert.pt"
     ff.write_fairseq_checkpoint(path, "base", seed=2)
-    reader = HubertFeatureReader.from_checkpoint(path, layer=2)
+    reader = HubertFeatureReader.from_pretrained(path, layer=2)
     feats = reader(torch.randn(32000) * 0.2)
     return SpeechEncoder(reader, KMeansQuantizer.fit(feats.numpy(), 8, seed=0), need_f0=True)
 

@@ -43,7 +43,7 @@ def torchaudio_reference(variant: str, sd: dict):
 @pytest.mark.parametrize("layer", [1, 2, 3])
 def test_fairseq_checkpoint_matches_torchaudio(tmp_path, wav, variant, layer):
     sd = ff.write_fairseq_checkpoint(tmp_path / "hubert.pt", variant, seed=layer)
-    reader = HubertFeatureReader.from_checkpoint(tmp_path / "hubert.pt", layer=layer)
+    reader = HubertFeatureReader.from_pretrained(tmp_path / "hubert.pt", layer=layer)
     ours = reader(wav)
     x = F.layer_norm(wav, wav.shape) if ff.VARIANTS[variant]["normalize"] else wav
     with torch.inference_mode():
@@ -95,7 +95,7 @@ def hf_reference_from_fairseq(variant: str, sd: dict):
 
 def test_fairseq_25hz_batch_norm_positional_conv_matches_transformers(tmp_path, wav):
     sd = ff.write_fairseq_checkpoint(tmp_path / "mhubert25.pt", "25hz", seed=5)
-    reader = HubertFeatureReader.from_checkpoint(tmp_path / "mhubert25.pt", layer=2)
+    reader = HubertFeatureReader.from_pretrained(tmp_path / "mhubert25.pt", layer=2)
     assert reader.code_hop_size == 640 and reader.frame_rate == 25.0
     ours = reader(wav)
     with torch.inference_mode():
@@ -121,7 +121,7 @@ def test_transformers_folder_matches_transformers_model(tmp_path, wav, pre_ln):
     with torch.inference_mode():
         hidden = model(wav[None], output_hidden_states=True).hidden_states
     for layer in (1, 2, 3):
-        ours = HubertFeatureReader.from_checkpoint(tmp_path / "hf", layer=layer)(wav)
+        ours = HubertFeatureReader.from_pretrained(tmp_path / "hf", layer=layer)(wav)
         if pre_ln and layer == 3:
             # transformers applies the encoder's final layer norm to the last hidden state of pre-LN models;
             # fairseq's output_layer (and speechkit) return the raw layer output: they must differ here

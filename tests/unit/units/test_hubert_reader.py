@@ -35,7 +35,7 @@ def test_fold_weight_norm_matches_torch_weight_norm():
 
 
 def test_long_audio_is_normalised_whole_then_cut_in_chunks(checkpoints):
-    reader = HubertFeatureReader.from_checkpoint(checkpoints / "large.pt", layer=2, max_chunk=8000)
+    reader = HubertFeatureReader.from_pretrained(checkpoints / "large.pt", layer=2, max_chunk=8000)
     wav = torch.randn(20000) * 0.1 + 0.05
     whole = F.layer_norm(wav, wav.shape)
     pieces = [whole[i : i + 8000] for i in range(0, 20000, 8000)]
@@ -51,7 +51,7 @@ def test_long_audio_is_normalised_whole_then_cut_in_chunks(checkpoints):
 
 @pytest.mark.parametrize("variant", ["base", "large", "25hz"])
 def test_padded_batch_equals_one_at_a_time(checkpoints, variant):
-    reader = HubertFeatureReader.from_checkpoint(checkpoints / f"{variant}.pt", layer=3)
+    reader = HubertFeatureReader.from_pretrained(checkpoints / f"{variant}.pt", layer=3)
     g = torch.Generator().manual_seed(0)
     wavs = [torch.randn(n, generator=g) * 0.2 for n in (16000, 9137, 23456, 4000)]
     batched = reader.forward_batch(wavs)
@@ -62,7 +62,7 @@ def test_padded_batch_equals_one_at_a_time(checkpoints, variant):
 
 
 def test_bad_inputs_and_layers(checkpoints):
-    reader = HubertFeatureReader.from_checkpoint(checkpoints / "base.pt", layer=1)
+    reader = HubertFeatureReader.from_pretrained(checkpoints / "base.pt", layer=1)
     with pytest.raises(ValueError, match="too short: 300 samples"):
         reader(torch.zeros(300))
     with pytest.raises(ValueError, match="NaN"):
@@ -70,7 +70,7 @@ def test_bad_inputs_and_layers(checkpoints):
     with pytest.raises(ValueError, match="1-D"):
         reader(torch.zeros(2, 4000))
     with pytest.raises(ValueError, match=r"base\.pt: layer must be between 1 and 3 for this model. Found 4"):
-        HubertFeatureReader.from_checkpoint(checkpoints / "base.pt", layer=4)
+        HubertFeatureReader.from_pretrained(checkpoints / "base.pt", layer=4)
 
 
 class Evil:
@@ -84,28 +84,28 @@ def test_malicious_pickle_is_refused_not_executed(tmp_path):
     state = {"cfg": ff.fairseq_cfg("base"), "model": ff.fairseq_state_dict("base"), "task_state": Evil()}
     torch.save(state, tmp_path / "evil.pt")
     with pytest.raises(UnsafePickleError, match=r"evil\.pt: refusing to unpickle exec "):
-        HubertFeatureReader.from_checkpoint(tmp_path / "evil.pt", layer=1)
+        HubertFeatureReader.from_pretrained(tmp_path / "evil.pt", layer=1)
     assert not os.path.exists("/tmp/speechkit_pwned")
 
 
 def test_wrong_checkpoints_get_clear_errors(tmp_path, checkpoints):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match=r"other\.pt: not a fairseq checkpoint"):
-        HubertFeatureReader.from_checkpoint(tmp_path / "other.pt")
+        HubertFeatureReader.from_pretrained(tmp_path / "other.pt")
     (tmp_path / "text.pt").write_text("hello")
     with pytest.raises(UnsafePickleError, match=r"text\.pt: not a readable torch checkpoint"):
-        HubertFeatureReader.from_checkpoint(tmp_path / "text.pt")
+        HubertFeatureReader.from_pretrained(tmp_path / "text.pt")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
-        HubertFeatureReader.from_checkpoint(tmp_path / "missing.pt")
+        HubertFeatureReader.from_pretrained(tmp_path / "missing.pt")
     sd = ff.fairseq_state_dict("base")
     sd["encoder.layers.0.fc1.weight"] = torch.zeros(5, 5)
     ff.write_fairseq_checkpoint(tmp_path / "bad_shape.pt", "base", sd=sd)
     with pytest.raises(CheckpointError, match=r"bad_shape\.pt: encoder\.layers\.0\.fc1\.weight has shape \(5, 5\)"):
-        HubertFeatureReader.from_checkpoint(tmp_path / "bad_shape.pt")
+        HubertFeatureReader.from_pretrained(tmp_path / "bad_shape.pt")
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(CheckpointError, match="model_type must be 'hubert' or 'wav2vec2'. Found 'bert'"):
-        HubertFeatureReader.from_checkpoint(tmp_path / "hf")
+        HubertFeatureReader.from_pretrained(tmp_path / "hf")
 
 
 def test_our_format_roundtrip(tmp_path):
@@ -113,7 +113,7 @@ def test_our_format_roundtrip(tmp_path):
                        ffn_dim=48, conv_pos=8, conv_pos_groups=4)
     model = build_hubert(cfg).eval()
     save_hubert(tmp_path / "m", model, cfg)
-    reader = HubertFeatureReader.from_checkpoint(tmp_path / "m", layer=2)
+    reader = HubertFeatureReader.from_pretrained(tmp_path / "m", layer=2)
     wav = torch.randn(8000)
     with torch.inference_mode():
         expected = model(wav[None], output_layer=2)[0][0]
@@ -123,12 +123,13 @@ def test_our_format_roundtrip(tmp_path):
 
 @pytest.mark.parametrize("variant", ["base", "large", "25hz"])
 def test_export_to_fairseq_names_roundtrips(tmp_path, variant):
-    from speechkit.units.hubert.factory import load_hubert
     from speechkit.units.hubert.interop import to_fairseq_state_dict
+    from speechkit.units.hubert.model import HubertModel
 
     original = ff.fairseq_state_dict(variant, seed=3)
     ff.write_fairseq_checkpoint(tmp_path / "a.pt", variant, sd=original)
-    model, cfg = load_hubert(tmp_path / "a.pt")
+    model = HubertModel.from_pretrained(tmp_path / "a.pt")
+    cfg = model.config
     exported = to_fairseq_state_dict(model.state_dict(), cfg)
     heads = {k for k in original if k.startswith(("label_embs", "final_proj"))}
     assert set(exported) == set(original) - heads
@@ -138,5 +139,5 @@ def test_export_to_fairseq_names_roundtrips(tmp_path, variant):
         assert torch.allclose(v, original[k], atol=1e-6), k
     ff.write_fairseq_checkpoint(tmp_path / "b.pt", variant, sd=exported)
     wav = torch.randn(9000)
-    a = HubertFeatureReader.from_checkpoint(tmp_path / "a.pt", layer=3)(wav)
-    assert torch.allclose(a, HubertFeatureReader.from_checkpoint(tmp_path / "b.pt", layer=3)(wav), atol=1e-5)
+    a = HubertFeatureReader.from_pretrained(tmp_path / "a.pt", layer=3)(wav)
+    assert torch.allclose(a, HubertFeatureReader.from_pretrained(tmp_path / "b.pt", layer=3)(wav), atol=1e-5)

@@ -22,7 +22,7 @@ def test_km_bin_from_scikit_learn_gives_sklearn_predict(tmp_path, data, cls):
     """textlesslib's quantizer is `joblib.load(km.bin).predict(features)`: ours must give the same units."""
     km = cls(n_clusters=12, random_state=0, n_init=3).fit(data)
     joblib.dump(km, tmp_path / "km.bin")  # exactly how fairseq's learn_kmeans.py writes km.bin
-    q = KMeansQuantizer.load(tmp_path / "km.bin")
+    q = KMeansQuantizer.from_pretrained(tmp_path / "km.bin")
     test = data[:1000] + np.random.RandomState(1).randn(1000, 16).astype(np.float32) * 0.5
     assert q.vocab_size == 12 and q.dim == 16
     np.testing.assert_array_equal(q(torch.from_numpy(test)).numpy(), km.predict(test))
@@ -32,10 +32,10 @@ def test_km_bin_from_scikit_learn_gives_sklearn_predict(tmp_path, data, cls):
 def test_npy_and_our_format_roundtrip(tmp_path, data):
     c = data[:7]
     np.save(tmp_path / "c.npy", c)
-    q = KMeansQuantizer.load(tmp_path / "c.npy")
+    q = KMeansQuantizer.from_pretrained(tmp_path / "c.npy")
     np.testing.assert_array_equal(q(torch.from_numpy(c)).numpy(), np.arange(7))
     q.save(tmp_path / "km.safetensors", layer=6, source="test")
-    q2 = KMeansQuantizer.load(tmp_path / "km.safetensors")
+    q2 = KMeansQuantizer.from_pretrained(tmp_path / "km.safetensors")
     assert torch.equal(q2.centroids, q.centroids)
 
 
@@ -56,16 +56,16 @@ class Evil:
 def test_restricted_unpickling_of_km_bin(tmp_path, capsys):
     joblib.dump({"model": Evil()}, tmp_path / "evil.bin")
     with pytest.raises(UnsafePickleError, match=r"evil\.bin: refusing to unpickle builtins\.eval"):
-        KMeansQuantizer.load(tmp_path / "evil.bin")
+        KMeansQuantizer.from_pretrained(tmp_path / "evil.bin")
     assert "pwned" not in capsys.readouterr().out
     joblib.dump(np.zeros(3), tmp_path / "array.bin")
     with pytest.raises(CheckpointError, match="not a fitted scikit-learn k-means model"):
-        KMeansQuantizer.load(tmp_path / "array.bin")
+        KMeansQuantizer.from_pretrained(tmp_path / "array.bin")
     (tmp_path / "junk.bin").write_bytes(b"\x00\x01junk")
     with pytest.raises(UnsafePickleError, match=r"junk\.bin: not a readable joblib pickle"):
-        KMeansQuantizer.load(tmp_path / "junk.bin")
+        KMeansQuantizer.from_pretrained(tmp_path / "junk.bin")
     with pytest.raises(CheckpointError, match="no such k-means file"):
-        KMeansQuantizer.load(tmp_path / "none.bin")
+        KMeansQuantizer.from_pretrained(tmp_path / "none.bin")
 
 
 def test_dimension_mismatch_is_reported(data):

@@ -27,7 +27,7 @@ def close(a: torch.Tensor, b: np.ndarray) -> None:
 
 def test_base_unit_vocoder_drops_negative_codes():
     r = ref("base")
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "base" / "g_00000000", DATA / "base" / "config.json")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "base" / "g_00000000", config_path=DATA / "base" / "config.json")
     assert (r["units"] < 0).sum() == 2
     wav = voc(r["units"])
     close(wav, r["wav"])
@@ -37,7 +37,7 @@ def test_base_unit_vocoder_drops_negative_codes():
 
 def test_duration_predictor():
     r = ref("dur")
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "dur" / "g_00000000", DATA / "dur" / "config.json")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "dur" / "g_00000000", config_path=DATA / "dur" / "config.json")
     units = torch.from_numpy(r["units"])
     np.testing.assert_array_equal(voc.model.predict_durations(units[None])[0].numpy(), r["durations"])
     close(voc(units, dur_prediction=True), r["wav_dur"])
@@ -50,7 +50,7 @@ def test_duration_predictor():
 def test_expresso_speaker_and_style_by_id_and_name(spk, sty):
     r = ref("expresso")
     # paths left out: config.json, speakers.txt and styles.txt are found beside the checkpoint
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso" / "g_00000000")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "expresso" / "g_00000000")
     assert voc.speakers[:3] == ["ex03", "ex01", "lj"]  # line order, not sorted
     close(voc(r["units"], speaker=spk, style=sty), r[f"wav_spk{spk}_sty{sty}"])
     close(voc(r["units"], speaker=voc.speakers[spk], style=voc.styles[sty], dur_prediction=True),
@@ -59,13 +59,13 @@ def test_expresso_speaker_and_style_by_id_and_name(spk, sty):
 
 def test_expresso_defaults_to_id_zero_like_textlesslib():
     r = ref("expresso")
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso")  # a folder of g_* files: the latest is used
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "expresso")  # a folder of g_* files: the latest is used
     close(voc(r["units"]), r["wav_spk0_sty0"])
 
 
 def test_continuous_f0_with_speaker_table_of_200():
     r = ref("f0")
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "f0" / "g_00000000", DATA / "f0" / "config.json")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "f0" / "g_00000000", config_path=DATA / "f0" / "config.json")
     assert voc.config.f0 == "continuous" and voc.config.num_speakers == 200
     close(voc(r["units"], speaker=7, f0=r["f0"]), r["wav_spk7"])
     close(voc(r["units"], speaker=0, f0=r["f0"]), r["wav_spk0"])
@@ -74,7 +74,7 @@ def test_continuous_f0_with_speaker_table_of_200():
 
 def test_quantized_f0_at_twice_the_unit_rate():
     r = ref("f0_quant")
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "f0_quant" / "g_00000000")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "f0_quant" / "g_00000000")
     assert voc.config.f0 == "quantized" and voc.config.f0_bins == 32
     wav = voc(r["units"], f0=r["f0"])
     close(wav, r["wav"])
@@ -84,7 +84,7 @@ def test_quantized_f0_at_twice_the_unit_rate():
 @pytest.mark.parametrize("case", ["mel_v1", "mel_v3"])
 def test_mel_hifigan(case):
     r = ref(case)
-    voc = HiFiGANVocoder.from_checkpoint(DATA / case / "g_00000000")
+    voc = HiFiGANVocoder.from_pretrained(DATA / case / "g_00000000")
     close(voc(torch.from_numpy(r["mel"])), r["wav"])
 
 
@@ -106,7 +106,7 @@ def test_training_mel_spectrogram():
 def test_chunked_synthesis_equals_one_pass(case):
     from speechkit.vocoders.hifigan.inference import synthesize_chunked
 
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / case / "g_00000000")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / case / "g_00000000")
     g = torch.Generator().manual_seed(0)
     units = torch.randint(0, 100, (150,), generator=g)
     kwargs = {}
@@ -163,7 +163,7 @@ def test_released_conv1d_path_is_bit_exact():
     import json
 
     r = ref("expresso")
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso" / "g_00000000")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "expresso" / "g_00000000")
     sd = torch.load(DATA / "expresso" / "g_00000000", weights_only=True)["generator"]
     cfg = json.loads((DATA / "expresso" / "config.json").read_text())
     features = voc.features(r["units"], speaker=1, style=3, dur_prediction=True)
@@ -186,7 +186,7 @@ def test_released_conv1d_path_is_bit_exact():
                     "is tested in tests/unit/test_precision.py)")
 def test_bf16_path_is_close():
     r = ref("base")
-    voc = CodeHiFiGANVocoder.from_checkpoint(DATA / "base" / "g_00000000").set_precision("bf16")
+    voc = CodeHiFiGANVocoder.from_pretrained(DATA / "base" / "g_00000000").set_precision("bf16")
     assert voc.precision == "bf16" and voc.generator.conv_pre.weight.dtype == torch.bfloat16
     wav = voc(r["units"])
     diff = float(np.abs(wav.numpy() - r["wav"]).max())

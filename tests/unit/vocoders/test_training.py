@@ -140,7 +140,7 @@ def test_solver_trains_exports_and_resumes(tmp_path):
     np.testing.assert_allclose(table.matrix[1], mean / np.linalg.norm(mean), atol=1e-6)
     wav = voc([1, 2, 3], speaker="ex02", style="sad", dur_prediction=True)
     assert wav.ndim == 1 and torch.isfinite(wav).all()
-    official = CodeHiFiGANVocoder.from_checkpoint(out / "official" / "g_00000004")
+    official = CodeHiFiGANVocoder.from_pretrained(out / "official" / "g_00000004")
     assert torch.equal(official([1, 2, 3], speaker=1, style=1), voc([1, 2, 3], speaker=1, style=1))
     assert all("loss_d" in x for x in lines if "loss_g" in x)
     # resume: 2 more steps continue from step 4 (the 5th generator-only, as before a discriminator_start)
@@ -249,7 +249,7 @@ def test_f0_conditioned_training(tmp_path):
     f0 = voc.normalize_f0([0.0, 210.0, 230.0], speaker="ex02")
     assert f0[0] == 0 and torch.isfinite(f0).all()
     assert voc([1, 2, 3], speaker="ex02", f0=f0).shape == (3 * 320,)
-    official = CodeHiFiGANVocoder.from_checkpoint(tmp_path / "run" / "official" / "g_00000004")
+    official = CodeHiFiGANVocoder.from_pretrained(tmp_path / "run" / "official" / "g_00000004")
     assert official.config.f0 == "continuous"
     with pytest.raises(VocoderError, match="carries no F0 statistics"):
         official.normalize_f0([100.0])

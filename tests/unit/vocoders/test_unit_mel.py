@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechkit.vocoders import UnitMelVocoder, VocoderError, load_unit_vocoder
+from speechkit.vocoders import UnitMelVocoder, UnitVocoder, VocoderError
 from speechkit.vocoders.unitmel.config import UnitMelConfig
 from speechkit.vocoders.unitmel.vocoder import build_unit_mel
 from tests.unit.vocoders.test_training import _compose, make_corpus
@@ -83,7 +83,7 @@ def test_folder_round_trip_and_loader_dispatch(tmp_path):
     voc.speaker_table = SpeakerTable({"a": np.ones(4), "b": np.arange(4.0)})
     folder = voc.save_pretrained(tmp_path / "voc")
     assert json.loads((folder / "config.json").read_text())["kind"] == "unit_mel"
-    back = load_unit_vocoder(folder)
+    back = UnitVocoder.from_pretrained(folder)
     assert isinstance(back, UnitMelVocoder) and back.speakers == ["a", "b"] and back.styles == ["plain", "loud"]
     assert back.speaker_table.names == ["a", "b"]
     units = torch.tensor([3, 4, 5, 6])
@@ -92,7 +92,7 @@ def test_folder_round_trip_and_loader_dispatch(tmp_path):
     cfg["kind"] = "code_hifigan"
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(VocoderError, match="not a CodeHiFiGAN config"):
-        load_unit_vocoder(folder)  # a CodeHiFiGAN folder whose weights are a decoder's: named as such
+        UnitVocoder.from_pretrained(folder)  # a CodeHiFiGAN folder whose weights are a decoder's: named as such
     with pytest.raises(VocoderError, match="not a unit-to-mel vocoder"):
         UnitMelVocoder.from_pretrained(folder)
 
@@ -119,7 +119,7 @@ def test_training_exports_resumes_and_learns(tmp_path):
     out = tmp_path / "run"
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "mel_l1" in r] == [1, 2, 3, 4] and any("valid_mel_l1" in r for r in rows)
-    voc = load_unit_vocoder(out / "model")
+    voc = UnitVocoder.from_pretrained(out / "model")
     assert isinstance(voc, UnitMelVocoder) and voc.speakers == ["ex01", "ex02"] and voc.styles == ["happy", "sad"]
     assert voc.speaker_table.names == ["ex01", "ex02"]
     assert len(voc([1, 2, 3], speaker="ex02", durations=[2, 2, 2])) == 6 * 320

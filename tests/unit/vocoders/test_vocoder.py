@@ -19,7 +19,7 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "vocoders"
 
 @pytest.fixture(scope="module")
 def expresso():
-    return CodeHiFiGANVocoder.from_checkpoint(DATA / "expresso" / "g_00000000")
+    return CodeHiFiGANVocoder.from_pretrained(DATA / "expresso" / "g_00000000")
 
 
 def tiny_config(**kw) -> CodeHiFiGANConfig:
@@ -38,9 +38,7 @@ def test_save_and_load_our_format(tmp_path, expresso):
     assert again.config == expresso.config
     a = expresso(units, speaker="lj", style="confused", dur_prediction=True)
     assert torch.equal(a, again(units, speaker="lj", style="confused", dur_prediction=True))
-    # from_checkpoint accepts our folders too
-    assert torch.equal(a, CodeHiFiGANVocoder.from_checkpoint(tmp_path / "voc")(units, speaker=2, style=2,
-                                                                             dur_prediction=True))
+    assert torch.equal(a, again(units, speaker=2, style=2, dur_prediction=True))  # ids work as names do
 
 
 def test_export_official_matches_official_keys_shapes_and_config(tmp_path, expresso):
@@ -58,13 +56,13 @@ def test_export_official_matches_official_keys_shapes_and_config(tmp_path, expre
     assert cfg["multispkr"] and cfg["multistyle"]
     assert (tmp_path / "official" / "speakers.txt").read_text() == (DATA / "expresso" / "speakers.txt").read_text()
     # round trip through the official format: weight norm re-folds to the very same weights
-    back = CodeHiFiGANVocoder.from_checkpoint(ckpt)
+    back = CodeHiFiGANVocoder.from_pretrained(ckpt)
     for k, v in expresso.model.state_dict().items():
         assert torch.equal(back.model.state_dict()[k], v), k
 
 
 def test_mel_vocoder_round_trip(tmp_path):
-    voc = HiFiGANVocoder.from_checkpoint(DATA / "mel_v3" / "g_00000000")
+    voc = HiFiGANVocoder.from_pretrained(DATA / "mel_v3" / "g_00000000")
     voc.save_pretrained(tmp_path / "mel")
     mel = torch.from_numpy(np.load(DATA / "mel_v3" / "reference.npz")["mel"])
     assert torch.equal(voc(mel), HiFiGANVocoder.from_pretrained(tmp_path / "mel")(mel))
@@ -83,15 +81,15 @@ def _our_code_folder(tmp_path: Path) -> Path:
 def test_bad_checkpoint_files_name_the_file(tmp_path):
     cfg = DATA / "base" / "config.json"
     with pytest.raises(VocoderError, match="no such checkpoint file"):
-        CodeHiFiGANVocoder.from_checkpoint(tmp_path / "g_missing", cfg)
+        CodeHiFiGANVocoder.from_pretrained(tmp_path / "g_missing", config_path=cfg)
     corrupt = tmp_path / "g_00000001"
     corrupt.write_bytes(b"\x80\x04garbage")
     with pytest.raises(VocoderError, match=f"{corrupt}: not a loadable checkpoint"):
-        CodeHiFiGANVocoder.from_checkpoint(corrupt, cfg)
+        CodeHiFiGANVocoder.from_pretrained(corrupt, config_path=cfg)
     wrong = tmp_path / "g_00000002"
     torch.save({"model": {"w": torch.zeros(2)}}, wrong)
     with pytest.raises(VocoderError, match=f"{wrong}: not a HiFi-GAN generator checkpoint"):
-        CodeHiFiGANVocoder.from_checkpoint(wrong, cfg)
+        CodeHiFiGANVocoder.from_pretrained(wrong, config_path=cfg)
 
 
 class _Evil:
@@ -103,7 +101,7 @@ def test_checkpoint_loading_never_runs_pickled_code(tmp_path, capsys):
     evil = tmp_path / "g_00000003"
     torch.save({"generator": {"conv_pre.weight": torch.zeros(1)}, "x": _Evil()}, evil)
     with pytest.raises(VocoderError, match="not a loadable checkpoint"):
-        CodeHiFiGANVocoder.from_checkpoint(evil, DATA / "base" / "config.json")
+        CodeHiFiGANVocoder.from_pretrained(evil, config_path=DATA / "base" / "config.json")
     assert "pwned" not in capsys.readouterr().out
 
 
@@ -117,13 +115,13 @@ def test_config_and_weights_that_disagree(tmp_path):
                             ({"upsample_rates": [5, 4]}, "upsample_kernel_sizes needs one kernel per upsample rate")]:
         (tmp_path / "config.json").write_text(json.dumps({**official, **change}))
         with pytest.raises(VocoderError, match=message):
-            CodeHiFiGANVocoder.from_checkpoint(tmp_path / "g_00000000")
+            CodeHiFiGANVocoder.from_pretrained(tmp_path / "g_00000000")
     (tmp_path / "config.json").write_text(json.dumps({**official, "num_embeddings": 50}))
     with pytest.raises(VocoderError, match=r"unit_embedding.weight has shape \(100, 16\), the config implies \(50"):
-        CodeHiFiGANVocoder.from_checkpoint(tmp_path / "g_00000000")
+        CodeHiFiGANVocoder.from_pretrained(tmp_path / "g_00000000")
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(VocoderError, match="config.json: not a JSON config"):
-        CodeHiFiGANVocoder.from_checkpoint(tmp_path / "g_00000000")
+        CodeHiFiGANVocoder.from_pretrained(tmp_path / "g_00000000")
 
 
 def test_bad_inputs_get_clear_errors(expresso):

@@ -64,7 +64,7 @@ def test_saved_with_the_vocoder_in_both_formats(tmp_path, table):
     np.testing.assert_allclose(back.speaker_table.matrix, table.matrix, atol=1e-6)
     ckpt = voc.export_official(tmp_path / "official")
     assert (tmp_path / "official" / FILENAME).is_file()
-    assert CodeHiFiGANVocoder.from_checkpoint(ckpt).speaker_table.names == ["a", "b", "c"]
+    assert CodeHiFiGANVocoder.from_pretrained(ckpt).speaker_table.names == ["a", "b", "c"]
     assert CodeHiFiGANVocoder.from_pretrained(tiny_vocoder().save_pretrained(tmp_path / "none")).speaker_table is None
 
 
