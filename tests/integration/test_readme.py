@@ -4,19 +4,19 @@ its `.venv/bin/speechkit` commands, from a fresh working folder that sees the re
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.docs_snippets import ROOT, fenced_blocks, logical_lines
+
 pytestmark = pytest.mark.slow
 
 
-def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+def _blocks(lang: str):
+    return [b for b in fenced_blocks(ROOT / "README.md") if b.lang == lang]
 
 
 def _workdir(tmp_path: Path) -> Path:
@@ -26,7 +26,7 @@ def _workdir(tmp_path: Path) -> Path:
 
 
 def test_readme_python_snippets_run(tmp_path):
-    code = "\n".join(_blocks("python"))
+    code = "\n".join(b.code for b in _blocks("python"))
     assert "Resynthesizer.from_pretrained()" in code and "rs.stream(" in code and "SpeechContinuation" in code
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-c", code], cwd=_workdir(tmp_path), capture_output=True, text=True,
@@ -38,8 +38,7 @@ def test_readme_python_snippets_run(tmp_path):
 def test_readme_speechkit_commands_run(tmp_path):
     commands = []
     for block in _blocks("bash"):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.split("#", 1)[0].strip()
+        for _, line in logical_lines(block.code, block.line):  # continuations joined, comments dropped
             if line.startswith(".venv/bin/speechkit"):
                 commands.append(line)
     assert len(commands) >= 2, commands

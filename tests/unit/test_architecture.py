@@ -90,3 +90,66 @@ def test_nothing_in_the_package_imports_the_old_generator_paths():
     offenders = [f"{f.relative_to(PKG).as_posix()}: {', '.join(sorted(bad))}" for f in sorted(PKG.rglob("*.py"))
                  if (bad := aliases & _imports(f))]
     assert not offenders, "use speechkit.synth.*, not the old aliases:\n" + "\n".join(offenders)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (:func:`_imports`: anywhere in the file); a package's edges to
+    and from its own submodules (``__init__`` re-exports) are left out."""
+    mods = {".".join(("speechkit", *f.relative_to(PKG).with_suffix("").parts)).removesuffix(".__init__"): f
+            for f in PKG.rglob("*.py")}
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for mod, f in mods.items():
+        targets = {resolve(m) for m in _imports(f) if m.startswith("speechkit")}
+        graph[mod] = {t for t in targets if t and t != mod and not t.startswith(mod + ".")
+                      and not mod.startswith(t + ".")}
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[str]:
+    """The strongly connected components of more than one module (Tarjan), each as ``a <-> b <-> ...``."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(" <-> ".join(sorted(comp)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_circle_finder_finds_a_circle():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a <-> b <-> c"]
+    assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles():
+    """No modules import each other, directly or through others, lazy imports inside functions included (a circle
+    there is still a layering knot, one refactor away from an import-time failure)."""
+    circles = _circles(_module_graph())
+    assert not circles, "import circles:\n" + "\n".join(circles)
