@@ -41,7 +41,7 @@ fuzz: install
 
 # ruff, and the layering the code relies on (inference never imports training code).
 lint: install
-	$(VENV)/bin/ruff check speechkit tests data_prep benchmarks
+	$(VENV)/bin/ruff check speechkit tests data_prep benchmarks eval
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_architecture.py
 
 # The documentation site (docs/ and the API reference from the docstrings) in site/, warnings as errors.
