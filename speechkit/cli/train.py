@@ -102,7 +102,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train a model. Tasks: " + ", ".join(sorted(TASKS)),
                        epilog=EXAMPLES.format(lines="\n".join(f"  {ex}" for _, ex in TASKS.values())))
     p.add_argument("task", choices=sorted(TASKS), help="what to train")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. preset=debug optim.lr=1e-4")
+    # REMAINDER: --print-config may stand anywhere among the overrides (argparse cannot intermix a "*" positional)
+    p.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides, e.g. preset=debug optim.lr=1e-4")
     p.add_argument("--print-config", action="store_true",
                    help="print the composed config (every default, the preset and the overrides) and exit")
     p.set_defaults(func=_run)
@@ -124,6 +125,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from speechkit.utils.files import exclusive
 
+    if "--print-config" in args.overrides:
+        args.print_config = True
+        args.overrides = [o for o in args.overrides if o != "--print-config"]
     cfg = compose(args.task, args.overrides)
     if args.print_config:
         from omegaconf import OmegaConf

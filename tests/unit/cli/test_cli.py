@@ -133,3 +133,31 @@ def test_trainers_share_one_name_for_the_run_folder_and_validation_interval():
     assert r.returncode == 1 and "train.out_dir= is now out=" in r.stderr
     r = run("train", "textlm", "preset=debug", "train.eval_every=5")
     assert r.returncode == 1 and "train.eval_every= is now train.valid_every=" in r.stderr
+
+
+def test_every_trainer_config_comes_from_its_dataclass():
+    """One source of truth: each task's YAML holds no values (only the schema and the presets), so the composed
+    defaults are the dataclass's; an unknown key or an ill-typed value is refused when the command line is read;
+    ``--print-config`` (anywhere among the overrides) prints the composed config."""
+    import dataclasses
+
+    import yaml
+
+    from speechkit.cli.train import SCHEMAS, TASKS, compose, conf_dir, schema
+
+    assert set(SCHEMAS) == set(TASKS)
+    for task in TASKS:
+        text = yaml.safe_load((conf_dir(task) / "config.yaml").read_text())
+        assert set(text) == {"defaults"}, f"{task}: config.yaml sets values {sorted(set(text) - {'defaults'})}"
+        assert f"{task}_schema" in text["defaults"], task
+        cfg, cls = compose(task, []), schema(task)
+        assert [f.name for f in dataclasses.fields(cls)] == [k for k in cfg.keys() if k != "preset"], task
+    r = run("train", "vocos", "out=runs/v", "--print-config", "optim.lr=0.123", "data.audio=wavs")
+    assert r.returncode == 0, r.stderr
+    printed = yaml.safe_load(r.stdout)
+    assert printed["optim"]["lr"] == 0.123 and printed["out"] == "runs/v" and printed["data"]["audio"] == "wavs"
+    assert printed["optim"]["max_steps"] == schema("vocos")().optim.max_steps  # a default, from the dataclass
+    r = run("train", "unit_mel", "out=x", "model.nope=1")
+    assert r.returncode == 1 and "nope" in r.stderr and "UnitMelModelConfig" in r.stderr
+    r = run("train", "unit_mel", "out=x", "optim.lr=fast")
+    assert r.returncode == 1 and "optim.lr=fast" in r.stderr and "Traceback" not in r.stderr
