@@ -413,7 +413,12 @@ def check_speechkit(cmd: Command) -> list[str]:
             return []
         return [f"speechkit-cli: {err.getvalue().strip().splitlines()[-1] if err.getvalue() else e}"]
     if getattr(ns, "command", None) == "train":
-        msg = _compose_errors(ns.task, ns.overrides, require_all=True)
+        from speechkit.cli.train import split_overrides
+
+        if {"-h", "--help"} & set(ns.overrides):
+            return []
+        overrides, printing = split_overrides(ns.overrides)
+        msg = _compose_errors(ns.task, overrides, require_all=not printing)
         return [f"train-config: {msg}"] if msg else []
     if isinstance(getattr(ns, "metrics", None), str):  # eval folder / resynthesis: checked only when they start
         from speechkit.metrics.folder import METRIC_GROUPS

@@ -89,6 +89,11 @@ def compose(task: str, overrides: list[str]):
         raise SpeechkitError(f"train {task}: bad config override ({type(e).__name__}: {e})") from None
 
 
+def split_overrides(words: list[str]) -> tuple[list[str], bool]:
+    """The Hydra overrides among the words after the task, and whether ``--print-config`` was one of them."""
+    return [w for w in words if w != "--print-config"], "--print-config" in words
+
+
 def schema(task: str) -> type:
     """The config dataclass of ``task``."""
     module, name = SCHEMAS[task].split(":")
@@ -106,7 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides, e.g. preset=debug optim.lr=1e-4")
     p.add_argument("--print-config", action="store_true",
                    help="print the composed config (every default, the preset and the overrides) and exit")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, train_parser=p)
 
 
 def output_dir(cfg) -> Path | None:
@@ -125,11 +130,18 @@ def _run(args: argparse.Namespace) -> int:
 
     from speechkit.utils.files import exclusive
 
-    if "--print-config" in args.overrides:
-        args.print_config = True
-        args.overrides = [o for o in args.overrides if o != "--print-config"]
-    cfg = compose(args.task, args.overrides)
-    if args.print_config:
+    if {"-h", "--help"} & set(args.overrides):
+        args.train_parser.print_help()
+        return 0
+    overrides, printing = split_overrides(args.overrides)
+    options = [w for w in overrides if w.startswith("--")]
+    if options:
+        from speechkit.errors import SpeechkitError
+
+        raise SpeechkitError(f"train {args.task}: unknown option {options[0]} (options: --print-config; the rest are "
+                             "Hydra overrides key=value)")
+    cfg = compose(args.task, overrides)
+    if args.print_config or printing:
         from omegaconf import OmegaConf
 
         print(OmegaConf.to_yaml(cfg), end="")

@@ -161,3 +161,10 @@ def test_every_trainer_config_comes_from_its_dataclass():
     assert r.returncode == 1 and "nope" in r.stderr and "UnitMelModelConfig" in r.stderr
     r = run("train", "unit_mel", "out=x", "optim.lr=fast")
     assert r.returncode == 1 and "optim.lr=fast" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_help_and_unknown_options_after_the_task():
+    r = run("train", "vocos", "--help")
+    assert r.returncode == 0 and "--print-config" in r.stdout
+    r = run("train", "vocos", "out=x", "--nope")
+    assert r.returncode == 1 and "unknown option --nope" in r.stderr
