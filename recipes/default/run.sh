@@ -29,7 +29,7 @@
 #  12 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
 #               LM on the same text normalised as ASR output            (data.normalize=asr)
 #  13 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
-#  14 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py
+#  14 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py, mel_postfilter.py
 # (A CodeHiFiGAN on the same units: recipes/vocoder, or `speechkit train vocoder`.)
 
 # shellcheck source=recipes/lib.sh
@@ -187,5 +187,7 @@ recipe (--supervision none)"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
     --mel-vocoder "$exp/vocos/model" \
     --ulm "$ulm_dir" --text-lm "$exp/genppl_lm/model" --corpus "$data" --minutes "$minutes" --supervision "$note" \
-    -o "$out"
+    -o "$out"  # the decoder's spectral-detail gain, measured on training speech (docs/vocoders.md, "Spectral-detail postfilter")
+  $PY data_prep/mel_postfilter.py --vocoder "$out/vocoder" --units "$exp/k$k/units.jsonl" \
+    --audio "$data/audio_48khz/read" --train-list "$data/splits/train.txt" --write
 fi

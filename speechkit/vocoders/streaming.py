@@ -182,7 +182,7 @@ class UnitMelGriffinLimStream(WindowVocoderStream):
         dev = voc.device
         with torch.inference_mode(), torch.autocast(dev.type, dtype=DTYPES[voc.precision],
                                                     enabled=voc.precision != "fp32"):
-            mel = voc.model(units[None].to(dev), self.spk, self.sty)[0].float().cpu()
+            mel = voc.postfilter(voc.model(units[None].to(dev), self.spk, self.sty)[0].float()).cpu()
         m_w0 = round(w0 * self.ratio)
         m0 = round(start * self.ratio)
         m1 = math.ceil((start + len(final)) * self.ratio - 1e-9)

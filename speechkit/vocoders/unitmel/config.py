@@ -53,6 +53,10 @@ class UnitMelConfig:
         griffin_lim_power: exponent applied to the magnitudes before phase reconstruction.
         griffin_lim_inversion: ``"nnls"`` or ``"pinv"`` inversion of the mel filters
             (:class:`~speechkit.vocoders.griffinlim.GriffinLimVocoder`).
+        detail_gain: the spectral-detail postfilter's gain at synthesis (1 = none;
+            :mod:`speechkit.vocoders.unitmel.postfilter`), measured on training speech by
+            ``data_prep/mel_postfilter.py``.
+        detail_width: mel bins of the postfilter's envelope (odd).
     """
 
     num_units: int
@@ -69,6 +73,8 @@ class UnitMelConfig:
     griffin_lim_iters: int = 32
     griffin_lim_power: float = 1.0
     griffin_lim_inversion: str = "nnls"
+    detail_gain: float = 1.0
+    detail_width: int = 5
     f0: str = "none"
     """Always ``"none"`` (pitch comes from units, speaker, style and context); kept for the pipelines, which ask
     every unit vocoder for it."""
@@ -91,6 +97,9 @@ class UnitMelConfig:
                                f"{self.kernel_size}, {self.dilations}")
         if self.f0 != "none":
             raise VocoderError(f"f0 must be 'none' for a unit-to-mel decoder. Found {self.f0!r}")
+        if not 0 < self.detail_gain <= 4 or self.detail_width < 3 or self.detail_width % 2 == 0:
+            raise VocoderError(f"detail_gain in (0, 4] and an odd detail_width >= 3 required. Found "
+                               f"{self.detail_gain}, {self.detail_width}")
         self.mel.validate()
 
     def to_dict(self) -> dict[str, Any]:

@@ -199,7 +199,14 @@ class UnitMelVocoder(UnitInputs, nn.Module):
         dev = self.device
         with torch.autocast(dev.type, dtype=DTYPES[self.precision], enabled=self.precision != "fp32"):
             mel = self.model(frames[None], spk, sty)
-        return mel[0].float(), len(frames)
+        return self.postfilter(mel[0].float()), len(frames)
+
+    def postfilter(self, mel: torch.Tensor) -> torch.Tensor:
+        """The decoder's log-mel through the folder's spectral-detail postfilter (``config.detail_gain``; frame by
+        frame, so the stream applies it as the offline call does)."""
+        from speechkit.vocoders.unitmel.postfilter import enhance_detail
+
+        return enhance_detail(mel, self.config.detail_gain, self.config.detail_width)
 
     @torch.inference_mode()
     def mel(self, units: Any, speaker: Any = None, style: Any = None, dur_prediction: bool = False, *,
