@@ -187,7 +187,8 @@ recipe (--supervision none)"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
     --mel-vocoder "$exp/vocos/model" \
     --ulm "$ulm_dir" --text-lm "$exp/genppl_lm/model" --corpus "$data" --minutes "$minutes" --supervision "$note" \
-    -o "$out"  # the decoder's spectral-detail gain, measured on training speech (docs/vocoders.md, "Spectral-detail postfilter")
+    -o "$out"
+  # the decoder's spectral-detail gain, measured on training speech (docs/vocoders.md, "Spectral-detail postfilter")
   $PY data_prep/mel_postfilter.py --vocoder "$out/vocoder" --units "$exp/k$k/units.jsonl" \
     --audio "$data/audio_48khz/read" --train-list "$data/splits/train.txt" --write
 fi

@@ -150,7 +150,9 @@ if run_stage bundle; then
   mel=()
   [[ $vocoder == vocos ]] && mel=(--mel-vocoder "$exp/vocos/model")
   $PY "$ROOT/data_prep/make_bundle.py" --encoder "$exp/kmeans/encoder" --vocoder "$exp/decoder/model" "${mel[@]}" \
-    --ulm "$ulm_dir" --prepared "$data" -o "$out/bundle"  $PY "$ROOT/data_prep/mel_postfilter.py" --vocoder "$out/bundle/vocoder" --units "$exp/units.jsonl" \
+    --ulm "$ulm_dir" --prepared "$data" -o "$out/bundle"
+  # the decoder's spectral-detail gain, measured on training speech (docs/vocoders.md, "Spectral-detail postfilter")
+  $PY "$ROOT/data_prep/mel_postfilter.py" --vocoder "$out/bundle/vocoder" --units "$exp/units.jsonl" \
     --audio "$data/wav" --train-list "$data/splits/train.txt" --names parent --write
 fi
 if run_stage eval; then

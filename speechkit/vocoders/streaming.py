@@ -195,7 +195,7 @@ class UnitMelGriffinLimStream(WindowVocoderStream):
         y = torch.cat([self.gl.push(mags[:, a: min(a + self.gl_block, n)],
                                     mags[:, min(a + self.gl_block, n): a + self.gl_block + self.gl_lookahead])
                        for a in range(0, n, self.gl_block)])
-        return y[: len(final) * self.hop]
+        return y[: len(final) * self.hop].clamp(-1.0, 1.0)   # within full scale, as the offline call
 
 
 def vocoder_stream(vocoder, speaker, style, *, left: int, lookahead: int, gl_lookahead: int = 10,

@@ -234,6 +234,8 @@ class UnitMelVocoder(UnitInputs, nn.Module):
         if f0 is not None:
             raise VocoderError("f0: this vocoder is not conditioned on F0")
         mel, frames = self._decode(units, speaker, style, dur_prediction, durations)
-        wav = self.mel_vocoder(mel).reshape(-1).float()
+        # within full scale: a waveform the mel vocoder overshoots (rare; the postfilter's sharper spectra make it
+        # likelier) is clipped as a WAV writer would, but here, so every caller gets the same samples
+        wav = self.mel_vocoder(mel).reshape(-1).float().clamp(-1.0, 1.0)
         n = frames * self.code_hop_size
         return torch.nn.functional.pad(wav, (0, max(0, n - len(wav))))[:n]
