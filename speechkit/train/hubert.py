@@ -15,6 +15,7 @@ The trained encoder is exported to ``<out>/model`` (safetensors + config) and lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -205,12 +206,10 @@ class _Epoch:
 
 
 def _config_from(cfg: HubertTrainConfig) -> HubertConfig:
-    m = cfg.model
-    return HubertConfig(
-        conv_layers=[tuple(c) for c in m.conv_layers], extractor_mode=m.extractor_mode, conv_bias=m.conv_bias,
-        embed_dim=m.embed_dim, num_layers=m.num_layers, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
-        activation=m.activation, layer_norm_first=m.layer_norm_first, conv_pos=m.conv_pos,
-        conv_pos_groups=m.conv_pos_groups, normalize=m.normalize, sample_rate=cfg.data.sample_rate)
+    shared = {f.name for f in dataclasses.fields(HubertConfig)} - {"conv_layers"}
+    arch = {k: v for k, v in vars(cfg.model).items() if k in shared}
+    return HubertConfig(**arch, conv_layers=[tuple(c) for c in cfg.model.conv_layers],
+                        sample_rate=cfg.data.sample_rate)
 
 
 def _step_loss(model, batch, cfg: HubertTrainConfig, hcfg: HubertConfig, rng, device, autocast):

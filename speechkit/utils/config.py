@@ -17,7 +17,7 @@ from omegaconf import MISSING
 
 from speechkit.errors import SpeechkitError
 
-__all__ = ["MISSING", "from_values", "to_plain"]
+__all__ = ["MISSING", "from_values", "to_plain", "section_of"]
 
 T = TypeVar("T")
 
@@ -79,3 +79,50 @@ def to_plain(obj: Any) -> dict:
     import json
 
     return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+def section_of(source: type, name: str, *, only: tuple[str, ...] | None = None, exclude: tuple[str, ...] = (),
+               types: dict[str, tuple[Any, Any]] | None = None, extra: tuple[tuple[str, Any, Any], ...] = (),
+               doc: str = "", module: str | None = None) -> type:
+    """A config section built from the fields of the model config ``source``: same names, types and defaults, so
+    a trainer's ``model`` group does not restate them.
+
+    Args:
+        source: the model config dataclass.
+        name: the new class's name.
+        only: the fields to take, in ``source``'s order (default: all).
+        exclude: fields to leave out.
+        types: ``field -> (type, default)`` where the section must differ (e.g. lists where ``source`` has tuples,
+            which Hydra cannot type).
+        extra: ``(name, type, default)`` fields appended after ``source``'s.
+        doc: the class docstring.
+        module: the module the class is reported in (its ``__module__``).
+    """
+    types = types or {}
+
+    def spec(n: str, t: Any, default: Any) -> tuple:
+        if isinstance(default, list | dict):
+            return n, t, dataclasses.field(default_factory=lambda d=default: json_copy(d))
+        return n, t, dataclasses.field(default=default)
+
+    def json_copy(value: Any) -> Any:
+        import json
+
+        return json.loads(json.dumps(value))
+
+    fields = []
+    for f in dataclasses.fields(source):
+        if (only is not None and f.name not in only) or f.name in exclude:
+            continue
+        if f.name in types:
+            fields.append(spec(f.name, *types[f.name]))
+        elif f.default is not dataclasses.MISSING:
+            fields.append((f.name, f.type, dataclasses.field(default=f.default)))
+        else:
+            fields.append((f.name, f.type, dataclasses.field(default_factory=f.default_factory)))
+    fields += [spec(*e) for e in extra]
+    cls = dataclasses.make_dataclass(name, fields, kw_only=True)
+    cls.__doc__ = doc
+    if module is not None:
+        cls.__module__ = module
+    return cls

@@ -4,10 +4,9 @@ values)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-from speechkit.utils.config import MISSING
+from speechkit.utils.config import MISSING, section_of
 from speechkit.vdtts.config import VDTTSConfig
 
 __all__ = ["VDTTSTrainConfig", "VDTTSDataConfig", "VDTTSModelSettings", "VDTTSLossConfig", "VDTTSOptimConfig",
@@ -16,19 +15,10 @@ __all__ = ["VDTTSTrainConfig", "VDTTSDataConfig", "VDTTSModelSettings", "VDTTSLo
 VOCABULARIES = ("phonemes", "speakers")  # VDTTSConfig fields that come from the data, not from the config
 
 
-def _model_settings() -> type:
-    """:class:`~speechkit.vdtts.config.VDTTSConfig`'s fields and defaults, less the vocabularies."""
-    fields = [(f.name, f.type, field(default=f.default) if f.default is not dataclasses.MISSING
-               else field(default_factory=f.default_factory))
-              for f in dataclasses.fields(VDTTSConfig) if f.name not in VOCABULARIES]
-    cls = dataclasses.make_dataclass("VDTTSModelSettings", fields, kw_only=True)
-    cls.__module__, cls.__doc__ = __name__, (
-        "The ``model`` group: every field of :class:`~speechkit.vdtts.config.VDTTSConfig` (documented there, with "
-        "the same defaults) except the phoneme and speaker vocabularies, which come from the training data.")
-    return cls
-
-
-VDTTSModelSettings = _model_settings()
+VDTTSModelSettings = section_of(
+    VDTTSConfig, "VDTTSModelSettings", exclude=VOCABULARIES, module=__name__,
+    doc="The ``model`` group: every field of :class:`~speechkit.vdtts.config.VDTTSConfig` (documented there, with the "
+        "same defaults) except the phoneme and speaker vocabularies, which come from the training data.")
 
 
 @dataclass(kw_only=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from speechkit.utils.config import MISSING
+from speechkit.units.hubert.config import BASE_CONV_LAYERS, HubertConfig
+from speechkit.utils.config import MISSING, section_of
 
 __all__ = ["HubertTrainConfig", "HubertDataConfig", "HubertModelTrainConfig", "HubertPretrainConfig",
            "HubertOptimConfig", "HubertLoopConfig"]
@@ -42,31 +43,15 @@ class HubertDataConfig:
     level, DC, clipping: :mod:`speechkit.audio.augment`); labels stay exact."""
 
 
-@dataclass(kw_only=True)
-class HubertModelTrainConfig:
-    """:class:`~speechkit.units.hubert.config.HubertConfig` fields, dropout and the prediction head."""
-
-    conv_layers: list[list[int]] = field(default_factory=lambda: [[512, 10, 5], [512, 3, 2], [512, 3, 2],
-                                                                  [512, 3, 2], [512, 3, 2], [512, 2, 2], [512, 2, 2]])
-    """``[channels, kernel, stride]`` of each convolution of the waveform front end."""
-    extractor_mode: str = "default"
-    """Group norm on the first conv (``default``: base) or ``layer_norm`` (large)."""
-    conv_bias: bool = False
-    embed_dim: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    ffn_dim: int = 3072
-    activation: str = "gelu"
-    layer_norm_first: bool = False
-    """Pre-LN (large) or post-LN (base)."""
-    conv_pos: int = 128
-    conv_pos_groups: int = 16
-    normalize: bool = False
-    """Whole-utterance waveform normalisation (large models)."""
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    final_dim: int = 256
-    """Projection dimension of the prediction head."""
+HubertModelTrainConfig = section_of(
+    HubertConfig, "HubertModelTrainConfig", module=__name__,
+    only=("conv_layers", "extractor_mode", "conv_bias", "embed_dim", "num_layers", "num_heads", "ffn_dim", "activation",
+          "layer_norm_first", "conv_pos", "conv_pos_groups", "normalize"),
+    types={"conv_layers": (list[list[int]], [list(c) for c in BASE_CONV_LAYERS])},   # Hydra types no nested tuples
+    extra=(("dropout", float, 0.1), ("attention_dropout", float, 0.1), ("final_dim", int, 256)),
+    doc="The ``model`` group: the architecture fields of :class:`~speechkit.units.hubert.config.HubertConfig` "
+        "(documented there, with the same defaults: fairseq's base), the training dropouts and the prediction "
+        "head's projection dimension ``final_dim``.")
 
 
 @dataclass(kw_only=True)
