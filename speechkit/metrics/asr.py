@@ -39,6 +39,7 @@ class PocketSphinxASR:
 
         options = {"samprate": self.sample_rate, "loglevel": "FATAL", **decoder_options}
         self._decoder = Decoder(**options)
+        self._options, self._aligner = options, None
         if words is not None:
             vocabulary = sorted({w.lower() for w in words})
             unknown = [w for w in vocabulary if self._decoder.lookup_word(w) is None]
@@ -69,6 +70,54 @@ class PocketSphinxASR:
 
         wav, _ = audio_io.load(path, sample_rate=self.sample_rate)
         return self.transcribe(wav)
+
+    def align(self, wav: torch.Tensor | np.ndarray, text: str) -> list[tuple[str, float, float]]:
+        """Forced alignment of ``text`` to ``(samples,)`` float audio at 16 kHz: the phones of the dictionary's
+        pronunciation (ARPAbet, ``"_"`` for silence) as ``(phone, start_seconds, end_seconds)``, at pocketsphinx's
+        10 ms frames. The phone labels of real recordings with transcripts (the real-speech phone probe).
+
+        Raises:
+            ValueError: a word of ``text`` is not in the pronouncing dictionary, or no alignment was found.
+        """
+        import re
+
+        words = re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " ")).split()
+        unknown = [w for w in words if self._decoder.lookup_word(w) is None]
+        if not words or unknown:
+            raise ValueError(f"text: {unknown or 'no words'}: not in the pronouncing dictionary")
+        if len(wav) < self.sample_rate // 10:
+            raise ValueError(f"audio of {len(wav)} samples is too short to align (at least 0.1 s at 16 kHz)")
+        x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+        pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        if self._aligner is None:  # its own decoder: alignment replaces the search of the one that transcribes
+            from pocketsphinx import Decoder
+
+            self._aligner = Decoder(**self._options)
+        d = self._aligner
+        try:
+            d.set_align_text(" ".join(words))  # first pass: the words' segmentation
+            d.start_utt()
+            d.process_raw(pcm, full_utt=True)
+            d.end_utt()
+            found = d.hyp() is not None
+            if found:
+                d.set_alignment()  # second pass: phones within the words (hyp() must not be asked after it: segfault)
+                d.start_utt()
+                d.process_raw(pcm, full_utt=True)
+                d.end_utt()
+                alignment = d.get_alignment()
+                found = alignment is not None
+        except RuntimeError:  # pocketsphinx: "Failed to stop utterance processing" when the search dies
+            found = False
+        if not found:
+            self._aligner = None  # a fresh decoder for the next file
+            raise ValueError(f"no alignment of {text!r} found in {len(x) / self.sample_rate:.2f} s of audio")
+        out = []
+        for word in alignment:
+            for phone in word:
+                name = "_" if phone.name == "SIL" else phone.name
+                out.append((name, phone.start / 100, (phone.start + phone.duration) / 100))
+        return out
 
 
 def _as_numpy(wav) -> np.ndarray:

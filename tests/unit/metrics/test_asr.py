@@ -69,3 +69,33 @@ def test_closed_vocabulary_recognition_picks_one_listed_word():
     assert asr.transcribe(np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)) in words + [""]
     with pytest.raises(ValueError, match=r"\['qqzx'\]: not in the pronouncing dictionary"):
         PocketSphinxASR(words=["dog", "qqzx"])
+
+
+def test_forced_alignment_finds_the_dictionary_phones_where_the_synthesiser_put_them(asr):
+    """align() gives the pronouncing dictionary's phones of the transcript (ARPAbet), in order, with speech
+    where MBROLA spoke; transcription afterwards is unchanged (alignment runs on a decoder of its own)."""
+    text = "please remember to close the window tomorrow"
+    syn = synthesize(text, MBROLA_VOICES["us2"], Prosody(tempo=1.2))
+    wav = io.resample(torch.from_numpy(syn.wav), syn.sample_rate, 16000)
+    before = asr.transcribe(wav)
+    segments = asr.align(wav, "Please remember, to close the window tomorrow!")
+    phones = [p for p, _, _ in segments if p != "_"]
+
+    def pronounced(i: int, words: list[str]) -> bool:  # the phones from i on are one pronunciation per word
+        if not words:
+            return i == len(phones)
+        variants = [asr._decoder.lookup_word(w) for w in (words[0], f"{words[0]}(2)", f"{words[0]}(3)")]
+        return any(pronounced(i + len(v.split()), words[1:]) for v in variants
+                   if v and phones[i : i + len(v.split())] == v.split())
+
+    assert pronounced(0, text.split())
+    assert all(s < e for _, s, e in segments)
+    assert all(a[2] <= b[1] + 1e-9 for a, b in zip(segments, segments[1:], strict=False))
+    spoken = [(s, e) for p, s, e in syn.phonemes if p != "_"]
+    voiced = [(s, e) for p, s, e in segments if p != "_"]
+    assert abs(voiced[0][0] - spoken[0][0]) < 0.06 and abs(voiced[-1][1] - spoken[-1][1]) < 0.06
+    assert asr.transcribe(wav) == before
+    with pytest.raises(ValueError, match="not in the pronouncing dictionary"):
+        asr.align(wav, "please frobnicate the qwxzv")
+    with pytest.raises(ValueError, match="too short"):
+        asr.align(wav[:800], "please")
