@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages speechkit needs: libsndfile (audio I/O), espeak-ng and the MBROLA voices
-# us1/us2/us3/en1 (offline speech synthesis for the synthetic corpora), wordnet-base (WordNet's usage examples: the
+# us1/us2/us3/en1 (offline speech synthesis for the synthetic corpora), the 16 MBROLA voices of other languages that
+# espeak-ng speaks English with (the default recipe's voices stage: data_prep/voices_corpus.py), wordnet-base (WordNet's usage examples: the
 # ordinary English the default corpus mixes into its text), and chromium (the headless browser that renders the
 # evaluation report in its test).
 #
@@ -10,7 +11,9 @@
 # Safe to re-run: does nothing when every package is already installed.
 set -euo pipefail
 
-PACKAGES=(libsndfile1 espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 wordnet-base chromium)
+PACKAGES=(libsndfile1 espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 wordnet-base chromium
+          mbrola-af1 mbrola-nl2 mbrola-fr1 mbrola-fr4 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6
+          mbrola-gr2 mbrola-hu1 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
