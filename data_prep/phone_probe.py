@@ -13,6 +13,12 @@ the HuBERT paper) and the bitrate of the deduplicated units (entropy x units per
 third column); ``--conditions clean,degraded`` adds a row per encoder with every utterance passed through one random
 chain of recording conditions (:func:`speechkit.audio.augment.degrade`, seeded per utterance; the phone timings do
 not move), to measure how much of the units survives a room, noise or a telephone line.
+
+``--real DIR`` adds a row per encoder on real recordings with transcripts (a held-out set's ``items.tsv``, e.g.
+data/heldout/real_phrases): their phone labels come from pocketsphinx's forced alignment of the transcript
+(ARPAbet, 10 ms frames; :meth:`speechkit.metrics.asr.PocketSphinxASR.align`), items it cannot align are left out.
+Its PNMI is against another phone set than the synthetic rows' (39 ARPAbet phones against 60 MBROLA ones), so
+compare encoders within a condition, not conditions with each other.
 """
 
 from __future__ import annotations
@@ -43,6 +49,44 @@ def _degraded(syn, seed: int):
     return dataclasses.replace(syn, wav=wav.numpy())
 
 
+def _real_items(folder: Path) -> list:
+    """The recordings of ``folder/items.tsv`` that pocketsphinx can align to their transcripts, as
+    :class:`~speechkit.synth.tts.Synthesis` records (16 kHz audio, ARPAbet phone timings)."""
+    import csv
+
+    from speechkit.audio import io
+    from speechkit.metrics.asr import PocketSphinxASR
+    from speechkit.synth.tts import Synthesis
+
+    asr, out, left = PocketSphinxASR(), [], 0
+    with open(folder / "items.tsv", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            wav, sr = io.load(folder / row["path"], sample_rate=16000)
+            try:
+                out.append(Synthesis(wav.numpy(), sr, asr.align(wav, row["text"])))
+            except ValueError:
+                left += 1
+    print(f"{folder}: {len(out)} recordings aligned, {left} left out", file=sys.stderr)
+    return out
+
+
+def _aligned(items: list) -> list:
+    """``(text, synthesis)`` pairs relabelled by pocketsphinx's forced alignment (ARPAbet), as the real rows are."""
+    import dataclasses
+
+    from speechkit.audio.io import resample
+    from speechkit.metrics.asr import PocketSphinxASR
+
+    asr, out = PocketSphinxASR(), []
+    for text, syn in items:
+        wav = resample(torch.from_numpy(syn.wav), syn.sample_rate, 16000)
+        try:
+            out.append(dataclasses.replace(syn, phonemes=asr.align(wav, text)))
+        except ValueError:
+            pass
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("encoders", nargs="+", type=Path, help="speech-encoder folders")
@@ -51,6 +95,8 @@ def main() -> int:
     p.add_argument("--sentences-file", type=Path, default=None,
                    help="a text file (one sentence a line) or an items.tsv (text in column 3) to re-speak instead")
     p.add_argument("--conditions", default="clean", help="comma list of clean, degraded")
+    p.add_argument("--real", type=Path, default=None,
+                   help="a folder with items.tsv (id, path, text): real recordings, labelled by forced alignment")
     p.add_argument("-o", "--output", type=Path, required=True, help="markdown table (a .json beside it)")
     args = p.parse_args()
 
@@ -71,9 +117,18 @@ def main() -> int:
     conditions = args.conditions.split(",")
     if set(conditions) - {"clean", "degraded"}:
         p.error(f"--conditions: clean and/or degraded. Found {args.conditions}")
+    real, aligned = [], []
+    if args.real is not None:
+        real = _real_items(args.real)
+        # the same synthetic utterances labelled the way the real ones are: separates the phone set's effect on
+        # PNMI from the recordings'
+        aligned = _aligned(list(zip([t for t in sentences for _ in tts.MBROLA_VOICES], clean, strict=True)))
+        conditions += ["clean, aligned", "real"]
     results, lines = {}, []
     for folder, condition in ((f, c) for f in args.encoders for c in conditions):
-        probe = clean if condition == "clean" else [_degraded(syn, i) for i, syn in enumerate(clean)]
+        probe = {"clean": clean, "real": real, "clean, aligned": aligned}.get(condition)
+        if probe is None:
+            probe = [_degraded(syn, i) for i, syn in enumerate(clean)]
         enc = SpeechEncoder.from_pretrained(folder, deduplicate=False)
         hop = enc.code_hop_size / enc.expected_sample_rate
         pairs, streams, seconds = [], [], 0.0
@@ -89,8 +144,11 @@ def main() -> int:
         s["k"] = enc.vocab_size
         s["condition"] = condition
         results[f"{folder}:{condition}"] = s
-    lines = [f"Phonetic content of the units: {len(probe)} utterances ({len(sentences)} test sentences x "
-             f"{len(tts.MBROLA_VOICES)} MBROLA voices) with the synthesiser's phone timings.", "",
+    real_note = (f" Condition `real`: {len(real)} recordings of {args.real} with pocketsphinx's forced alignment "
+                 "of their transcripts (ARPAbet); `clean, aligned`: the clean utterances labelled the same way, "
+                 f"{len(aligned)} aligned." if real else "")
+    lines = [f"Phonetic content of the units: {len(clean)} utterances ({len(sentences)} test sentences x "
+             f"{len(tts.MBROLA_VOICES)} MBROLA voices) with the synthesiser's phone timings.{real_note}", "",
              "| encoder | condition | K | phone purity | cluster purity | PNMI | bitrate (bit/s, dedup entropy) "
              "| nominal bit/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, s in results.items():
