@@ -14,11 +14,12 @@ third column); ``--conditions clean,degraded`` adds a row per encoder with every
 chain of recording conditions (:func:`speechkit.audio.augment.degrade`, seeded per utterance; the phone timings do
 not move), to measure how much of the units survives a room, noise or a telephone line.
 
-``--real DIR`` adds a row per encoder on real recordings with transcripts (a held-out set's ``items.tsv``, e.g.
-data/heldout/real_phrases): their phone labels come from pocketsphinx's forced alignment of the transcript
-(ARPAbet, 10 ms frames; :meth:`speechkit.metrics.asr.PocketSphinxASR.align`), items it cannot align are left out.
-Its PNMI is against another phone set than the synthetic rows' (39 ARPAbet phones against 60 MBROLA ones), so
-compare encoders within a condition, not conditions with each other.
+``--real DIR [DIR ...]`` adds a row per encoder and folder on real recordings with transcripts (a held-out set's
+``items.tsv``, e.g. data/heldout/real_phrases): their phone labels come from pocketsphinx's forced alignment of the
+transcript (ARPAbet, 10 ms frames; :meth:`speechkit.metrics.asr.PocketSphinxASR.align`), items it cannot align are
+left out. Its PNMI is against another phone set than the synthetic rows' (39 ARPAbet phones against 60 MBROLA ones),
+so compare encoders within a condition; the row `clean, aligned` (the synthetic utterances labelled the same way)
+is the one to set the real rows against.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ def main() -> int:
     p.add_argument("--sentences-file", type=Path, default=None,
                    help="a text file (one sentence a line) or an items.tsv (text in column 3) to re-speak instead")
     p.add_argument("--conditions", default="clean", help="comma list of clean, degraded")
-    p.add_argument("--real", type=Path, default=None,
-                   help="a folder with items.tsv (id, path, text): real recordings, labelled by forced alignment")
+    p.add_argument("--real", type=Path, nargs="+", default=[],
+                   help="folders with items.tsv (id, path, text): real recordings, labelled by forced alignment")
     p.add_argument("-o", "--output", type=Path, required=True, help="markdown table (a .json beside it)")
     args = p.parse_args()
 
@@ -117,16 +118,16 @@ def main() -> int:
     conditions = args.conditions.split(",")
     if set(conditions) - {"clean", "degraded"}:
         p.error(f"--conditions: clean and/or degraded. Found {args.conditions}")
-    real, aligned = [], []
-    if args.real is not None:
-        real = _real_items(args.real)
+    real, aligned = {}, []
+    if args.real:
+        real = {f"real: {folder.name}": _real_items(folder) for folder in args.real}
         # the same synthetic utterances labelled the way the real ones are: separates the phone set's effect on
         # PNMI from the recordings'
         aligned = _aligned(list(zip([t for t in sentences for _ in tts.MBROLA_VOICES], clean, strict=True)))
-        conditions += ["clean, aligned", "real"]
+        conditions += ["clean, aligned", *real]
     results, lines = {}, []
     for folder, condition in ((f, c) for f in args.encoders for c in conditions):
-        probe = {"clean": clean, "real": real, "clean, aligned": aligned}.get(condition)
+        probe = {"clean": clean, "clean, aligned": aligned, **real}.get(condition)
         if probe is None:
             probe = [_degraded(syn, i) for i, syn in enumerate(clean)]
         enc = SpeechEncoder.from_pretrained(folder, deduplicate=False)
@@ -144,7 +145,8 @@ def main() -> int:
         s["k"] = enc.vocab_size
         s["condition"] = condition
         results[f"{folder}:{condition}"] = s
-    real_note = (f" Condition `real`: {len(real)} recordings of {args.real} with pocketsphinx's forced alignment "
+    real_note = (f" Conditions `real: ...`: {', '.join(f'{len(v)} recordings of {k[6:]}' for k, v in real.items())}, "
+                 "labelled by pocketsphinx's forced alignment "
                  "of their transcripts (ARPAbet); `clean, aligned`: the clean utterances labelled the same way, "
                  f"{len(aligned)} aligned." if real else "")
     lines = [f"Phonetic content of the units: {len(clean)} utterances ({len(sentences)} test sentences x "

@@ -31,3 +31,19 @@ def test_scores_of_a_one_to_one_mapping_and_of_independent_labels():
     s = probe.scores(split)
     assert s["phone_purity"] == pytest.approx(1.0) and s["cluster_purity"] == pytest.approx(0.75)
     assert s["pnmi"] == pytest.approx(1.0)
+
+
+def test_real_items_are_labelled_by_forced_alignment_and_unalignable_ones_left_out(tmp_path):
+    from speechkit.audio import io
+    from speechkit.synth.tts import MBROLA_VOICES, synthesize
+
+    syn = synthesize("open the door please", MBROLA_VOICES["us1"])
+    io.save(tmp_path / "a.wav", syn.wav, syn.sample_rate)
+    (tmp_path / "items.tsv").write_text("id\tpath\ttext\na\ta.wav\tOpen the door, please.\n"
+                                        "b\ta.wav\tthe xqzzv of florbs\n")
+    items = probe._real_items(tmp_path)
+    assert len(items) == 1 and items[0].sample_rate == 16000
+    phones = [p for p, _, _ in items[0].phonemes]
+    assert {"OW", "DH", "D", "AO", "P", "L", "IY", "Z"} <= set(phones) and not set(phones) & {"@", "D@"}
+    frames = probe.frame_phones(items[0].phonemes, int(len(items[0].wav) / 320), 0.02)
+    assert frames.count("_") < len(frames) // 2
