@@ -144,6 +144,7 @@ def main() -> int:
         s.update(unit_bitrates(streams, enc.frame_rate, enc.vocab_size, seconds=seconds))
         s["k"] = enc.vocab_size
         s["condition"] = condition
+        s["encoder"] = str(folder)
         results[f"{folder}:{condition}"] = s
     real_note = (f" Conditions `real: ...`: {', '.join(f'{len(v)} recordings of {k[6:]}' for k, v in real.items())}, "
                  "labelled by pocketsphinx's forced alignment "
@@ -153,8 +154,8 @@ def main() -> int:
              f"{len(tts.MBROLA_VOICES)} MBROLA voices) with the synthesiser's phone timings.{real_note}", "",
              "| encoder | condition | K | phone purity | cluster purity | PNMI | bitrate (bit/s, dedup entropy) "
              "| nominal bit/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for key, s in results.items():
-        lines.append(f"| {key.rsplit(':', 1)[0]} | {s['condition']} | {s['k']} | {s['phone_purity']:.3f} | "
+    for s in results.values():
+        lines.append(f"| {s['encoder']} | {s['condition']} | {s['k']} | {s['phone_purity']:.3f} | "
                      f"{s['cluster_purity']:.3f} | {s['pnmi']:.3f} | {s['bitrate_entropy_dedup']:.1f} | "
                      f"{s['bitrate_nominal']:.1f} |")
     args.output.parent.mkdir(parents=True, exist_ok=True)
