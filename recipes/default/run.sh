@@ -13,31 +13,33 @@
 #   2 hubert    small HuBERT, two self-supervised iterations           speechkit train hubert (recipes/hubert)
 #               (--hubert-init DIR: only the manifests; DIR is the start of phone_hubert)
 #   3 phones    the synthesiser's phone of every 20 ms frame           speechkit prepare phone-labels
-#   4 phone_hubert  the iteration-2 HuBERT trained on, as masked and   speechkit train hubert train.init=...
-#               unmasked targets, those phone labels, under random recording conditions (--augment: rooms,
-#               noise, channels, levels) and speed perturbation (--supervision phones; skipped with none)
-#   5 kmeans    k-means on the HuBERT's --layer, one per K in --ks      speechkit train kmeans
-#   6 units     deduplicated units of the read speech, per K            speechkit encode
-#   7 probe     tokenizer benchmark of each K (PNMI, ABX, speaker       eval/tokenizer_benchmark.py
+#   4 voices    English read by 16 MBROLA voices of other languages     data_prep/voices_corpus.py
+#               (--voices utterances each; 0: off), labelled in the corpus's phones, merged with its manifest
+#   5 phone_hubert  the iteration-2 HuBERT trained on, as masked and   speechkit train hubert train.init=...
+#               unmasked targets, those phone labels (corpus + voices), under random recording conditions
+#               (--augment: rooms, noise, channels, levels) and speed perturbation (--supervision phones)
+#   6 kmeans    k-means on the HuBERT's --layer, one per K in --ks      speechkit train kmeans
+#   7 units     deduplicated units of the read speech, per K            speechkit encode
+#   8 probe     tokenizer benchmark of each K (PNMI, ABX, speaker       eval/tokenizer_benchmark.py
 #               leakage, bitrate, decodability with a small decoder)
-#   8 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
+#   9 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
 #               predictor) per K; Griffin-Lim makes the waveform (--dec-init BUNDLE: starts from its decoder)
-#   9 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
+#  10 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
 #               log-mels (the bundle's waveform stage; 80 min)
-#  10 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
-#  11 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
-#  12 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
+#  11 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
+#  12 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
+#  13 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
 #               LM on the same text normalised as ASR output            (data.normalize=asr)
-#  13 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
-#  14 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py, mel_postfilter.py
+#  14 ulm       TWIST: unit LM warm-started from the text LM (K=--k)    speechkit train ulm model.init=warm
+#  15 bundle    encoder + decoder + Vocos + unit LM of K=--k -> --out   data_prep/make_bundle.py, mel_postfilter.py
 # (A CodeHiFiGAN on the same units: recipes/vocoder, or `speechkit train vocoder`.)
 
 # shellcheck source=recipes/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-STAGES=(sources corpus hubert phones phone_hubert kmeans units probe decoder melvoc style sweep textlm ulm bundle)
+STAGES=(sources corpus hubert phones voices phone_hubert kmeans units probe decoder melvoc style sweep textlm ulm bundle)
 OPTIONS=(preset data exp out minutes jobs ks k layer supervision sweep_limit probe_steps dec_args phone_args voc_args
-         device text text_share augment speed hubert_init dec_init)
+         device text text_share augment speed hubert_init dec_init voices ulm_args)
 preset=small
 data=data/mini_expresso_120
 exp=exp/default
@@ -53,6 +55,7 @@ probe_steps=""       # decoder steps of the tokenizer benchmark (default: 4000; 
 dec_args=""
 phone_args=""
 voc_args=""
+ulm_args=""          # extra Hydra overrides of the unit LM (e.g. "optim.max_steps=400")
 device=auto          # the Vocos stage's device: auto (cuda when there is one) | cpu | cuda
 text=""              # extra corpus sentences (default: EXP/text/wordnet.txt, made by the sources stage); none: off
 text_share=0.5       # share of read utterances from --text
@@ -60,7 +63,9 @@ augment=0.5          # phone_hubert: probability that a crop gets random recordi
 speed="14400,15200,16000,16800,17600"   # phone_hubert: speed perturbation rates (none: off)
 hubert_init=""       # start phone_hubert from this HuBERT (skips the two self-supervised iterations)
 dec_init=""          # start each decoder from this bundle's vocoder/, unit rows mapped from its encoder/ (unit_map.py)
+voices=""            # voices stage: utterances per foreign MBROLA voice (default 150; debug 2); 0: off
 parse_options "$@"
+voices=${voices:-$([[ $preset == debug ]] && echo 2 || echo 150)}
 # the debug preset shrinks every model; the full run uses each task's bundle-sized preset
 km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
 dec_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "preset=small")
@@ -98,9 +103,18 @@ if run_stage phones && [[ $supervision == phones ]]; then
   $SK prepare phone-labels "$data" --manifest "$exp/hubert/dev.tsv" -o "$exp/phones/dev.labels.jsonl" \
     --inventory "$exp/phones/phones.txt"
 fi
+if run_stage voices && [[ $supervision == phones && $voices != 0 ]]; then
+  text_opts=()
+  [[ $text != none ]] && text_opts=(--text "$text")
+  $PY data_prep/voices_corpus.py "$exp/voices" --per-voice "$voices" --inventory "$exp/phones/phones.txt" \
+    "${text_opts[@]}" --merge "$exp/hubert/train.tsv" "$exp/phones/train.labels.jsonl"
+fi
 if run_stage phone_hubert && [[ $supervision == phones ]]; then
+  phone_train=$exp/hubert/train.tsv
+  phone_labels=$exp/phones/train.labels.jsonl
+  if [[ $voices != 0 ]]; then phone_train=$exp/voices/merged.tsv; phone_labels=$exp/voices/merged.labels.jsonl; fi
   # shellcheck disable=SC2086  # phone_args holds several Hydra overrides
-  $SK train hubert preset="$preset" data.train="$exp/hubert/train.tsv" data.train_labels="$exp/phones/train.labels.jsonl" \
+  $SK train hubert preset="$preset" data.train="$phone_train" data.train_labels="$phone_labels" \
     data.valid="$exp/hubert/dev.tsv" data.valid_labels="$exp/phones/dev.labels.jsonl" data.cache=true \
     data.num_workers=0 pretrain.num_classes="$(wc -l < "$exp/phones/phones.txt")" pretrain.unmasked_weight=1.0 \
     pretrain.mask_prob=0.4 train.init="${hubert_init:-$exp/hubert/it2/model}" data.augment="$augment" $speed_arg \
@@ -166,9 +180,10 @@ if run_stage textlm; then
 fi
 if run_stage ulm; then
   $SK sequences "$exp/k$k/units.jsonl" -o "$exp/ulm_data" --include "$data/splits/train.txt" --valid-fraction 0.05
+  # shellcheck disable=SC2086  # ulm_args holds several Hydra overrides
   $SK train ulm preset="$lm_preset" model.init=warm model.text_lm="$exp/twist/textlm/model" \
     data.train="$exp/ulm_data/train.jsonl" data.valid="$exp/ulm_data/valid.jsonl" data.num_units="$k" \
-    out="$exp/ulm"
+    out="$exp/ulm" $ulm_args
 fi
 if run_stage bundle; then
   ulm_dir="$exp/ulm/best"  # the lowest validation loss; runs older than out/best have only the last model
@@ -180,6 +195,8 @@ if run_stage bundle; then
   [[ $augment != 0 && $augment != 0.0 ]] && conditions="random recording conditions on a share $augment of the crops \
 (rooms, noise, telephone and band limits, levels, clipping)"
   [[ $speed != none ]] && conditions="$conditions, speed perturbation"
+  [[ $voices != 0 ]] && conditions="$conditions; with $voices utterances of each of 16 MBROLA voices of other languages \
+reading English (data_prep/voices_corpus.py)"
   [[ $supervision == phones ]] && note="$start, then training on the synthesiser's frame-level phone labels \
 ($(wc -l < "$exp/phones/phones.txt") MBROLA phones) as masked and unmasked targets, under $conditions: \
 phone-supervised, like the HuBERT paper's forced-alignment top line; real speech needs the self-supervised \

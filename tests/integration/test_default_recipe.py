@@ -1,6 +1,7 @@
 """recipes/default/run.sh end to end on CPU with the debug preset: corpus → HuBERT (two iterations) → phone labels →
-HuBERT on phone targets → k-means per K → units → tokenizer benchmark → unit-to-mel decoders → Vocos mel vocoder →
-style classifier → K sweep table → text LM → TWIST unit LM → bundle, then the bundle loads through the public API."""
+English read by 16 foreign MBROLA voices → HuBERT on phone targets → k-means per K → units → tokenizer benchmark →
+unit-to-mel decoders → Vocos mel vocoder → style classifier → K sweep table → text LM → TWIST unit LM → bundle, then
+the bundle loads through the public API."""
 
 from __future__ import annotations
 
@@ -25,14 +26,21 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
            str(tmp_path / "bundle"), "--sweep-limit", "4", "--jobs", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for stage in ("corpus", "hubert", "phones", "phone_hubert", "kmeans", "units", "probe", "decoder", "melvoc",
-                  "style", "sweep", "textlm", "ulm", "bundle"):
+    for stage in ("corpus", "hubert", "phones", "voices", "phone_hubert", "kmeans", "units", "probe", "decoder",
+                  "melvoc", "style", "sweep", "textlm", "ulm", "bundle"):
         assert f"== {stage}" in proc.stdout
     exp = tmp_path / "exp"
     # the phone-target HuBERT starts from the self-supervised iteration 2 and learns the synthesiser's phones
     assert "warm start of the encoder from" in proc.stderr
     phones = (exp / "phones" / "phones.txt").read_text().split()
     assert phones[0] == "_" and len(phones) > 20
+    # ... on the corpus and on English read by MBROLA voices of other languages, labelled in the same phones
+    resolved = json.loads((exp / "phone_hubert" / "config.resolved.json").read_text())
+    assert resolved["data"]["train"] == str(exp / "voices" / "merged.tsv")
+    merged = (exp / "voices" / "merged.tsv").read_text().splitlines()
+    corpus_rows = len((exp / "hubert" / "train.tsv").read_text().splitlines()) - 1
+    voice_rows = [r for r in merged[1:] if r.startswith("audio/")]
+    assert len(merged) - 1 - len(voice_rows) == corpus_rows and len(voice_rows) >= 8
     history = json.loads((exp / "phone_hubert" / "history.json").read_text())
     assert any("valid_acc_unmasked" in h for h in history)
     # the K trade-off: one row per K, scored on the same utterances, with the originals as the reference row
