@@ -85,9 +85,11 @@ class PocketSphinxASR:
         unknown = [w for w in words if self._decoder.lookup_word(w) is None]
         if not words or unknown:
             raise ValueError(f"text: {unknown or 'no words'}: not in the pronouncing dictionary")
-        if len(wav) < self.sample_rate // 10:
-            raise ValueError(f"audio of {len(wav)} samples is too short to align (at least 0.1 s at 16 kHz)")
         x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+        if x.ndim != 1:
+            raise ValueError(f"wav must be 1-D (samples,) at 16 kHz. Found shape {x.shape}")
+        if len(x) < self.sample_rate // 10:
+            raise ValueError(f"audio of {len(x)} samples is too short to align (at least 0.1 s at 16 kHz)")
         pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
         if self._aligner is None:  # its own decoder: alignment replaces the search of the one that transcribes
             from pocketsphinx import Decoder
@@ -96,6 +98,7 @@ class PocketSphinxASR:
         d = self._aligner
         try:
             d.set_align_text(" ".join(words))  # first pass: the words' segmentation
+            d.reinit_feat()  # each file's cepstral mean its own, as in transcribe(): results do not depend on order
             d.start_utt()
             d.process_raw(pcm, full_utt=True)
             d.end_utt()

@@ -99,3 +99,17 @@ def test_forced_alignment_finds_the_dictionary_phones_where_the_synthesiser_put_
         asr.align(wav, "please frobnicate the qwxzv")
     with pytest.raises(ValueError, match="too short"):
         asr.align(wav[:800], "please")
+
+
+def test_alignment_does_not_depend_on_the_file_aligned_before(asr):
+    syn = synthesize("open the door please", MBROLA_VOICES["us3"], Prosody(tempo=1.1))
+    wav = io.resample(torch.from_numpy(syn.wav), syn.sample_rate, 16000)
+    first = asr.align(wav, "open the door please")
+    noise = 0.3 * torch.randn(32000, generator=torch.Generator().manual_seed(1))
+    try:
+        asr.align(noise, "we will cook dinner tonight")
+    except ValueError:
+        pass
+    assert asr.align(wav, "open the door please") == first
+    with pytest.raises(ValueError, match="1-D"):
+        asr.align(np.zeros((2, 16000), np.float32), "open")
