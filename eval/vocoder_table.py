@@ -64,7 +64,7 @@ def make_rows(args, test: list, out: Path) -> list[str]:
     rs = Resynthesizer.from_pretrained(args.bundle)
     cfg = rs.vocoder.config
     mel = mel_transform(cfg)
-    vocoders = {"Griffin-Lim": griffin_lim(cfg)}
+    vocoders = {} if args.no_griffin_lim else {"Griffin-Lim": griffin_lim(cfg)}
     vocoders.update({name: load_mel_vocoder(folder, cfg.mel) for name, folder in _named(args.vocoder).items()})
     rows = ["originals"]
     originals = {stem: io.load(path, sample_rate=16000)[0] for stem, path, _, _ in test}
@@ -72,7 +72,7 @@ def make_rows(args, test: list, out: Path) -> list[str]:
         if not (out / "originals" / f"{stem}.wav").is_file():
             _write(out / "originals" / f"{stem}.wav", w)
     for name, voc in vocoders.items():
-        for kind in ("copy", "bundle", "stream"):
+        for kind in args.kinds.split(","):
             row = f"{kind}: {name}"
             rows.append(row)
             folder = out / row.replace(": ", "_").replace(" ", "-")
@@ -102,6 +102,10 @@ def main() -> int:
     p.add_argument("--bundle", default="checkpoints/default", help="resynthesis bundle (encoder/ + vocoder/)")
     p.add_argument("--vocoder", action="append", default=[], metavar="NAME=DIR", help="a mel vocoder folder (repeat)")
     p.add_argument("--test-count", type=int, default=40, help="test utterances (round-robin over speakers)")
+    p.add_argument("--split", default="test", choices=("test", "dev"),
+                   help="the corpus split the utterances come from (dev: to choose between variants)")
+    p.add_argument("--kinds", default="copy,bundle,stream", help="which rows of each vocoder (comma-separated)")
+    p.add_argument("--no-griffin-lim", action="store_true", help="leave the Griffin-Lim rows out")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-o", "--out", type=Path, required=True)
     args = p.parse_args()
@@ -111,7 +115,9 @@ def main() -> int:
     from speechkit.metrics.folder import FolderEvalConfig, evaluate_folder
     from speechkit.precision import machine_line
 
-    test = round_robin(split_files(args.data, "test"), args.test_count)
+    if not set(args.kinds.split(",")) <= {"copy", "bundle", "stream"}:
+        p.error(f"--kinds {args.kinds}: each must be copy, bundle or stream")
+    test = round_robin(split_files(args.data, args.split), args.test_count)
     wavs = args.out / "wavs"
     rows = make_rows(args, test, wavs)
     texts = read_transcriptions(args.data)
@@ -125,7 +131,7 @@ def main() -> int:
                               config=FolderEvalConfig(metrics=metrics, media=False))
         results[row] = rep["summary"]
         print(row, {k: round(v, 3) for k, v in rep["summary"].items() if isinstance(v, float)}, flush=True)
-    lines = [f"Mel vocoders on {len(test)} test utterances of {args.data} ({machine_line()}; "
+    lines = [f"Mel vocoders on {len(test)} {args.split} utterances of {args.data} ({machine_line()}; "
              f"{time.strftime('%Y-%m-%d')})", "",
              "| row | " + " | ".join(c for _, c in COLUMNS) + " |", "|---" + "|---:" * len(COLUMNS) + "|"]
     for row, s in results.items():

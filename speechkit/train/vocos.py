@@ -47,7 +47,7 @@ from speechkit.vocoders.unitmel.config import MelSettings
 from speechkit.vocoders.vocos.train_config import VocosOptimConfig, VocosTrainConfig
 from speechkit.vocoders.vocos.vocoder import VocosConfig, VocosVocoder, build_vocos
 
-__all__ = ["run", "MultiResolutionSTFTLoss", "SpectrogramDiscriminator"]
+__all__ = ["run", "MultiResolutionSTFTLoss", "PhaseLoss", "SpectrogramDiscriminator"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,60 @@ class MultiResolutionSTFTLoss(nn.Module):
             sc = torch.linalg.norm(s - s_hat) / torch.linalg.norm(s).clamp(min=1e-5)
             total = total + sc + F.l1_loss(torch.log(s_hat), torch.log(s))
         return total / len(self.resolutions)
+
+
+class PhaseLoss(nn.Module):
+    """The output's phase against the audio's, on the STFT frames the head synthesises (the framing of
+    :class:`~speechkit.vocoders.vocos.model.ISTFT`): APNet's three phase losses (Ai & Ling 2023) in a smooth form.
+
+    - instantaneous phase (IP): the phase of each bin;
+    - group delay (GD): the phase step between adjacent bins of a frame (where the energy sits in time);
+    - instantaneous frequency (IAF): the phase step between adjacent frames (each harmonic's exact frequency, which
+      the mel losses leave free and Griffin-Lim-like buzz comes from).
+
+    Each term is ``1 - cos`` of the difference, written with unit phasors: 2π-periodic, so nothing is unwrapped, and
+    smooth at ±π where APNet's ``|wrapped difference|`` is not. Bins are weighted by the audio's magnitude (a pair
+    of bins by the smaller of its two: a step is only defined where both have energy) and the weights of each
+    segment sum to one, so silent bins, whose phase is noise, count for nothing and a quiet segment as much as a
+    loud one. A bin under ``eps`` has a phasor shorter than one (so the gradient stays bounded where the output is
+    silent). Each term lies in [0, 2]; ``parts`` returns the three, ``forward`` their weighted sum averaged over
+    the batch. A log-mel does not say the waveform's polarity, so IP cannot reach 0 (``loss.phase_ip`` weighs it).
+    """
+
+    def __init__(self, n_fft: int, hop_length: int, win_length: int | None = None, eps: float = 1e-3):
+        super().__init__()
+        win_length = win_length or n_fft
+        w = torch.hann_window(win_length)
+        left = (n_fft - win_length) // 2
+        self.register_buffer("window", F.pad(w, (left, n_fft - win_length - left)), persistent=False)
+        self.n_fft, self.hop, self.pad, self.eps = n_fft, hop_length, (n_fft - hop_length) // 2, eps
+
+    def spectrum(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B, n_fft // 2 + 1, len // hop)``: frame ``j`` centred on sample ``j * hop + hop / 2``."""
+        y = F.pad(y[:, None], (self.pad, self.pad), mode="reflect")[:, 0]
+        return torch.stft(y, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+
+    def parts(self, y_hat: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        s, s_hat = self.spectrum(y), self.spectrum(y_hat)
+        mag = s.abs()
+        u, u_hat = s / mag.clamp(min=self.eps), s_hat / s_hat.abs().clamp(min=self.eps)   # unit phasors
+
+        def term(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            w = w / w.sum(dim=(1, 2), keepdim=True).clamp(min=1e-8)
+            return (w * (1 - (a * b.conj()).real)).sum(dim=(1, 2)).mean()
+
+        return {
+            "ip": term(u_hat, u, mag),
+            "gd": term(u_hat[:, 1:] * u_hat[:, :-1].conj(), u[:, 1:] * u[:, :-1].conj(),
+                       torch.minimum(mag[:, 1:], mag[:, :-1])),
+            "iaf": term(u_hat[..., 1:] * u_hat[..., :-1].conj(), u[..., 1:] * u[..., :-1].conj(),
+                        torch.minimum(mag[..., 1:], mag[..., :-1])),
+        }
+
+    def forward(self, y_hat: torch.Tensor, y: torch.Tensor, ip: float = 1.0) -> torch.Tensor:
+        """``ip * IP + GD + IAF``."""
+        p = self.parts(y_hat, y)
+        return ip * p["ip"] + p["gd"] + p["iaf"]
 
 
 class _ResolutionDiscriminator(nn.Module):
@@ -287,12 +341,14 @@ def run(cfg) -> int:
     m = vcfg.mel
     mel = MelSpectrogram(m.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
     stft_loss = MultiResolutionSTFTLoss([tuple(r) for r in cfg.loss.stft_resolutions]).to(device)
+    phase_loss = PhaseLoss(m.n_fft, hop, m.win_length).to(device) if cfg.loss.phase > 0 else None
     # DDP averages the gradients; the generator's adversarial pass runs the discriminator unwrapped
     gen, d_step = loop.ddp(generator), loop.ddp(_DiscriminatorStep(disc))
 
     def validation() -> dict:   # on the log lines only, as before
         if valid and loop.is_main and loop.due(t.valid_every):
-            return {"valid_mel_l1": round(_validate(generator, valid, mel, device), 4)}
+            return {k: round(v, 4) for k, v in _validate(generator, valid, mel, device, phase_loss,
+                                                         cfg.loss.phase_ip).items()}
         return {}
 
     def export(folder: str) -> None:
@@ -327,6 +383,10 @@ def run(cfg) -> int:
         loss_mel = F.l1_loss(mel(y_hat), x)
         loss_stft = stft_loss(y_hat, y)
         loss_g = cfg.loss.mel * loss_mel + cfg.loss.stft * loss_stft
+        if phase_loss is not None:
+            loss_phase = phase_loss(y_hat, y, cfg.loss.phase_ip)
+            loss_g = loss_g + cfg.loss.phase * loss_phase
+            losses["loss_phase"] = loss_phase.detach()
         if adversarial:
             for p in disc.parameters():
                 p.requires_grad_(False)
@@ -360,12 +420,18 @@ def _copy(generator: nn.Module, vcfg: VocosConfig) -> nn.Module:
 
 
 @torch.no_grad()
-def _validate(generator: nn.Module, wavs: list[torch.Tensor], mel: MelSpectrogram, device) -> float:
+def _validate(generator: nn.Module, wavs: list[torch.Tensor], mel: MelSpectrogram, device,
+              phase_loss: PhaseLoss | None = None, ip: float = 1.0) -> dict[str, float]:
+    """Mean over whole utterances of the log-mel L1 (``valid_mel_l1``) and, with the phase loss on, of its value
+    (``valid_phase``)."""
     generator.eval()
-    total = 0.0
+    total = {"valid_mel_l1": 0.0} if phase_loss is None else {"valid_mel_l1": 0.0, "valid_phase": 0.0}
     for w in wavs:
         y = w[None, : len(w) // mel.hop_length * mel.hop_length].to(device)
         x = mel(y)
-        total += F.l1_loss(mel(generator(x)), x).item()
+        y_hat = generator(x)
+        total["valid_mel_l1"] += F.l1_loss(mel(y_hat), x).item()
+        if phase_loss is not None:
+            total["valid_phase"] += phase_loss(y_hat, y, ip).item()
     generator.train()
-    return total / len(wavs)
+    return {k: v / len(wavs) for k, v in total.items()}

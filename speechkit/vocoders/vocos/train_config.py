@@ -78,6 +78,12 @@ class VocosLossConfig:
     stft_resolutions: list[list[int]] = field(default_factory=lambda: [[256, 64], [512, 128], [1024, 256],
                                                                        [2048, 512]])
     """``[n_fft, hop]`` of each resolution of the STFT loss."""
+    phase: float = 0.0
+    """Weight of the phase losses (:class:`~speechkit.train.vocos.PhaseLoss`: instantaneous phase, group delay and
+    instantaneous frequency of the output against the audio, on the head's own STFT frames; 0: off)."""
+    phase_ip: float = 1.0
+    """Weight of the instantaneous-phase term inside ``phase`` (group delay and frequency weigh 1): a log-mel does
+    not say the waveform's polarity, so this term cannot reach 0; 0 leaves it out."""
     adversarial: float = 0.0
     """Least-squares GAN with the spectrogram discriminator (0: off)."""
     feature_matching: float = 2.0

@@ -174,6 +174,87 @@ def test_multi_resolution_stft_loss_is_zero_only_for_the_same_signal():
     assert math.isfinite(loss(torch.zeros_like(y), y).item())
 
 
+def _tone(freq: float, n: int, sr: int = 16000, phase: float = 0.0) -> torch.Tensor:
+    t = torch.arange(n, dtype=torch.float64) / sr
+    return (0.5 * torch.sin(2 * math.pi * freq * t + phase)).float()[None]
+
+
+def test_phase_loss_frames_are_the_heads_and_each_term_measures_its_own_difference():
+    from speechkit.train.vocos import PhaseLoss
+
+    loss = PhaseLoss(1024, 256, 1024)
+    # its frames are the ones the head's inverse STFT overlap-adds: analysis then synthesis gives the signal back
+    x = torch.randn(2, 40 * 256, generator=torch.Generator().manual_seed(0))
+    spec = loss.spectrum(x)
+    assert spec.shape == (2, 513, 40)
+    assert torch.allclose(ISTFT(1024, 256, 1024)(spec), x, atol=1e-4)
+
+    y = _tone(440.0, 32 * 256) + 0.3 * _tone(1250.0, 32 * 256, phase=1.0)
+    same = loss.parts(y, y)
+    assert all(v.item() == pytest.approx(0.0, abs=5e-4) for v in same.values())
+    # a sign flip moves every phase by pi: IP at its maximum, the steps between bins and frames unchanged
+    flip = loss.parts(-y, y)
+    assert flip["ip"].item() == pytest.approx(2.0, abs=1e-3)
+    assert flip["gd"].item() == pytest.approx(0.0, abs=1e-3) and flip["iaf"].item() == pytest.approx(0.0, abs=1e-3)
+    # a mel cannot tell a signal from its negative: with ip=0 (loss.phase_ip) the flip costs nothing
+    assert loss(-y, y, ip=0.0).item() == pytest.approx(0.0, abs=2e-3)
+    assert loss(-y, y, ip=0.5).item() == pytest.approx(1.0, abs=2e-3)
+    # a delay of d samples turns bin k by 2 pi k d / n_fft: the group delay moves by 2 pi d / n_fft, the frequency not
+    d = 40
+    delayed = loss.parts(F.pad(y, (d, 0))[:, : y.shape[1]], y)
+    assert delayed["gd"].item() == pytest.approx(1 - math.cos(2 * math.pi * d / 1024), rel=0.25)   # edges: padding
+    assert delayed["iaf"].item() < 0.02 and delayed["ip"].item() > 0.1
+    # a wrong frequency (the buzz of mismatched harmonics): the phase advance per frame differs
+    detuned = loss.parts(_tone(452.0, 32 * 256) + 0.3 * _tone(1250.0, 32 * 256, phase=1.0), y)
+    assert detuned["iaf"].item() > 0.2
+
+
+def test_phase_loss_ignores_bins_the_audio_leaves_silent_and_keeps_gradients_finite():
+    from speechkit.train.vocos import PhaseLoss
+
+    loss = PhaseLoss(1024, 256)
+    y = _tone(440.0, 16 * 256)
+    # a quiet tone where the audio has no energy changes nothing, whatever its phase
+    assert loss(y + 0.01 * _tone(5000.0, 16 * 256), y).item() < 0.01
+    # level does not matter either: the phase of half the output is the same phase
+    assert loss(0.5 * y, y).item() == pytest.approx(0.0, abs=5e-4)
+    # silence in, silence out (a zero-padded segment) and silence out for speech in: finite values and gradients
+    for out, ref in ((torch.zeros_like(y), torch.zeros_like(y)), (torch.zeros_like(y), y)):
+        out = out.clone().requires_grad_(True)
+        value = loss(out, ref)
+        value.backward()
+        assert math.isfinite(value.item()) and torch.isfinite(out.grad).all()
+
+
+def test_phase_loss_trains_in_the_loop_and_is_validated(tmp_path):
+    from speechkit.cli.main import main
+    from tests.reliability.test_kill_resume import _tone_folder
+
+    audio = _tone_folder(tmp_path / "audio", n=4)
+    runs = {}
+    for weight in (0.0, 5.0):
+        out = tmp_path / f"run_{weight}"
+        assert main(["train", "vocos", "preset=debug", f"data.audio={audio}", f"out={out}", "optim.max_steps=30",
+                     "optim.lr=3e-3", "train.log_every=10", "train.save_every=10", "train.valid_every=10",
+                     "loss.adversarial=0", f"loss.phase={weight}"]) == 0
+        runs[weight] = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    off, on = runs[0.0], runs[5.0]
+    assert "loss_phase" not in off[-1] and "valid_phase" not in off[-1]
+    assert all(0 < r["loss_phase"] < 6 for r in on)        # three terms, each in [0, 2]
+    # the same steps and data otherwise: the phase term changes what is learnt
+    assert on[-1]["loss_mel"] != off[-1]["loss_mel"]
+    # the validation figure is the loss of the exported model on the held-out file, computed here on its own
+    from speechkit.train.vocos import PhaseLoss, load_corpus
+    from speechkit.vocoders.hifigan.losses import MelSpectrogram
+
+    wav = load_corpus(audio, 16000, None, 0.95, "test")[1][0]       # the debug preset holds out the first file
+    y = wav[None, : len(wav) // 256 * 256]
+    voc = VocosVocoder.from_pretrained(tmp_path / "run_5.0" / "model")
+    with torch.no_grad():
+        y_hat = voc.generator(MelSpectrogram(16000, 1024, 80, 256, 1024, 0.0, 8000.0)(y))
+    assert PhaseLoss(1024, 256)(y_hat, y).item() == pytest.approx(on[-1]["valid_phase"], abs=2e-4)
+
+
 def test_training_debug_preset_learns_and_exports(tmp_path):
     from speechkit.cli.main import main
     from tests.reliability.test_kill_resume import _tone_folder
