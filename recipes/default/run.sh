@@ -25,7 +25,8 @@
 #   9 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
 #               predictor) per K; Griffin-Lim makes the waveform (--dec-init BUNDLE: starts from its decoder)
 #  10 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
-#               log-mels (the bundle's waveform stage; 80 min)
+#               log-mels (80 min), then fine-tuned with the phase       (loss.phase, train.init=)
+#               losses (30 min; the bundle's waveform stage)
 #  11 style     the MFCC style classifier that judges style accuracy   eval/style_accuracy.py
 #  12 sweep     resynthesis WER / F0 / style / bitrate per K (table)    speechkit eval resynthesis
 #  13 textlm    the small text LM (recipes/twist), and GenPPL's text   speechkit train textlm
@@ -74,6 +75,10 @@ lm_preset=$([[ $preset == debug ]] && echo "debug" || echo "mini")
 # discriminator joins; the 80-minute budget stopped the bundle's run at step 20449 (2-core CPU)
 voc_mel=$([[ $preset == debug ]] && echo "" || echo "optim.max_steps=20500 train.discriminator_start=18000 \
 loss.adversarial=1.0 train.threads=2 train.max_minutes=80")
+# then 10000 steps from it with the phase losses added (group delay and frequency, x30; no GAN): DNSMOS of copy
+# synthesis +0.2 on the dev split (docs/vocoders.md, "Phase losses")
+voc_phase=$([[ $preset == debug ]] && echo "" || echo "optim.max_steps=10000 optim.lr=2e-4 optim.warmup_steps=100 \
+train.threads=2")
 text_docs=$([[ $preset == debug ]] && echo 200 || echo 20000)
 probe_preset=$([[ $preset == debug ]] && echo "--preset debug --test-count 4 --leak-per-speaker 5" \
   || echo "--decoder-steps ${probe_steps:-4000}")
@@ -155,6 +160,10 @@ if run_stage melvoc; then
   # shellcheck disable=SC2086  # the *_args hold several Hydra overrides
   $SK train vocos $km_preset data.audio="$data/audio_48khz/read" data.train_list="$data/splits/train.txt" \
     data.valid_list="$data/splits/dev.txt" train.device="$device" out="$exp/vocos" $voc_mel $voc_args
+  # shellcheck disable=SC2086
+  $SK train vocos $km_preset data.audio="$data/audio_48khz/read" data.train_list="$data/splits/train.txt" \
+    data.valid_list="$data/splits/dev.txt" train.device="$device" train.init="$exp/vocos/model" \
+    loss.adversarial=0 loss.phase=30 loss.phase_ip=0 out="$exp/vocos_phase" $voc_phase $voc_args
 fi
 if run_stage style; then
   $PY eval/style_accuracy.py "$data" --features mfcc --prepared "$exp/segments" --jobs "$jobs" --save "$exp/style" \
@@ -202,7 +211,7 @@ reading English (data_prep/voices_corpus.py)"
 phone-supervised, like the HuBERT paper's forced-alignment top line; real speech needs the self-supervised \
 recipe (--supervision none)"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
-    --mel-vocoder "$exp/vocos/model" \
+    --mel-vocoder "$exp/vocos_phase/model" \
     --ulm "$ulm_dir" --text-lm "$exp/genppl_lm/model" --corpus "$data" --minutes "$minutes" --supervision "$note" \
     -o "$out"
   # the decoder's spectral-detail gain, measured on training speech (docs/vocoders.md, "Spectral-detail postfilter")

@@ -68,8 +68,12 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     assert rs.encoder.vocab_size == 16 and rs.vocoder.speakers == ["en1", "us1", "us2", "us3"]
     assert isinstance(rs.vocoder, UnitMelVocoder) and rs.vocoder.speaker_table.names == rs.vocoder.speakers
     assert isinstance(rs.vocoder.mel_vocoder, VocosVocoder)   # the melvoc stage's Vocos, not Griffin-Lim
+    # ... the phase fine-tune's, which started from the first Vocos run with the phase losses on
     assert (bundle / "vocoder" / "mel_vocoder" / "model.safetensors").read_bytes() == \
-        (exp / "vocos" / "model" / "model.safetensors").read_bytes()
+        (exp / "vocos_phase" / "model" / "model.safetensors").read_bytes()
+    tuned = json.loads((exp / "vocos_phase" / "config.resolved.json").read_text())
+    assert tuned["train"]["init"] == str(exp / "vocos" / "model") and tuned["loss"]["phase"] == 30.0
+    assert "loss_phase" in (exp / "vocos_phase" / "log.jsonl").read_text()
     samples = sorted((bundle / "samples").glob("*.wav"))
     assert len(samples) == 4 and len((bundle / "samples" / "transcripts.txt").read_text().splitlines()) == 4
     wav, sr = io.load(samples[0])
