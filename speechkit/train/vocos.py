@@ -341,7 +341,8 @@ def run(cfg) -> int:
     m = vcfg.mel
     mel = MelSpectrogram(m.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
     stft_loss = MultiResolutionSTFTLoss([tuple(r) for r in cfg.loss.stft_resolutions]).to(device)
-    phase_loss = PhaseLoss(m.n_fft, hop, m.win_length).to(device) if cfg.loss.phase > 0 else None
+    phase_loss = (PhaseLoss(vcfg.head_n_fft, hop, vcfg.win_length or m.win_length).to(device)   # the head's frames
+                  if cfg.loss.phase > 0 else None)
     # DDP averages the gradients; the generator's adversarial pass runs the discriminator unwrapped
     gen, d_step = loop.ddp(generator), loop.ddp(_DiscriminatorStep(disc))
 
