@@ -44,6 +44,7 @@ from speechkit.train.loop import TrainLoop
 from speechkit.utils.config import from_values, to_plain
 from speechkit.vocoders.hifigan.losses import MelSpectrogram
 from speechkit.vocoders.unitmel.config import MelSettings
+from speechkit.vocoders.vocos.model import ISTFT
 from speechkit.vocoders.vocos.train_config import VocosOptimConfig, VocosTrainConfig
 from speechkit.vocoders.vocos.vocoder import VocosConfig, VocosVocoder, build_vocos
 
@@ -73,8 +74,8 @@ class MultiResolutionSTFTLoss(nn.Module):
 
 
 class PhaseLoss(nn.Module):
-    """The output's phase against the audio's, on the STFT frames the head synthesises (the framing of
-    :class:`~speechkit.vocoders.vocos.model.ISTFT`): APNet's three phase losses (Ai & Ling 2023) in a smooth form.
+    """The output's phase against the audio's, on the STFT frames the head synthesises (``analyse`` of the
+    head's :class:`~speechkit.vocoders.vocos.model.ISTFT`): APNet's three phase losses (Ai & Ling 2023), smooth.
 
     - instantaneous phase (IP): the phase of each bin;
     - group delay (GD): the phase step between adjacent bins of a frame (where the energy sits in time);
@@ -90,21 +91,12 @@ class PhaseLoss(nn.Module):
     the batch. A log-mel does not say the waveform's polarity, so IP cannot reach 0 (``loss.phase_ip`` weighs it).
     """
 
-    def __init__(self, n_fft: int, hop_length: int, win_length: int | None = None, eps: float = 1e-3):
+    def __init__(self, istft: ISTFT, eps: float = 1e-3):
         super().__init__()
-        win_length = win_length or n_fft
-        w = torch.hann_window(win_length)
-        left = (n_fft - win_length) // 2
-        self.register_buffer("window", F.pad(w, (left, n_fft - win_length - left)), persistent=False)
-        self.n_fft, self.hop, self.pad, self.eps = n_fft, hop_length, (n_fft - hop_length) // 2, eps
-
-    def spectrum(self, y: torch.Tensor) -> torch.Tensor:
-        """``(B, n_fft // 2 + 1, len // hop)``: frame ``j`` centred on sample ``j * hop + hop / 2``."""
-        y = F.pad(y[:, None], (self.pad, self.pad), mode="reflect")[:, 0]
-        return torch.stft(y, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+        self.istft, self.eps = istft, eps   # the head's inverse STFT: its analysis gives the frames compared
 
     def parts(self, y_hat: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        s, s_hat = self.spectrum(y), self.spectrum(y_hat)
+        s, s_hat = self.istft.analyse(y), self.istft.analyse(y_hat)
         mag = s.abs()
         u, u_hat = s / mag.clamp(min=self.eps), s_hat / s_hat.abs().clamp(min=self.eps)   # unit phasors
 
@@ -341,8 +333,7 @@ def run(cfg) -> int:
     m = vcfg.mel
     mel = MelSpectrogram(m.sample_rate, m.n_fft, m.num_mels, hop, m.win_length, m.fmin, m.fmax).to(device)
     stft_loss = MultiResolutionSTFTLoss([tuple(r) for r in cfg.loss.stft_resolutions]).to(device)
-    phase_loss = (PhaseLoss(vcfg.head_n_fft, hop, vcfg.win_length or m.win_length).to(device)   # the head's frames
-                  if cfg.loss.phase > 0 else None)
+    phase_loss = PhaseLoss(generator.istft) if cfg.loss.phase > 0 else None
     # DDP averages the gradients; the generator's adversarial pass runs the discriminator unwrapped
     gen, d_step = loop.ddp(generator), loop.ddp(_DiscriminatorStep(disc))
 

@@ -47,6 +47,12 @@ class ISTFT(nn.Module):
         self.n_fft, self.hop = n_fft, hop_length
         self.pad = (n_fft - hop_length) // 2
 
+    def analyse(self, y: torch.Tensor) -> torch.Tensor:
+        """The STFT this inverts: ``(batch, samples)`` -> ``(batch, n_fft // 2 + 1, samples // hop)`` complex,
+        frame ``j`` centred on sample ``j * hop + hop / 2`` (reflect padding at the ends)."""
+        y = F.pad(y[:, None], (self.pad, self.pad), mode="reflect")[:, 0]
+        return torch.stft(y, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         b, _, t = spec.shape
         frames = torch.fft.irfft(spec, n=self.n_fft, dim=1) * self.window[None, :, None]   # (B, n_fft, T)
