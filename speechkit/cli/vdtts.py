@@ -23,7 +23,8 @@ SYNC_EXAMPLES = """examples:
       --copy-synthesis --asr -o eval/vdtts/vocoder.md
 
 Rows: the corpus's own speech (reference), each model (Griffin-Lim; "MODEL + NAME" through each --vocoder), with
---copy-synthesis the reference's own log-mel through each vocoder, and plain MBROLA TTS of the transcript (text
+--copy-synthesis the reference's own log-mel through each vocoder, with --true-alignment each aligned-decoder
+model speaking the corpus's phoneme timings, and plain MBROLA TTS of the transcript (text
 only, its own length). Columns: audio-video offset from the cross-correlation of mouth opening and audio
 envelope, DTW phoneme boundary error against the video's phoneme timing, speech/silence agreement per video frame,
 length mismatch; with --asr also pocketsphinx's WER against the transcript."""
@@ -68,6 +69,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also speak each model's log-mel with this mel HiFi-GAN, row 'MODEL + NAME' (repeat)")
     s.add_argument("--copy-synthesis", action="store_true",
                    help="add the reference speech's own log-mel spoken by Griffin-Lim and by each --vocoder")
+    s.add_argument("--true-alignment", action="store_true",
+                   help="add 'MODEL, true alignment': each aligned-decoder model speaking the corpus's own phoneme "
+                        "timings (separates the aligner's errors from the decoder's)")
     s.add_argument("-o", "--output", type=Path, default=None, help="markdown table (and a .json beside it)")
     s.set_defaults(func=_sync)
 
@@ -139,6 +143,7 @@ def _sync(args: argparse.Namespace) -> int:
     vocoders = _named_dirs(args.vocoder, "--vocoder")
     baselines = {} if args.no_tts_baseline else {"MBROLA TTS (text only)": mbrola_baseline}
     table = run_benchmark(args.corpus, models, split=args.split, limit=args.limit, baselines=baselines,
-                          asr=args.asr, output=args.output, vocoders=vocoders, copy_synthesis=args.copy_synthesis)
+                          asr=args.asr, output=args.output, vocoders=vocoders, copy_synthesis=args.copy_synthesis,
+                          true_alignment=args.true_alignment)
     print(table)
     return 0

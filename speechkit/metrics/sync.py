@@ -142,7 +142,7 @@ COLUMNS = [("offset_ms", "AV offset (abs, ms) ↓"), ("boundary_ms", "phoneme bo
 def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "test", limit: int | None = None,
                   baselines: Mapping[str, Callable[[str, str], tuple[np.ndarray, int]]] | None = None,
                   asr: bool = False, output: str | Path | None = None, vocoders: dict[str, Path] | None = None,
-                  copy_synthesis: bool = False) -> str:
+                  copy_synthesis: bool = False, true_alignment: bool = False) -> str:
     """Scores the reference speech, each VDTTS model and (optionally) text-only baselines on a corpus split.
 
     Args:
@@ -160,6 +160,9 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
         copy_synthesis: add the reference speech's own log-mel (the features VDTTS is trained on) spoken by
             Griffin-Lim and by each of ``vocoders``: how much of the loss is the vocoder's alone. Uses the first
             model's features (the default config's without models).
+        true_alignment: add, for every model with the aligned decoder, a row ``"{model}, true alignment"``: its
+            decoder speaking the corpus's own phoneme timings instead of its aligner's path (Griffin-Lim), which
+            separates the aligner's errors from the decoder's.
 
     Returns:
         The markdown table.
@@ -179,9 +182,12 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
     extra = {name: {v: load_vocoder(tts.config, "auto", path) for v, path in (vocoders or {}).items()}
              for name, tts in systems.items()}
     scores: dict[str, list[dict]] = {"reference (corpus speech)": []}
+    oracle = [name for name, tts in systems.items() if true_alignment and tts.config.decoder == "aligned"]
     for name in systems:
         scores[name] = []
         scores.update({f"{name} + {v}": [] for v in extra[name]})
+        if name in oracle:
+            scores[f"{name}, true alignment"] = []
     first = next(iter(systems), None)
     copy_cfg = systems[first].config if first is not None else VDTTSConfig()
     if copy_synthesis:
@@ -211,6 +217,10 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
                                                                          for k, voc in extra[name].items()}})
             for rname, wav in wavs.items():
                 outputs[rname] = audio_io.resample(torch.from_numpy(wav), tts.output_sample_rate, sr).numpy()
+            if name in oracle:
+                wav = _speak_true_alignment(tts, v, row)
+                outputs[f"{name}, true alignment"] = audio_io.resample(torch.from_numpy(wav), tts.output_sample_rate,
+                                                                        sr).numpy()
         if copy_synthesis:
             ref_mel = mel_fn(audio_io.resample(torch.from_numpy(ref), sr, copy_cfg.sample_rate)[None])[0]
             n = int(round(len(ref) / sr * copy_cfg.sample_rate))
@@ -249,6 +259,22 @@ def run_benchmark(corpus: str | Path, models: dict[str, Path], *, split: str = "
             json.dump({"split": split, "utterances": len(rows), "models": {k: str(p) for k, p in models.items()},
                        "vocoders": {k: str(p) for k, p in (vocoders or {}).items()}, "means": means}, f, indent=2)
     return table
+
+
+def _speak_true_alignment(tts, v, row) -> np.ndarray:
+    """``tts``'s decoder speaking the manifest row's phoneme timings (Griffin-Lim or the model's vocoder)."""
+    from speechkit.audio.video import mouth_crops
+    from speechkit.vdtts.inference import resample_frames
+    from speechkit.vdtts.manifest import alignment_targets
+    from speechkit.vdtts.text import phonemize
+    from speechkit.vdtts.vocoding import vocode
+
+    cfg = tts.config
+    crops = mouth_crops(v.frames[resample_frames(len(v.frames), v.fps, cfg.fps)], tuple(cfg.mouth_box), cfg.crop_size)
+    align = alignment_targets(row["phonemes"], phonemize(row["text"]), len(crops) * cfg.mel_frames_per_video_frame,
+                              cfg.hop_length, cfg.sample_rate)
+    mel = tts.mel(crops, row["text"], row["speaker"], alignment=align)
+    return vocode(tts.vocoder, mel, int(round(len(v.frames) / v.fps * cfg.sample_rate)))
 
 
 def _fmt(x: float) -> str:

@@ -30,8 +30,8 @@ from speechkit.train.loop import TrainLoop, warmup_cosine
 from speechkit.utils.config import from_values, to_plain
 from speechkit.vdtts.config import VDTTSConfig, VDTTSConfigError
 from speechkit.vdtts.factory import build_mel, build_vdtts
-from speechkit.vdtts.manifest import read_manifest
-from speechkit.vdtts.model import lengths_to_mask
+from speechkit.vdtts.manifest import alignment_targets, read_manifest
+from speechkit.vdtts.model import AlignedVDTTSModel, lengths_to_mask
 from speechkit.vdtts.text import encode_phonemes, phonemize
 from speechkit.vdtts.train_config import VDTTSTrainConfig
 
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 def featurize(rows: list[dict], cfg: VDTTSConfig) -> list[dict]:
-    """Mouth crops ``uint8 (T, S, S)``, log-mel ``(T * r, M)``, phoneme ids and speaker id of every row."""
+    """Mouth crops ``uint8 (T, S, S)``, log-mel ``(T * r, M)``, phoneme ids, speaker id and (for the aligned
+    decoder) the class of every mel frame (:func:`alignment_targets`) of every row."""
     from speechkit.audio import io as audio_io
     from speechkit.audio.video import mouth_crops, read_video
     from speechkit.vdtts.inference import resample_frames
@@ -55,9 +56,17 @@ def featurize(rows: list[dict], cfg: VDTTSConfig) -> list[dict]:
         wav = F.pad(wav, (0, max(0, n - len(wav))))[:n]
         with torch.no_grad():
             mel = mel_fn(wav[None])[0].T.contiguous()  # (T * r, M)
-        ids = encode_phonemes(phonemize(row["text"]), cfg.phonemes)
+        phonemes = phonemize(row["text"])
+        ids = encode_phonemes(phonemes, cfg.phonemes)
         spk = cfg.speakers.index(row["speaker"]) if row["speaker"] in cfg.speakers else 0
-        out.append({"crops": torch.from_numpy(crops), "mel": mel, "ids": torch.tensor(ids), "speaker": spk})
+        item = {"crops": torch.from_numpy(crops), "mel": mel, "ids": torch.tensor(ids), "speaker": spk}
+        if cfg.decoder == "aligned":
+            if not row.get("phonemes"):
+                raise SpeechkitError(f"{row['video']}: the aligned decoder needs phoneme timings ('phonemes': "
+                                     "[[symbol, start_s, end_s], ...]) in the manifest row")
+            item["align"] = torch.from_numpy(alignment_targets(row["phonemes"], phonemes, len(mel), cfg.hop_length,
+                                                               cfg.sample_rate))
+        out.append(item)
     return out
 
 
@@ -70,11 +79,15 @@ def collate(items: list[dict]) -> dict[str, torch.Tensor]:
     crops = torch.zeros(b, t, s, s)
     mel = torch.zeros(b, t * r, items[0]["mel"].shape[1])
     ids = torch.zeros(b, n, dtype=torch.long)
+    align = torch.zeros(b, t * r, dtype=torch.long)
     for i, x in enumerate(items):
         crops[i, : len(x["crops"])] = x["crops"].float() / 255.0
         mel[i, : len(x["mel"])] = x["mel"]
         ids[i, : len(x["ids"])] = x["ids"]
-    return {"crops": crops, "mel": mel, "ids": ids,
+        if "align" in x:
+            align[i, : len(x["align"])] = x["align"]
+    extra = {"align": align} if "align" in items[0] else {}
+    return {"crops": crops, "mel": mel, "ids": ids, **extra,
             "frame_lengths": torch.tensor([len(x["crops"]) for x in items]),
             "phoneme_lengths": torch.tensor([len(x["ids"]) for x in items]),
             "speakers": torch.tensor([x["speaker"] for x in items])}
@@ -91,10 +104,14 @@ def guided_attention_loss(attn: torch.Tensor, frame_lengths: torch.Tensor, phone
     return (attn * w * mask).sum() / mask.sum()
 
 
-def step_losses(model, batch: dict, cfg_loss, step: int) -> dict[str, torch.Tensor]:
-    """The losses of one batch (``total`` is what is optimised)."""
+def step_losses(model, batch: dict, cfg_loss, step: int, *, predicted: bool = False) -> dict[str, torch.Tensor]:
+    """The losses of one batch (``total`` is what is optimised). The aligned decoder: mel L1 on the true
+    alignment (``predicted``: also on the aligner's own path, ``mel_pred``), the aligner's cross-entropy
+    (``align``) and frame accuracy (``align_acc``), guided attention on its last cross-attention."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
+    if isinstance(model, AlignedVDTTSModel):
+        return _aligned_losses(model, batch, cfg_loss, step, predicted)
     mel0, mel, attn = model(batch["ids"], batch["phoneme_lengths"], batch["crops"], batch["frame_lengths"],
                             batch["speakers"])
     r = mel.shape[1] // batch["crops"].shape[1] if batch["crops"].shape[1] else 1
@@ -105,6 +122,29 @@ def step_losses(model, batch: dict, cfg_loss, step: int) -> dict[str, torch.Tens
     ga = guided_attention_loss(attn, batch["frame_lengths"], batch["phoneme_lengths"], cfg_loss.guided_sigma)
     ga_weight = cfg_loss.guided_weight * max(0.0, 1.0 - step / max(1, cfg_loss.guided_steps))
     return {"total": l_before + l_after + ga_weight * ga, "mel": l_after, "mel_before": l_before, "guided": ga}
+
+
+def _aligned_losses(model, batch, cfg_loss, step, predicted):
+    logp, memory, h, attn = model.align_log_probs(batch["ids"], batch["phoneme_lengths"], batch["crops"],
+                                                  batch["frame_lengths"], batch["speakers"])
+    mel0, mel = model.decode(memory, h, batch["align"], batch["speakers"])
+    mask = lengths_to_mask(batch["frame_lengths"] * model.r, mel.shape[1])
+    fmask = mask[..., None].float()
+    denom = fmask.sum() * mel.shape[-1]
+    l_before = ((mel0 - batch["mel"]).abs() * fmask).sum() / denom
+    l_after = ((mel - batch["mel"]).abs() * fmask).sum() / denom
+    target = batch["align"]
+    ce = -(logp.gather(-1, target[..., None])[..., 0] * mask).sum() / mask.sum()
+    acc = ((logp.argmax(-1) == target) & mask).sum().float() / mask.sum()
+    ga = guided_attention_loss(attn, batch["frame_lengths"], batch["phoneme_lengths"], cfg_loss.guided_sigma)
+    ga_weight = cfg_loss.guided_weight * max(0.0, 1.0 - step / max(1, cfg_loss.guided_steps))
+    out = {"total": l_before + l_after + cfg_loss.align_weight * ce + ga_weight * ga, "mel": l_after,
+           "mel_before": l_before, "align": ce, "align_acc": acc, "guided": ga}
+    if predicted:
+        path = model.best_alignment(logp, batch["phoneme_lengths"], batch["frame_lengths"])
+        _, mel_p = model.decode(memory, h, path, batch["speakers"])
+        out["mel_pred"] = ((mel_p - batch["mel"]).abs() * fmask).sum() / denom
+    return out
 
 
 MEL_RANGE = (-12.0, 4.0)  # log-mel range of the feature file's 8-bit quantisation (step 0.063)
@@ -124,6 +164,7 @@ def save_features(path: str | Path, mcfg: VDTTSConfig, train: list[dict], valid:
         "ids": torch.cat([x["ids"] for x in items]).numpy().astype(np.int16),
         "frames": np.array([len(x["crops"]) for x in items]), "phonemes": np.array([len(x["ids"]) for x in items]),
         "speakers": np.array([x["speaker"] for x in items]), "num_train": np.array(len(train)),
+        **({"align": torch.cat([x["align"] for x in items]).numpy().astype(np.int16)} if "align" in items[0] else {}),
         "config": np.array(json.dumps(mcfg.to_dict())),
     }
     with atomic_path(Path(path).with_suffix(".npz")) as tmp:
@@ -141,9 +182,12 @@ def load_features(path: str | Path) -> tuple[VDTTSConfig, list[dict], list[dict]
         items, f0, p0 = [], 0, 0
         mel = torch.from_numpy(z["mel"].astype(np.float32) / 255 * (hi - lo) + lo)
         crops, ids = torch.from_numpy(z["crops"]), torch.from_numpy(z["ids"].astype(np.int64))
+        align = torch.from_numpy(z["align"].astype(np.int64)) if "align" in z.files else None
         for f, p, spk in zip(z["frames"], z["phonemes"], z["speakers"], strict=True):
             items.append({"crops": crops[f0 : f0 + f], "mel": mel[f0 * r : (f0 + f) * r], "ids": ids[p0 : p0 + p],
                           "speaker": int(spk)})
+            if align is not None:
+                items[-1]["align"] = align[f0 * r : (f0 + f) * r]
             f0, p0 = f0 + f, p0 + p
         n = int(z["num_train"])
     except (OSError, KeyError, ValueError) as e:
@@ -170,7 +214,7 @@ def validate(model, items: list[dict], cfg, step: int) -> dict:
     tot, n = {}, 0
     for i in range(0, len(items), cfg.data.batch_size):
         batch = collate(items[i : i + cfg.data.batch_size])
-        losses = step_losses(model, batch, cfg.loss, step)
+        losses = step_losses(model, batch, cfg.loss, step, predicted=True)
         k = len(batch["ids"])
         for name, v in losses.items():
             tot[name] = tot.get(name, 0.0) + float(v) * k
@@ -201,6 +245,9 @@ def run(cfg) -> int:
         cached, train_items, valid_items = load_features(cache)
         mcfg = model_config(cfg, phonemes=cached.phonemes, speakers=cached.speakers)
         differ = [k for k in FEATURE_FIELDS if getattr(mcfg, k) != getattr(cached, k)]
+        if mcfg.decoder == "aligned" and train_items and "align" not in train_items[0]:
+            raise SpeechkitError(f"{cache}: features without alignment targets (written for model.decoder="
+                                 "attention); the aligned decoder needs new ones: delete it or use another data.cache")
         if differ:
             raise SpeechkitError(f"{cache}: features made with other {differ} than model.* asks for; delete it or "
                                  "use another data.cache")

@@ -30,6 +30,15 @@ class VDTTSConfig:
     """Speaker names; the speaker embedding has one row per name."""
     use_video: bool = True
     """False = the text-only ablation: decoder queries are learned position embeddings, no video encoder."""
+    decoder: str = "aligned"
+    """``aligned``: an explicit alignment path (the aligner picks each mel frame's phoneme from the lips, trained
+    on the corpus's phoneme timings; a FastSpeech-like decoder speaks the aligned phonemes,
+    :class:`~speechkit.vdtts.model.AlignedVDTTSModel`); ``attention``: the decoder attends over the text and
+    emits the mel directly (:class:`~speechkit.vdtts.model.VDTTSModel`, the paper's multi-source attention; a
+    ``config.json`` without this field is read as ``attention``, the only kind before it existed)."""
+    mel_layers: int = 8
+    """Residual dilated conv layers of the aligned decoder at the mel rate (``decoder=aligned`` only)."""
+    """False = the text-only ablation: decoder queries are learned position embeddings, no video encoder."""
     d_model: int = 128
     """Width of the text encoder, video encoder and decoder."""
     text_conv_layers: int = 3
@@ -114,6 +123,10 @@ class VDTTSConfig:
         x0, y0, x1, y1 = self.mouth_box
         if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
             bad("mouth_box", "(x0, y0, x1, y1) with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1", self.mouth_box)
+        if self.decoder not in ("aligned", "attention"):
+            bad("decoder", "'aligned' or 'attention'", self.decoder)
+        if self.mel_layers < 1:
+            bad("mel_layers", ">= 1", self.mel_layers)
         if self.win_length > self.n_fft:
             bad("win_length", f"<= n_fft={self.n_fft}", self.win_length)
 
@@ -128,6 +141,7 @@ class VDTTSConfig:
             raise VDTTSConfigError(f"unknown VDTTS config fields {sorted(unknown)}")
         try:
             d = dict(d)
+            d.setdefault("decoder", "attention")  # written before the aligned decoder existed
             for key in ("video_channels", "mouth_box"):
                 if key in d:
                     d[key] = tuple(d[key])

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from speechkit.vdtts.config import VDTTSConfig
-from speechkit.vdtts.model import VDTTSModel
+from speechkit.vdtts.model import AlignedVDTTSModel, VDTTSModel
 
 __all__ = ["build_vdtts", "build_mel"]
 
 
-def build_vdtts(cfg: VDTTSConfig) -> VDTTSModel:
-    """A randomly initialised :class:`VDTTSModel` for ``cfg``."""
+def build_vdtts(cfg: VDTTSConfig) -> VDTTSModel | AlignedVDTTSModel:
+    """A randomly initialised :class:`AlignedVDTTSModel` (``cfg.decoder == "aligned"``) or :class:`VDTTSModel`."""
     cfg.validate()
-    return VDTTSModel(
+    if cfg.decoder == "aligned":
+        return AlignedVDTTSModel(**_common(cfg), mel_layers=cfg.mel_layers)
+    return VDTTSModel(**_common(cfg))
+
+
+def _common(cfg: VDTTSConfig) -> dict:
+    return dict(
         vocab_size=cfg.vocab_size, num_speakers=len(cfg.speakers), dim=cfg.d_model,
         text_conv_layers=cfg.text_conv_layers, video_channels=tuple(cfg.video_channels),
         video_layers=cfg.video_layers, decoder_layers=cfg.decoder_layers, num_heads=cfg.num_heads,

@@ -11,7 +11,7 @@ import torch
 from speechkit.errors import SpeechkitError
 from speechkit.vdtts.config import VDTTSConfig
 from speechkit.vdtts.factory import build_vdtts
-from speechkit.vdtts.model import VDTTSModel
+from speechkit.vdtts.model import AlignedVDTTSModel, VDTTSModel
 from speechkit.vdtts.text import encode_phonemes, phonemize
 
 __all__ = ["VDTTS", "dub", "default_model_dir", "FORMAT_KIND"]
@@ -40,7 +40,7 @@ class VDTTS(torch.nn.Module):
         >>> wav = tts.synthesize_video("face.mp4", "Bring the red box.", speaker="us2")   # (samples,) at 16 kHz
     """
 
-    def __init__(self, model: VDTTSModel, config: VDTTSConfig, vocoder: str = "griffinlim",
+    def __init__(self, model: VDTTSModel | AlignedVDTTSModel, config: VDTTSConfig, vocoder: str = "griffinlim",
                  vocoder_path: str | os.PathLike | None = None):
         super().__init__()
         from speechkit.vdtts.vocoding import load_vocoder
@@ -109,13 +109,17 @@ class VDTTS(torch.nn.Module):
         raise SpeechkitError(f"speaker must be one of {self.config.speakers} or an index. Found {speaker!r}")
 
     @torch.inference_mode()
-    def mel(self, crops: np.ndarray, text: str, speaker: str | int | None = None) -> torch.Tensor:
+    def mel(self, crops: np.ndarray, text: str, speaker: str | int | None = None,
+            alignment: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
         """Log-mel for mouth crops at the model's frame rate.
 
         Args:
             crops: ``uint8 (T, crop_size, crop_size)`` (see :func:`speechkit.audio.video.mouth_crops`).
             text: what is said.
             speaker: name or index (default: the first speaker).
+            alignment: the aligned decoder only: ``(T * r,)`` class of every mel frame (0 = silence, ``n`` = the
+                ``n``-th phoneme of :func:`~speechkit.vdtts.text.phonemize`'s output) instead of the aligner's path,
+                e.g. :func:`~speechkit.vdtts.manifest.alignment_targets` of known phoneme timings.
 
         Returns:
             ``(num_mels, T * r)``.
@@ -123,6 +127,19 @@ class VDTTS(torch.nn.Module):
         ids = encode_phonemes(phonemize(text), self.config.phonemes)
         if len(crops) == 0:
             raise SpeechkitError("the video has zero frames")
+        kw = {}
+        if alignment is not None:
+            if self.config.decoder != "aligned":
+                raise SpeechkitError("alignment= needs a model with decoder 'aligned'; this one has "
+                                     f"{self.config.decoder!r}")
+            alignment = torch.as_tensor(np.asarray(alignment), dtype=torch.long)
+            if alignment.shape != (len(crops) * self.config.mel_frames_per_video_frame,) or \
+                    int(alignment.min()) < 0 or int(alignment.max()) > len(ids):
+                raise SpeechkitError(f"alignment must be {len(crops) * self.config.mel_frames_per_video_frame} "
+                                     f"classes in [0, {len(ids)}] (one per mel frame). Found shape "
+                                     f"{tuple(alignment.shape)}, range [{int(alignment.min())}, "
+                                     f"{int(alignment.max())}]")
+            kw["alignment"] = alignment[None].to(next(self.model.parameters()).device)
         dev = next(self.model.parameters()).device
         phon = torch.tensor([ids], device=dev)
         x = torch.from_numpy(np.asarray(crops, dtype=np.float32) / 255.0)[None].to(dev)
@@ -131,7 +148,7 @@ class VDTTS(torch.nn.Module):
         with torch.autocast(dev.type, dtype=DTYPES[self.precision], enabled=self.precision != "fp32"):
             _, mel, _ = self.model(phon, torch.tensor([len(ids)], device=dev), x,
                                    torch.tensor([len(crops)], device=dev),
-                                   torch.tensor([self.speaker_id(speaker)], device=dev))
+                                   torch.tensor([self.speaker_id(speaker)], device=dev), **kw)
         return mel[0].T.float()
 
     def synthesize_frames(self, frames: np.ndarray, fps: float, text: str, speaker: str | int | None = None,
@@ -178,7 +195,7 @@ class VDTTS(torch.nn.Module):
         return replace_audio(video, output, wav, self.output_sample_rate)
 
 
-def save_model(folder: str | os.PathLike, model: VDTTSModel, config: VDTTSConfig) -> Path:
+def save_model(folder: str | os.PathLike, model: VDTTSModel | AlignedVDTTSModel, config: VDTTSConfig) -> Path:
     """Writes a released VDTTS folder (safetensors + JSON config)."""
     from speechkit.utils.checkpoint import save_pretrained, unwrap
 

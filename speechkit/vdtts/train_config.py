@@ -38,6 +38,8 @@ class VDTTSDataConfig:
 
 @dataclass(kw_only=True)
 class VDTTSLossConfig:
+    align_weight: float = 1.0
+    """Weight of the aligner's cross-entropy against the corpus's phoneme timings (``model.decoder=aligned``)."""
     guided_weight: float = 1.0
     """Guided-attention loss weight at step 0 (fades linearly to 0)."""
     guided_steps: int = 800

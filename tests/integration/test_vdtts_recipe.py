@@ -31,6 +31,7 @@ def test_vdtts_recipe_debug(tmp_path):
     log = [json.loads(line) for line in (exp / "vdtts" / "log.jsonl").read_text().splitlines()]
     assert max(x["step"] for x in log) == 6
     assert VDTTS.from_pretrained(exp / "vdtts" / "model").config.use_video
+    assert VDTTS.from_pretrained(exp / "vdtts" / "model").config.decoder == "aligned"  # the explicit alignment path
     assert not VDTTS.from_pretrained(exp / "text_only" / "model").config.use_video
     table = (exp / "sync.md").read_text()
     for row in ("reference (corpus speech)", "vdtts", "text-only ablation", "MBROLA TTS (text only)"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import shutil
 
 import numpy as np
@@ -14,6 +16,8 @@ from speechkit.train.vdtts import guided_attention_loss
 from speechkit.vdtts.config import VDTTSConfig, VDTTSConfigError
 from speechkit.vdtts.factory import build_vdtts
 from speechkit.vdtts.inference import VDTTS, resample_frames, save_model
+from speechkit.vdtts.model import AlignedVDTTSModel, monotonic_alignment, segment_positions
+from speechkit.vdtts.text import phonemize
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is needed (make install)")
 PHONEMES = ["@", "A", "D", "E", "I", "b", "d", "h", "l", "m", "n", "r", "s", "t", "w", "@U", "r=", "z", "k", "i"]
@@ -22,7 +26,7 @@ PHONEMES = ["@", "A", "D", "E", "I", "b", "d", "h", "l", "m", "n", "r", "s", "t"
 def tiny_config(**kw) -> VDTTSConfig:
     base = dict(phonemes=PHONEMES, speakers=["us1", "us2"], d_model=16, text_conv_layers=1, video_channels=(4,),
                 video_layers=1, decoder_layers=1, num_heads=2, speaker_dim=4, postnet_layers=1, crop_size=16,
-                dropout=0.0)
+                dropout=0.0, mel_layers=2)
     return VDTTSConfig(**{**base, **kw})
 
 
@@ -48,7 +52,7 @@ def test_config_rules_name_field_and_value():
 
 def test_mel_is_r_frames_per_video_frame_and_follows_the_video():
     torch.manual_seed(0)
-    model = build_vdtts(tiny_config()).eval()
+    model = build_vdtts(tiny_config(decoder="attention")).eval()
     ids, n, crops, t, spk = inputs()
     mel0, mel, attn = model(ids, n, crops, t, spk)
     assert mel.shape == mel0.shape == (2, 40, 80) and attn.shape == (2, 10, 7)
@@ -60,15 +64,94 @@ def test_mel_is_r_frames_per_video_frame_and_follows_the_video():
     assert (spk_other - mel).abs().max() > 1e-4  # and so is the speaker
 
 
-def test_text_only_ablation_ignores_the_video():
+@pytest.mark.parametrize("decoder", ["aligned", "attention"])
+def test_text_only_ablation_ignores_the_video(decoder):
     torch.manual_seed(0)
-    model = build_vdtts(tiny_config(use_video=False)).eval()
+    model = build_vdtts(tiny_config(use_video=False, decoder=decoder)).eval()
     assert model.video is None
     ids, n, crops, t, spk = inputs()
     a = model(ids, n, crops, t, spk)[1]
     b = model(ids, n, torch.rand_like(crops), t, spk)[1]
     c = model(ids, n, None, t, spk)[1]
     assert a.shape == (2, 40, 80) and torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_config_without_decoder_field_is_the_attention_model():
+    d = tiny_config().to_dict()
+    assert d["decoder"] == "aligned" and VDTTSConfig.from_dict(d).decoder == "aligned"
+    del d["decoder"]  # a config.json written before the aligned decoder existed
+    assert VDTTSConfig.from_dict(d).decoder == "attention"
+    with pytest.raises(VDTTSConfigError, match="decoder must be 'aligned' or 'attention'. Found 'rnn'"):
+        tiny_config(decoder="rnn").validate()
+
+
+def path_log_probs(path: list[int], num_classes: int, p: float = 0.8) -> torch.Tensor:
+    lp = torch.full((len(path), num_classes), (1 - p) / (num_classes - 1)).log()
+    lp[torch.arange(len(path)), torch.tensor(path)] = math.log(p)
+    return lp
+
+
+def test_monotonic_alignment_finds_the_path_and_never_skips_a_phoneme():
+    path = [0, 0, 1, 1, 1, 2, 2, 0, 0, 3, 4, 4, 4, 5, 6, 6, 7, 7, 0]
+    assert monotonic_alignment(path_log_probs(path, 8), 7).tolist() == path
+    # a frame classifier that skips phoneme 3 and goes back to 2: the path still says 1..7 once each, in order
+    noisy = [0, 1, 1, 2, 2, 4, 4, 2, 5, 5, 6, 7, 7, 0]
+    got = monotonic_alignment(path_log_probs(noisy, 8), 7).tolist()
+    assert [k for k, _ in itertools.groupby(got) if k] == [1, 2, 3, 4, 5, 6, 7]
+    assert sum(a == b for a, b in zip(got, noisy, strict=True)) >= len(noisy) - 3
+    g = torch.Generator().manual_seed(0)
+    for seed in range(5):
+        lp = torch.log_softmax(torch.randn(30, 9, generator=g) * 3, -1)
+        got = monotonic_alignment(lp, 6).tolist()  # columns past the 6 phonemes (padding) are never chosen
+        assert [k for k, _ in itertools.groupby(got) if k] == [1, 2, 3, 4, 5, 6], seed
+    # fewer frames than phonemes: spread evenly, in order
+    assert monotonic_alignment(torch.zeros(3, 8), 7).tolist() == [1, 3, 5]
+    assert monotonic_alignment(torch.zeros(4, 1), 0).tolist() == [0, 0, 0, 0]
+
+
+def test_monotonic_alignment_is_the_best_path():
+    """Against brute force over every path that says each phoneme in one run, in order (silence anywhere)."""
+    g = torch.Generator().manual_seed(1)
+    lp = torch.log_softmax(torch.randn(7, 4, generator=g), -1)
+    best, best_score = None, -math.inf
+    for path in itertools.product(range(4), repeat=7):
+        if [k for k, _ in itertools.groupby(path) if k] != [1, 2, 3]:
+            continue
+        score = sum(float(lp[t, c]) for t, c in enumerate(path))
+        if score > best_score:
+            best, best_score = list(path), score
+    got = monotonic_alignment(lp, 3).tolist()
+    assert math.isclose(sum(float(lp[t, c]) for t, c in enumerate(got)), best_score, rel_tol=1e-6), (got, best)
+
+
+def test_segment_positions_say_where_in_each_run_a_frame_is():
+    pos = segment_positions(torch.tensor([[0, 0, 1, 1, 1, 1, 2]]))[0]
+    assert pos.shape == (7, 8)
+    frac = torch.tensor([0.25, 0.75, 0.125, 0.375, 0.625, 0.875, 0.5])
+    assert torch.allclose(pos[:, 0], torch.sin(math.pi * frac), atol=1e-6)
+    assert torch.allclose(pos[:, 6] * 4, torch.log(torch.tensor([2.0, 2, 4, 4, 4, 4, 1])), atol=1e-6)
+    assert torch.allclose(pos[:, 7] * 16, torch.tensor([0.0, 1, 0, 1, 2, 3, 0]))
+
+
+def test_aligned_model_speaks_the_alignment_it_is_given():
+    torch.manual_seed(0)
+    model = build_vdtts(tiny_config()).eval()
+    assert isinstance(model, AlignedVDTTSModel)
+    ids, n, crops, t, spk = inputs()
+    mel0, mel, logp = model(ids, n, crops, t, spk)
+    assert mel.shape == mel0.shape == (2, 40, 80) and logp.shape == (2, 40, 8)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 40), atol=1e-5)
+    assert torch.isinf(logp[1, :, 6:]).all() and not torch.isinf(logp[1, :, :6]).any()  # padding phonemes excluded
+    # without an alignment it speaks the aligner's best monotonic path
+    path = torch.stack([model.best_alignment(logp, n, t)[0], torch.zeros(40, dtype=torch.long)])
+    path[1, :28] = monotonic_alignment(logp[1, :28], 5)
+    assert torch.equal(model(ids, n, crops, t, spk, alignment=path)[1], mel)
+    # a different alignment, phoneme identities, video or speaker change the mel
+    other = torch.arange(40).repeat(2, 1) * 7 // 40 + 1
+    assert (model(ids, n, crops, t, spk, alignment=other)[1] - mel).abs().max() > 1e-4
+    assert (model(ids.flip(1), n, crops, t, spk, alignment=path)[1] - mel).abs().max() > 1e-4
+    assert (model(ids, n, torch.rand_like(crops), t, spk, alignment=path)[1] - mel).abs().max() > 1e-4
+    assert (model(ids, n, crops, t, torch.tensor([1, 0]), alignment=path)[1] - mel).abs().max() > 1e-4
 
 
 def test_guided_attention_prefers_the_diagonal():
@@ -190,3 +273,21 @@ def test_griffin_lim_inverts_a_mel_to_the_right_length():
     assert out.shape == (16000,)
     spec = np.abs(np.fft.rfft(out[2000:14000]))
     assert abs(np.argmax(spec) * 16000 / 12000 - 440) < 15
+
+
+@needs_espeak
+def test_mel_speaks_a_given_alignment_and_checks_it(tiny_model):
+    tts = VDTTS.from_pretrained(tiny_model)
+    crops = np.random.default_rng(0).integers(0, 255, (9, 16, 16), dtype=np.uint8)
+    n = len(phonemize("The red bird."))
+    align = np.minimum(np.arange(36) * n // 30, n)  # phonemes in order, silence at the end
+    a = tts.mel(crops, "The red bird.", alignment=align)
+    assert a.shape == (80, 36) and torch.equal(a, tts.mel(crops, "The red bird.", alignment=torch.tensor(align)))
+    assert (a - tts.mel(crops, "The red bird.", alignment=np.zeros(36, int))).abs().max() > 1e-4
+    with pytest.raises(SpeechkitError, match=r"alignment must be 36 classes in \[0, \d+\] .* shape \(35,\)"):
+        tts.mel(crops, "The red bird.", alignment=align[:35])
+    with pytest.raises(SpeechkitError, match=r"range \[0, 99\]"):
+        tts.mel(crops, "The red bird.", alignment=np.r_[align[:35], 99])
+    old = VDTTS(build_vdtts(tiny_config(decoder="attention")), tiny_config(decoder="attention"))
+    with pytest.raises(SpeechkitError, match="alignment= needs a model with decoder 'aligned'"):
+        old.mel(crops, "The red bird.", alignment=align)

@@ -145,3 +145,27 @@ def test_run_benchmark_vocoder_rows_and_copy_synthesis(tmp_path):
     assert copy["length_ms"] == 0 and copy["boundary_ms"] < 25 < means["tiny"]["boundary_ms"]
     assert abs(copy["activity"] - means["reference (corpus speech)"]["activity"]) < 0.1
     assert means["tiny + hifi"]["length_ms"] == means["tiny"]["length_ms"] == 0
+
+
+@pytest.mark.skipif(__import__("shutil").which("mbrola") is None, reason="mbrola is needed (make install)")
+def test_run_benchmark_true_alignment_row_speaks_the_corpus_timings(tmp_path, monkeypatch):
+    from speechkit.vdtts.inference import VDTTS
+    from speechkit.vdtts.manifest import alignment_targets, read_manifest
+    from speechkit.vdtts.text import phonemize
+
+    corpus = _tiny_corpus_and_model(tmp_path)
+    given = []
+    real_mel = VDTTS.mel
+
+    def spy(self, crops, text, speaker=None, alignment=None):
+        given.append(None if alignment is None else np.asarray(alignment))
+        return real_mel(self, crops, text, speaker, alignment)
+
+    monkeypatch.setattr(VDTTS, "mel", spy)
+    table = sync.run_benchmark(corpus, {"tiny": tmp_path / "m"}, split="train", limit=1, true_alignment=True)
+    names = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert names == ["reference (corpus speech)", "tiny", "tiny, true alignment"]
+    row = read_manifest(corpus / "train.jsonl")[0]
+    assert given[0] is None  # the model's own row: its aligner's path
+    expected = alignment_targets(row["phonemes"], phonemize(row["text"]), row["num_frames"] * 4, 160, 16000)
+    assert np.array_equal(given[1], expected) and set(np.unique(expected)) >= {0, 1}
