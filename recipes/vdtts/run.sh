@@ -9,7 +9,7 @@
 #
 # Example (CPU debug run, seconds of training):
 #   recipes/vdtts/run.sh --data data/tf_debug --exp exp/vdtts_debug --minutes 0.5 --preset debug
-# checkpoints/vdtts/README.md has the exact commands of the shipped model (60-minute corpus, features file, GPU).
+# checkpoints/vdtts/README.md has the exact commands of the shipped model (60-minute corpus, features file, 70 CPU-minutes).
 
 # shellcheck source=recipes/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
