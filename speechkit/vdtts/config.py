@@ -38,7 +38,6 @@ class VDTTSConfig:
     ``config.json`` without this field is read as ``attention``, the only kind before it existed)."""
     mel_layers: int = 8
     """Residual dilated conv layers of the aligned decoder at the mel rate (``decoder=aligned`` only)."""
-    """False = the text-only ablation: decoder queries are learned position embeddings, no video encoder."""
     d_model: int = 128
     """Width of the text encoder, video encoder and decoder."""
     text_conv_layers: int = 3

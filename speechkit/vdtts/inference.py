@@ -133,12 +133,11 @@ class VDTTS(torch.nn.Module):
                 raise SpeechkitError("alignment= needs a model with decoder 'aligned'; this one has "
                                      f"{self.config.decoder!r}")
             alignment = torch.as_tensor(np.asarray(alignment), dtype=torch.long)
-            if alignment.shape != (len(crops) * self.config.mel_frames_per_video_frame,) or \
-                    int(alignment.min()) < 0 or int(alignment.max()) > len(ids):
+            lo, hi = (int(alignment.min()), int(alignment.max())) if alignment.numel() else (0, 0)
+            if alignment.shape != (len(crops) * self.config.mel_frames_per_video_frame,) or lo < 0 or hi > len(ids):
                 raise SpeechkitError(f"alignment must be {len(crops) * self.config.mel_frames_per_video_frame} "
                                      f"classes in [0, {len(ids)}] (one per mel frame). Found shape "
-                                     f"{tuple(alignment.shape)}, range [{int(alignment.min())}, "
-                                     f"{int(alignment.max())}]")
+                                     f"{tuple(alignment.shape)}, range [{lo}, {hi}]")
             kw["alignment"] = alignment[None].to(next(self.model.parameters()).device)
         dev = next(self.model.parameters()).device
         phon = torch.tensor([ids], device=dev)

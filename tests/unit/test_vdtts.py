@@ -286,6 +286,8 @@ def test_mel_speaks_a_given_alignment_and_checks_it(tiny_model):
     assert (a - tts.mel(crops, "The red bird.", alignment=np.zeros(36, int))).abs().max() > 1e-4
     with pytest.raises(SpeechkitError, match=r"alignment must be 36 classes in \[0, \d+\] .* shape \(35,\)"):
         tts.mel(crops, "The red bird.", alignment=align[:35])
+    with pytest.raises(SpeechkitError, match=r"shape \(0,\), range \[0, 0\]"):
+        tts.mel(crops, "The red bird.", alignment=np.zeros(0, int))
     with pytest.raises(SpeechkitError, match=r"range \[0, 99\]"):
         tts.mel(crops, "The red bird.", alignment=np.r_[align[:35], 99])
     old = VDTTS(build_vdtts(tiny_config(decoder="attention")), tiny_config(decoder="attention"))
