@@ -64,8 +64,12 @@ def featurize(rows: list[dict], cfg: VDTTSConfig) -> list[dict]:
             if not row.get("phonemes"):
                 raise SpeechkitError(f"{row['video']}: the aligned decoder needs phoneme timings ('phonemes': "
                                      "[[symbol, start_s, end_s], ...]) in the manifest row")
-            item["align"] = torch.from_numpy(alignment_targets(row["phonemes"], phonemes, len(mel), cfg.hop_length,
-                                                               cfg.sample_rate))
+            try:
+                align = alignment_targets(row["phonemes"], phonemes, len(mel), cfg.hop_length, cfg.sample_rate)
+            except (TypeError, ValueError) as e:
+                raise SpeechkitError(f"{row['video']}: 'phonemes' must be [[symbol, start_s, end_s], ...] "
+                                     f"({e})") from None
+            item["align"] = torch.from_numpy(align)
         out.append(item)
     return out
 

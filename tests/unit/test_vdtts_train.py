@@ -77,3 +77,22 @@ def test_solver_trains_from_a_feature_file_and_resumes(tmp_path):
     assert solver.run(compose("vdtts", [*args, "optim.max_steps=8"])) == 0  # resumes at 6, runs 2 more
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "total" in r][-2:] == [6, 8]
+
+
+@pytest.mark.skipif(__import__("shutil").which("mbrola") is None, reason="mbrola is needed (make install)")
+def test_featurize_gives_alignment_targets_and_names_a_row_with_bad_timings(tmp_path):
+    from speechkit.synth.talking_face import prepare_talking_face
+    from speechkit.vdtts.manifest import read_manifest
+    from speechkit.vdtts.text import phonemize
+
+    corpus = prepare_talking_face(tmp_path / "tf", minutes=0.1, speakers=("us1",))
+    row = read_manifest(corpus / "train.jsonl")[0]
+    cfg = tiny_config(speakers=["us1"])
+    (item,) = solver.featurize([row], cfg)
+    n = len(phonemize(row["text"]))
+    assert item["align"].shape == (len(item["mel"]),) and int(item["align"].max()) == n
+    assert item["align"][0] == 0 and item["align"][-1] == 0  # the corpus starts and ends in silence
+    with pytest.raises(SpeechkitError, match=r"tf00000.mp4: 'phonemes' must be \[\[symbol, start_s, end_s\]"):
+        solver.featurize([{**row, "phonemes": [["h", 0.1]]}], cfg)
+    with pytest.raises(SpeechkitError, match="tf00000.mp4: the aligned decoder needs phoneme timings"):
+        solver.featurize([{k: v for k, v in row.items() if k != "phonemes"}], cfg)
