@@ -110,15 +110,10 @@ class DecoderLayer(nn.Module):
         return x + self.drop(self.ffn(self.norm3(x))), attn
 
 
-class VDTTSModel(nn.Module):
-    """Text + mouth-region video + speaker -> log-mel spectrogram, ``r`` mel frames per video frame.
-
-    The decoder's queries are the video encoder's output (or, in the text-only ablation, learned embeddings of
-    absolute and relative position) plus the speaker; its layers attend over the video sequence (self-attention)
-    and over the text encoding (cross-attention): multi-source attention, run non-autoregressively at the video
-    frame rate. The output is upsampled by ``r`` (linear projection per frame to ``r`` vectors of width
-    ``dim / 2``, then residual convs at the mel rate) and refined by a residual postnet.
-    """
+class _MultiSource(nn.Module):
+    """What both VDTTS decoders share: text encoder, video encoder (or, in the text-only ablation, learned position
+    queries), speaker, the video-rate layers of multi-source attention (:class:`DecoderLayer`) and the residual
+    postnet. Subclasses add their own mel path."""
 
     def __init__(self, *, vocab_size: int, num_speakers: int, dim: int, text_conv_layers: int,
                  video_channels: tuple[int, ...], video_layers: int, decoder_layers: int, num_heads: int,
@@ -135,11 +130,7 @@ class VDTTSModel(nn.Module):
         self.speaker_proj = nn.Linear(speaker_dim, dim)
         self.layers = nn.ModuleList(DecoderLayer(dim, num_heads, dropout) for _ in range(decoder_layers))
         self.norm = nn.LayerNorm(dim)
-        mdim = dim // 2  # width at the mel rate (r times more frames: kept narrow)
-        self.upsample = nn.Linear(dim, mel_per_frame * mdim)
-        self.mel_convs = nn.ModuleList(nn.Sequential(nn.Conv1d(mdim, mdim, 5, padding=2), nn.GroupNorm(1, mdim),
-                                                     nn.ReLU(), nn.Dropout(dropout)) for _ in range(2))
-        self.to_mel = nn.Linear(mdim, num_mels)
+        mdim = dim // 2
         self.postnet = nn.ModuleList(nn.Sequential(nn.Conv1d(num_mels, mdim, 5, padding=2), nn.GroupNorm(1, mdim),
                                                    nn.Tanh(), nn.Conv1d(mdim, num_mels, 5, padding=2))
                                      for _ in range(postnet_layers))
@@ -151,6 +142,58 @@ class VDTTSModel(nn.Module):
         k = torch.arange(1, 5, device=t.device).float()
         ang = math.pi * frac[..., None] * k
         return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)
+
+    def attend(self, phonemes, phoneme_lengths, crops, frame_lengths, speakers):
+        """The video-rate queries through the attention layers: ``(normalised output (B, T, d), text memory
+        (B, N, d), text mask (B, N), last cross-attention (B, T, N))``."""
+        num_frames = int(crops.shape[1]) if self.use_video else int(frame_lengths.max())
+        frame_mask = lengths_to_mask(frame_lengths, num_frames)
+        text_mask = lengths_to_mask(phoneme_lengths, phonemes.shape[1])
+        memory = self.text(phonemes, phoneme_lengths)
+        if self.use_video:
+            x = self.video(crops, frame_mask)
+        else:
+            x = self.query.expand(len(phonemes), num_frames, -1)
+            x = x + sinusoids(num_frames, x.shape[-1], x.device)
+        x = x + self.rel_pos(self._relative_position(frame_lengths, num_frames))
+        x = x + self.speaker_proj(self.speaker(speakers))[:, None]
+        attn = None
+        for layer in self.layers:
+            x, attn = layer(x, frame_mask, memory, text_mask)
+        return self.norm(x), memory, text_mask, attn
+
+    def refine(self, mel0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised ``(B, M, L)`` -> log-mel ``(before the postnet, after)``, both ``(B, L, M)``."""
+        mel = mel0
+        for block in self.postnet:
+            mel = mel + block(mel)
+        return tuple((m * self.mel_std + self.mel_mean).transpose(1, 2) for m in (mel0, mel))
+
+
+class VDTTSModel(_MultiSource):
+    """Text + mouth-region video + speaker -> log-mel spectrogram, ``r`` mel frames per video frame.
+
+    The decoder's queries are the video encoder's output (or, in the text-only ablation, learned embeddings of
+    absolute and relative position) plus the speaker; its layers attend over the video sequence (self-attention)
+    and over the text encoding (cross-attention): multi-source attention, run non-autoregressively at the video
+    frame rate. The output is upsampled by ``r`` (linear projection per frame to ``r`` vectors of width
+    ``dim / 2``, then residual convs at the mel rate) and refined by a residual postnet.
+    """
+
+    def __init__(self, *, vocab_size: int, num_speakers: int, dim: int, text_conv_layers: int,
+                 video_channels: tuple[int, ...], video_layers: int, decoder_layers: int, num_heads: int,
+                 speaker_dim: int, postnet_layers: int, num_mels: int, mel_per_frame: int, use_video: bool,
+                 dropout: float, mel_mean: float, mel_std: float):
+        super().__init__(vocab_size=vocab_size, num_speakers=num_speakers, dim=dim, text_conv_layers=text_conv_layers,
+                         video_channels=video_channels, video_layers=video_layers, decoder_layers=decoder_layers,
+                         num_heads=num_heads, speaker_dim=speaker_dim, postnet_layers=postnet_layers,
+                         num_mels=num_mels, mel_per_frame=mel_per_frame, use_video=use_video, dropout=dropout,
+                         mel_mean=mel_mean, mel_std=mel_std)
+        mdim = dim // 2  # width at the mel rate (r times more frames: kept narrow)
+        self.upsample = nn.Linear(dim, mel_per_frame * mdim)
+        self.mel_convs = nn.ModuleList(nn.Sequential(nn.Conv1d(mdim, mdim, 5, padding=2), nn.GroupNorm(1, mdim),
+                                                     nn.ReLU(), nn.Dropout(dropout)) for _ in range(2))
+        self.to_mel = nn.Linear(mdim, num_mels)
 
     def forward(self, phonemes: torch.Tensor, phoneme_lengths: torch.Tensor, crops: torch.Tensor | None,
                 frame_lengths: torch.Tensor, speakers: torch.Tensor):
@@ -167,31 +210,14 @@ class VDTTSModel(nn.Module):
             ``(mel_before_postnet, mel)`` both ``(B, T * r, num_mels)`` log-mel, and the last layer's
             cross-attention ``(B, T, N)``.
         """
-        num_frames = int(crops.shape[1]) if self.use_video else int(frame_lengths.max())
-        frame_mask = lengths_to_mask(frame_lengths, num_frames)
-        text_mask = lengths_to_mask(phoneme_lengths, phonemes.shape[1])
-        memory = self.text(phonemes, phoneme_lengths)
-        if self.use_video:
-            x = self.video(crops, frame_mask)
-        else:
-            x = self.query.expand(len(phonemes), num_frames, -1)
-            x = x + sinusoids(num_frames, x.shape[-1], x.device)
-        x = x + self.rel_pos(self._relative_position(frame_lengths, num_frames))
-        x = x + self.speaker_proj(self.speaker(speakers))[:, None]
-        attn = None
-        for layer in self.layers:
-            x, attn = layer(x, frame_mask, memory, text_mask)
-        x = self.upsample(self.norm(x))  # (B, T, r * d)
+        x, _, _, attn = self.attend(phonemes, phoneme_lengths, crops, frame_lengths, speakers)
+        x = self.upsample(x)  # (B, T, r * d)
         b, t = x.shape[:2]
         x = x.reshape(b, t * self.r, -1).transpose(1, 2)  # (B, d / 2, T * r)
         for conv in self.mel_convs:
             x = x + conv(x)
-        mel0 = self.to_mel(x.transpose(1, 2)).transpose(1, 2)  # (B, M, T * r)
-        mel = mel0
-        for block in self.postnet:
-            mel = mel + block(mel)
-        denorm = lambda m: (m * self.mel_std + self.mel_mean).transpose(1, 2)  # noqa: E731
-        return denorm(mel0), denorm(mel), attn
+        mel0, mel = self.refine(self.to_mel(x.transpose(1, 2)).transpose(1, 2))  # from (B, M, T * r)
+        return mel0, mel, attn
 
 
 def monotonic_alignment(logp, num_phonemes: int) -> torch.Tensor:
@@ -267,7 +293,7 @@ def segment_positions(alignment: torch.Tensor) -> torch.Tensor:
     return torch.stack(feats)
 
 
-class AlignedVDTTSModel(nn.Module):
+class AlignedVDTTSModel(_MultiSource):
     """VDTTS with an explicit alignment path: the lips say which phoneme is spoken at every mel frame.
 
     1. *Aligner*: the video encoder's output (or, in the text-only ablation, position embeddings) plus the
@@ -289,17 +315,11 @@ class AlignedVDTTSModel(nn.Module):
                  video_channels: tuple[int, ...], video_layers: int, decoder_layers: int, num_heads: int,
                  speaker_dim: int, postnet_layers: int, num_mels: int, mel_per_frame: int, use_video: bool,
                  dropout: float, mel_mean: float, mel_std: float, mel_layers: int):
-        super().__init__()
-        self.use_video, self.r, self.num_mels = use_video, mel_per_frame, num_mels
-        self.mel_mean, self.mel_std = mel_mean, mel_std
-        self.text = TextEncoder(vocab_size, dim, text_conv_layers, dropout)
-        self.video = VideoEncoder(video_channels, dim, video_layers, num_heads, dropout) if use_video else None
-        self.query = None if use_video else nn.Parameter(torch.zeros(dim))
-        self.rel_pos = nn.Linear(8, dim)
-        self.speaker = nn.Embedding(num_speakers, speaker_dim)
-        self.speaker_proj = nn.Linear(speaker_dim, dim)
-        self.layers = nn.ModuleList(DecoderLayer(dim, num_heads, dropout) for _ in range(decoder_layers))
-        self.norm = nn.LayerNorm(dim)
+        super().__init__(vocab_size=vocab_size, num_speakers=num_speakers, dim=dim, text_conv_layers=text_conv_layers,
+                         video_channels=video_channels, video_layers=video_layers, decoder_layers=decoder_layers,
+                         num_heads=num_heads, speaker_dim=speaker_dim, postnet_layers=postnet_layers,
+                         num_mels=num_mels, mel_per_frame=mel_per_frame, use_video=use_video, dropout=dropout,
+                         mel_mean=mel_mean, mel_std=mel_std)
         self.subframe = nn.Parameter(torch.zeros(mel_per_frame, dim))
         self.align_conv = nn.Sequential(nn.Conv1d(dim, dim, 5, padding=2), nn.GroupNorm(1, dim), nn.GELU())
         self.align_query = nn.Linear(dim, dim)
@@ -314,31 +334,11 @@ class AlignedVDTTSModel(nn.Module):
                                                      nn.GroupNorm(1, dim), nn.GELU(), nn.Dropout(dropout),
                                                      nn.Conv1d(dim, dim, 1)) for d in dilations)
         self.to_mel = nn.Linear(dim, num_mels)
-        mdim = dim // 2
-        self.postnet = nn.ModuleList(nn.Sequential(nn.Conv1d(num_mels, mdim, 5, padding=2), nn.GroupNorm(1, mdim),
-                                                   nn.Tanh(), nn.Conv1d(mdim, num_mels, 5, padding=2))
-                                     for _ in range(postnet_layers))
-
-    _relative_position = VDTTSModel._relative_position
 
     def align_log_probs(self, phonemes, phoneme_lengths, crops, frame_lengths, speakers):
         """``(log_probs (B, L, 1 + N), text memory (B, N, d), mel-rate features (B, L, d), last cross-attention
         (B, T, N))`` with ``L = T * r``; invalid phoneme columns are ``-inf``."""
-        num_frames = int(crops.shape[1]) if self.use_video else int(frame_lengths.max())
-        frame_mask = lengths_to_mask(frame_lengths, num_frames)
-        text_mask = lengths_to_mask(phoneme_lengths, phonemes.shape[1])
-        memory = self.text(phonemes, phoneme_lengths)
-        if self.use_video:
-            x = self.video(crops, frame_mask)
-        else:
-            x = self.query.expand(len(phonemes), num_frames, -1)
-            x = x + sinusoids(num_frames, x.shape[-1], x.device)
-        x = x + self.rel_pos(self._relative_position(frame_lengths, num_frames))
-        x = x + self.speaker_proj(self.speaker(speakers))[:, None]
-        attn = None
-        for layer in self.layers:
-            x, attn = layer(x, frame_mask, memory, text_mask)
-        x = self.norm(x)
+        x, memory, text_mask, attn = self.attend(phonemes, phoneme_lengths, crops, frame_lengths, speakers)
         b, t, d = x.shape
         h = (x[:, :, None, :] + self.subframe[None, None]).reshape(b, t * self.r, d)  # (B, L, d)
         h = h + self.align_conv(h.transpose(1, 2)).transpose(1, 2)
@@ -360,12 +360,7 @@ class AlignedVDTTSModel(nn.Module):
         x = x.transpose(1, 2)
         for conv in self.mel_convs:
             x = x + conv(x)
-        mel0 = self.to_mel(x.transpose(1, 2)).transpose(1, 2)  # (B, M, L)
-        mel = mel0
-        for block in self.postnet:
-            mel = mel + block(mel)
-        denorm = lambda m: (m * self.mel_std + self.mel_mean).transpose(1, 2)  # noqa: E731
-        return denorm(mel0), denorm(mel)
+        return self.refine(self.to_mel(x.transpose(1, 2)).transpose(1, 2))  # from (B, M, L)
 
     def forward(self, phonemes: torch.Tensor, phoneme_lengths: torch.Tensor, crops: torch.Tensor | None,
                 frame_lengths: torch.Tensor, speakers: torch.Tensor, alignment: torch.Tensor | None = None):
