@@ -8,7 +8,7 @@ Every model speaks the same ``--count`` test videos of a talking-face corpus (mo
 the timing) with their transcripts, on 1 and on 2 threads: median wall time per second of video of the acoustic
 model (``VDTTS.mel``: text front end, video encoder, aligner and Viterbi path, decoder) and of the model's
 Griffin-Lim vocoder, and the whole as a multiple of real time. The first model is the baseline of the ratio
-column; the first line names the CPU.
+column; the first line names the machine (CPU, ISA, threads, torch).
 """
 
 from __future__ import annotations
@@ -27,20 +27,9 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
-
-
 def main(argv: list[str] | None = None) -> int:
     from speechkit.audio.video import mouth_crops, read_video
+    from speechkit.precision import machine_line
     from speechkit.vdtts import VDTTS
     from speechkit.vdtts.inference import resample_frames
     from speechkit.vdtts.manifest import read_manifest
@@ -57,12 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.model:
         name, _, folder = spec.partition("=")
         models[name] = VDTTS.from_pretrained(folder)
-    print(f"CPU: {cpu_name()}; {len(rows)} test videos of {args.data}")
+    print(machine_line())
+    print(f"{len(rows)} test videos of {args.data}")
     videos = []
     for row in rows:
         v = read_video(row["video"], audio=False)
         videos.append((v, row["text"], row["speaker"]))
     seconds = sum(len(v.frames) / v.fps for v, _, _ in videos)
+    model_crops = {name: [mouth_crops(v.frames[resample_frames(len(v.frames), v.fps, tts.config.fps)],
+                                      tuple(tts.config.mouth_box), tts.config.crop_size) for v, _, _ in videos]
+                   for name, tts in models.items()}
     header = "| model | threads | acoustic model s/s | Griffin-Lim s/s | whole, x real time | ratio to first |"
     print(header)
     print("|---|---:|---:|---:|---:|---:|")
@@ -70,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for name, tts in models.items():
-            cfg = tts.config
-            crops = [mouth_crops(v.frames[resample_frames(len(v.frames), v.fps, cfg.fps)], tuple(cfg.mouth_box),
-                                 cfg.crop_size) for v, _, _ in videos]
+            cfg, crops = tts.config, model_crops[name]
             tts.mel(crops[0], videos[0][1], videos[0][2])  # warm-up
             t_model, t_voc = [], []
             for _ in range(args.repeats):
