@@ -12,7 +12,7 @@ from torch import nn
 from speechkit.units.hubert.reader import HubertFeatureReader
 from speechkit.units.kmeans import KMeansQuantizer
 
-__all__ = ["SpeechEncoder", "deduplicate"]
+__all__ = ["SpeechEncoder", "deduplicate", "regrid"]
 
 
 def deduplicate(units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,6 +28,30 @@ def deduplicate(units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if units.dim() != 1:
         raise ValueError(f"units must be 1-D (frames,). Found shape {tuple(units.shape)}")
     return torch.unique_consecutive(units, return_counts=True)
+
+
+def regrid(units: torch.Tensor, durations: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deduplicated units of a time-scaled copy of an utterance (sped up or slowed down) moved back onto the
+    original's grid of ``frames`` frames: every unit's end is scaled by ``frames / sum(durations)`` and rounded to the
+    nearest frame (so no boundary moves by more than half a frame); units left without a frame are dropped and equal
+    neighbours merged.
+
+    Returns:
+        ``(units, durations)`` with ``durations.sum() == frames``.
+
+    Raises:
+        ValueError: no units, durations of another length, or ``frames < 1``.
+    """
+    units, durations = torch.as_tensor(units), torch.as_tensor(durations)
+    if frames < 1 or units.numel() == 0 or units.shape != durations.shape:
+        raise ValueError(f"regrid: needs units with one duration each and frames >= 1. Found {tuple(units.shape)} "
+                         f"units, {tuple(durations.shape)} durations, {frames} frames")
+    ends = torch.cumsum(durations.double(), 0)
+    ends = torch.round(ends * (frames / float(ends[-1]))).long()
+    ends[-1] = frames
+    d = torch.diff(torch.cat([torch.zeros(1, dtype=torch.long), ends]))
+    keep = d > 0
+    return deduplicate(torch.repeat_interleave(units[keep], d[keep]))
 
 
 class SpeechEncoder(nn.Module):
@@ -168,6 +192,10 @@ class SpeechEncoder(nn.Module):
 
         with loading(d, "speech-encoder folder", CheckpointError):
             meta = read_json(meta_path, CheckpointError)
+            if meta.get("kind") == "pocketsphinx-phones":  # phones of pocketsphinx's en-us model, no weights here
+                from speechkit.units.phones import PhoneEncoder
+
+                return PhoneEncoder(**{"deduplicate": meta.get("deduplicate", True), **overrides})
             for key in ("kmeans", *(() if "mfcc" in meta else ("hubert", "layer"))):
                 if key not in meta:
                     raise CheckpointError(f"{meta_path}: no {key!r} entry")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from speechkit.audio.io import resample
-from speechkit.units import HubertFeatureReader, KMeansQuantizer, SpeechEncoder, deduplicate
+from speechkit.units import HubertFeatureReader, KMeansQuantizer, SpeechEncoder, deduplicate, regrid
 from speechkit.units.hubert import HubertConfig, build_hubert
 from tests.unit.units import fairseq_format as ff
 
@@ -13,6 +13,30 @@ def test_deduplicate_is_run_length_encoding():
     assert units.tolist() == [5, 2, 5, 7] and durations.tolist() == [2, 3, 1, 1]
     with pytest.raises(ValueError, match="1-D"):
         deduplicate(torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_regrid_scales_unit_boundaries_and_keeps_the_frame_count():
+    units, dur = torch.tensor([3, 1, 4]), torch.tensor([2, 3, 5])
+
+    def grid(u, d, n):
+        a, b = regrid(u, d, n)
+        return a.tolist(), b.tolist()
+
+    assert grid(units, dur, 10) == ([3, 1, 4], [2, 3, 5])          # same grid: unchanged
+    assert grid(units, dur, 20) == ([3, 1, 4], [4, 6, 10])         # a copy twice as fast, back on the slow grid
+    assert grid(units, dur, 5) == ([3, 1, 4], [1, 1, 3])           # ends 1, 2.5 -> 2 (half to even), 5
+    # a unit left without a frame disappears and its equal neighbours merge: ends 1.5, 1.75, 3 -> 2, 2, 3
+    assert grid(torch.tensor([7, 2, 7]), torch.tensor([6, 1, 5]), 3) == ([7], [3])
+    # a long random sequence: the frame count holds and no boundary moves by more than half a frame
+    g = torch.Generator().manual_seed(0)
+    u, d = deduplicate(torch.randint(0, 5, (400,), generator=g))
+    for n in (333, 400, 517):
+        a, b = regrid(u, d, n)
+        assert int(b.sum()) == n and bool((a[1:] != a[:-1]).all())
+        want = torch.repeat_interleave(u, d)[(torch.arange(n) + 0.5).mul(400 / n).long()]
+        assert (torch.repeat_interleave(a, b) != want).float().mean() < 0.1 * 400 / n
+    with pytest.raises(ValueError, match="frames"):
+        regrid(units, dur, 0)
 
 
 @pytest.fixture(scope="module")
