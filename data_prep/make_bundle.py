@@ -259,8 +259,14 @@ def main() -> int:
                      f"speaker and style embeddings) + {wave}")
     else:
         described = f"CodeHiFiGAN, {m['generator']['upsample_initial_channel']}-channel generator"
-    card = CARD.format(
-        hubert_params=_params(next((tmp / "encoder" / "hubert").glob("*.safetensors"))), layer=enc_cfg["layer"],
+    card = CARD
+    if enc_cfg.get("kind") == "pocketsphinx-phones":  # no weights of ours: the units are pocketsphinx's phones
+        card = card.replace("HuBERT small ({hubert_params:.1f} M parameters), layer {layer}, k-means K={k}.",
+                            "the phones pocketsphinx's en-us acoustic model (installed with pocketsphinx, trained on "
+                            "real speech) recognises, K={k} units\n  (`speechkit.units.phones.PhoneEncoder`).")
+    card = card.format(
+        hubert_params=_params(next((tmp / "encoder" / "hubert").glob("*.safetensors")))
+        if "hubert" in enc_cfg else 0.0, layer=enc_cfg.get("layer"),
         k=encoder.vocab_size, enc_mb=_mb(tmp / "encoder"), supervision=args.supervision, vocoder=described,
         voc_params=_params(tmp / "vocoder" / "model.safetensors"),
         speakers=", ".join(vocoder.speakers or []), styles=", ".join(vocoder.styles or []), voc_mb=_mb(tmp / "vocoder"),

@@ -19,11 +19,15 @@
 #               unmasked targets, those phone labels (corpus + voices), under random recording conditions
 #               (--augment: rooms, noise, channels, levels) and speed perturbation (--supervision phones)
 #   6 kmeans    k-means on the HuBERT's --layer, one per K in --ks      speechkit train kmeans
+#               (--tokenizer phones: the units are the phones pocketsphinx's en-us model recognises, K=42; stages
+#               hubert..phone_hubert are skipped and this stage writes that encoder's folder)
 #   7 units     deduplicated units of the read speech, per K            speechkit encode
 #   8 probe     tokenizer benchmark of each K (PNMI, ABX, speaker       eval/tokenizer_benchmark.py
 #               leakage, bitrate, decodability with a small decoder)
 #   9 decoder   unit-to-mel decoder (speaker, style, duration           speechkit train unit_mel
-#               predictor) per K; Griffin-Lim makes the waveform (--dec-init BUNDLE: starts from its decoder)
+#               predictor) per K; Griffin-Lim makes the waveform (--dec-init BUNDLE: starts from its decoder);
+#               with --robust N it also learns from the units of N perturbed copies   data_prep/robust_units.py
+#               of each training utterance (voice resampled, recording conditions) against the clean log-mel
 #  10 melvoc    the Vocos mel vocoder on the train split's true         speechkit train vocos
 #               log-mels (80 min), then fine-tuned with the phase       (loss.phase, train.init=)
 #               losses (30 min; the bundle's waveform stage)
@@ -40,7 +44,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 STAGES=(sources corpus hubert phones voices phone_hubert kmeans units probe decoder melvoc style sweep textlm ulm bundle)
 OPTIONS=(preset data exp out minutes jobs ks k layer supervision sweep_limit probe_steps dec_args phone_args voc_args
-         device text text_share augment speed hubert_init dec_init voices ulm_args)
+         device text text_share augment speed hubert_init dec_init voices ulm_args robust tokenizer)
 preset=small
 data=data/mini_expresso_120
 exp=exp/default
@@ -65,7 +69,15 @@ speed="14400,15200,16000,16800,17600"   # phone_hubert: speed perturbation rates
 hubert_init=""       # start phone_hubert from this HuBERT (skips the two self-supervised iterations)
 dec_init=""          # start each decoder from this bundle's vocoder/, unit rows mapped from its encoder/ (unit_map.py)
 voices=""            # voices stage: utterances per foreign MBROLA voice (default 150; debug 2); 0: off
+tokenizer=hubert     # hubert: HuBERT + k-means units; phones: pocketsphinx's recognised phones (a teacher that
+                     # knows real speech; docs/default_bundle.md, "Candidate v5"), K=42, --ks/--k ignored
+robust=0             # decoder stage: perturbed copies of each training utterance to learn from too (0: off; not
+                     # in the bundle: docs/default_bundle.md, "Candidate v4")
 parse_options "$@"
+one_of --tokenizer "$tokenizer" hubert phones
+if [[ $tokenizer == phones ]]; then
+  ks=42 k=42 supervision=none voices=0
+fi
 voices=${voices:-$([[ $preset == debug ]] && echo 2 || echo 150)}
 # the debug preset shrinks every model; the full run uses each task's bundle-sized preset
 km_preset=$([[ $preset == debug ]] && echo "preset=debug" || echo "")
@@ -98,7 +110,7 @@ if run_stage corpus; then
   [[ $text != none ]] && text_opts=(--text "$text" --text-share "$text_share")
   $SK prepare mini-expresso "$data" --minutes "$minutes" --jobs "$jobs" "${text_opts[@]}"
 fi
-if run_stage hubert; then
+if run_stage hubert && [[ $tokenizer == hubert ]]; then
   hubert_last=$([[ -n $hubert_init ]] && echo manifests || echo pretrain_it2)
   SPEECHKIT=$SK bash "$RECIPES/hubert/run.sh" --stage manifests --stop-stage "$hubert_last" --preset "$preset" \
     --data "$data" --exp "$exp/hubert" --layer "$layer"
@@ -125,7 +137,9 @@ if run_stage phone_hubert && [[ $supervision == phones ]]; then
     pretrain.mask_prob=0.4 train.init="${hubert_init:-$exp/hubert/it2/model}" data.augment="$augment" $speed_arg \
     out="$exp/phone_hubert" $phone_args
 fi
-if run_stage kmeans; then
+if run_stage kmeans && [[ $tokenizer == phones ]]; then
+  $PY -m speechkit.units.phones "$exp/k$k/encoder"
+elif run_stage kmeans; then
   for K in $ks; do
     # shellcheck disable=SC2086  # km_preset is one optional override
     $SK train kmeans $km_preset data="$exp/hubert/train.tsv" features=hubert hubert="$hubert" layer="$layer" \
@@ -150,8 +164,14 @@ if run_stage decoder; then
         -o "$exp/k$K/unit_map.json"
       init_args="train.init=$dec_init/vocoder train.init_unit_map=$exp/k$K/unit_map.json"
     fi
+    dec_units=$exp/k$K/units.jsonl
+    if [[ $robust != 0 ]]; then  # + units of perturbed copies, each paired with its clean audio (resumes)
+      $PY data_prep/robust_units.py --encoder "$exp/k$K/encoder" --units "$exp/k$K/units.jsonl" \
+        --list "$data/splits/train.txt" --copies "$robust" -o "$exp/k$K/units_robust.jsonl"
+      dec_units=$exp/k$K/units_robust.jsonl
+    fi
     # shellcheck disable=SC2086  # dec_args and init_args hold several Hydra overrides
-    $SK train unit_mel $dec_preset $init_args data.units="$exp/k$K/units.jsonl" data.train_list="$data/splits/train.txt" \
+    $SK train unit_mel $dec_preset $init_args data.units="$dec_units" data.train_list="$data/splits/train.txt" \
       data.valid_list="$data/splits/dev.txt" data.speaker=expresso data.style=expresso model.num_units="$K" \
       out="$exp/k$K/decoder" $dec_args
   done
@@ -210,6 +230,8 @@ reading English (data_prep/voices_corpus.py)"
 ($(wc -l < "$exp/phones/phones.txt") MBROLA phones) as masked and unmasked targets, under $conditions: \
 phone-supervised, like the HuBERT paper's forced-alignment top line; real speech needs the self-supervised \
 recipe (--supervision none)"
+  [[ $tokenizer == phones ]] && note="none in this recipe: pocketsphinx's en-us acoustic model (CMU Sphinx, trained \
+on real recorded speech) recognises the phones, decoded without words (allphone search)"
   $PY data_prep/make_bundle.py --encoder "$exp/k$k/encoder" --vocoder "$exp/k$k/decoder/model" \
     --mel-vocoder "$exp/vocos_phase/model" \
     --ulm "$ulm_dir" --text-lm "$exp/genppl_lm/model" --corpus "$data" --minutes "$minutes" --supervision "$note" \

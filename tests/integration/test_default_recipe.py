@@ -1,7 +1,7 @@
 """recipes/default/run.sh end to end on CPU with the debug preset: corpus → HuBERT (two iterations) → phone labels →
 English read by 16 foreign MBROLA voices → HuBERT on phone targets → k-means per K → units → tokenizer benchmark →
-unit-to-mel decoders → Vocos mel vocoder → style classifier → K sweep table → text LM → TWIST unit LM → bundle, then
-the bundle loads through the public API."""
+unit-to-mel decoders (on clean units and units of perturbed copies) → Vocos mel vocoder → style classifier → K sweep
+table → text LM → TWIST unit LM → bundle, then the bundle loads through the public API."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
            "OMP_NUM_THREADS": "1"}
     cmd = ["bash", str(ROOT / "recipes" / "default" / "run.sh"), "--preset", "debug", "--minutes", "3", "--ks", "8 16",
            "--k", "16", "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data"), "--out",
-           str(tmp_path / "bundle"), "--sweep-limit", "4", "--jobs", "1"]
+           str(tmp_path / "bundle"), "--sweep-limit", "4", "--jobs", "1", "--robust", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in ("corpus", "hubert", "phones", "voices", "phone_hubert", "kmeans", "units", "probe", "decoder",
@@ -51,6 +51,21 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     assert numbers["k8"]["num_files"] == numbers["k16"]["num_files"] == numbers["originals"]["num_files"] == 4
     assert numbers["k8"]["bitrate_nominal"] == pytest.approx(50 * 3)  # 50 Hz x log2(8)
     assert numbers["k16"]["bitrate_nominal"] == pytest.approx(50 * 4)
+    # each decoder learned from its clean units and the units of one perturbed copy of every training utterance,
+    # paired with the clean audio (--robust 1; off by default)
+    for K in (8, 16):
+        dec = json.loads((exp / f"k{K}" / "decoder" / "config.resolved.json").read_text())
+        assert dec["data"]["units"] == str(exp / f"k{K}" / "units_robust.jsonl")
+        clean = [json.loads(line) for line in (exp / f"k{K}" / "units.jsonl").read_text().splitlines()]
+        robust = [json.loads(line) for line in (exp / f"k{K}" / "units_robust.jsonl").read_text().splitlines()]
+        train_stems = {line.split()[0] for line in (tmp_path / "data" / "splits" / "train.txt").read_text()
+                       .splitlines() if line.strip() and not line.startswith("#")}
+        train = [r for r in clean if Path(r["audio"]).stem in train_stems]
+        assert robust[: len(clean)] == clean and len(robust) == len(clean) + len(train) > len(clean)
+        by_id = {r["id"]: r for r in clean}
+        for r in robust[len(clean):]:
+            base = by_id[r["id"].removesuffix("~p0")]
+            assert r["audio"] == base["audio"] and sum(r["duration"]) == sum(base["duration"])
     probe = json.loads((exp / "tokenizer_benchmark.json").read_text())
     assert sorted(r["K"] for r in probe["rows"]) == [8, 16] and all(0 <= r["pnmi"] <= 1 for r in probe["rows"])
     # the unit LM saw the train split only
@@ -115,3 +130,29 @@ def test_default_recipe_debug_builds_a_loadable_bundle(tmp_path):
     assert "<h2>Conversion grid" in page and page.count('src="../conversion/') == summary["conversions"]
     assert "<h2>Resynthesis beside the originals" in page and "originals (the samples themselves)" in page
     assert summary["continuation_has_speech"] in (0.0, 1.0)
+
+
+@pytest.mark.slow
+def test_default_recipe_phone_tokenizer_skips_the_hubert_stages_and_trains_on_pocketsphinx_phones(tmp_path):
+    env = {**os.environ, "SPEECHKIT": f"{sys.executable} -m speechkit.cli.main", "PYTHON": sys.executable,
+           "OMP_NUM_THREADS": "1"}
+    exp, data = tmp_path / "exp", tmp_path / "data"
+    cmd = ["bash", str(ROOT / "recipes" / "default" / "run.sh"), "--preset", "debug", "--minutes", "2",
+           "--tokenizer", "phones", "--stage", "sources", "--stop-stage", "decoder", "--exp", str(exp), "--data",
+           str(data), "--jobs", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (exp / "hubert").exists() and not (exp / "phone_hubert").exists()   # nothing of HuBERT trained
+    from speechkit.units import SpeechEncoder
+    from speechkit.units.phones import PhoneEncoder
+
+    assert json.loads((exp / "k42" / "encoder" / "encoder.json").read_text())["kind"] == "pocketsphinx-phones"
+    assert isinstance(SpeechEncoder.from_pretrained(exp / "k42" / "encoder"), PhoneEncoder)
+    rows = [json.loads(line) for line in (exp / "k42" / "units.jsonl").read_text().splitlines()]
+    assert rows and all(0 <= u < 42 for r in rows for u in r["units"])
+    assert len({u for r in rows for u in r["units"]}) > 20                          # most phones occur
+    assert json.loads((exp / "k42" / "decoder" / "config.resolved.json").read_text())["model"]["num_units"] == 42
+    probe = json.loads((exp / "tokenizer_benchmark.json").read_text())
+    assert [r["K"] for r in probe["rows"]] == [42] and 0 < probe["rows"][0]["pnmi"] <= 1
+    bad = subprocess.run(cmd[:2] + ["--tokenizer", "words"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert bad.returncode == 2 and "--tokenizer" in bad.stderr
