@@ -39,8 +39,7 @@ import torch
 from speechkit.audio import io
 from speechkit.audio.augment import degrade
 from speechkit.data.manifest import UnitRecord, read_units_jsonl
-from speechkit.units import SpeechEncoder
-from speechkit.units.encoder import regrid
+from speechkit.units import SpeechEncoder, regrid
 
 SUFFIX = "~p"
 RATE_STEP = 200

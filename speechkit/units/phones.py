@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechkit.units.encoder import deduplicate
+from speechkit.units.dedup import deduplicate
 
 __all__ = ["PhoneEncoder", "PHONES"]
 
@@ -60,7 +60,7 @@ class PhoneEncoder(nn.Module):
         from pocketsphinx import Decoder, get_model_path
 
         model = Path(get_model_path())
-        self.deduplicate, self._options = deduplicate, dict(beam=beam, lw=lw)
+        self.deduplicate = deduplicate
         self._decoder = Decoder(samprate=self.expected_sample_rate, loglevel="FATAL", lm=None,
                                 allphone=str(model / "en-us" / "en-us-phone.lm.bin"), beam=beam, pbeam=beam, lw=lw)
 
@@ -88,15 +88,15 @@ class PhoneEncoder(nn.Module):
         if x.ndim != 1:
             raise ValueError(f"wav must be 1-D (samples,). Found shape {x.shape}")
         n = len(x) // self.code_hop_size
-        labels = np.zeros(2 * n + 2, dtype=np.int64)  # pocketsphinx's 10 ms frames; 0 = SIL
         if n == 0:
             return torch.zeros(0, dtype=torch.long)
         x = np.clip(np.nan_to_num(x), -1.0, 1.0)
         if float(np.abs(x).max()) < 1e-4:  # digital silence (-80 dBFS peak): the search would invent a filler
             return torch.zeros(n, dtype=torch.long)
+        labels = np.zeros(2 * n + 2, dtype=np.int64)  # pocketsphinx's 10 ms frames; 0 = SIL
         pcm = (x * 32767).astype("<i2").tobytes()
         d = self._decoder
-        d.reinit_feat()
+        d.reinit_feat()  # each utterance's cepstral mean its own: units do not depend on what came before
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
         d.end_utt()
