@@ -137,14 +137,16 @@ if run_stage phone_hubert && [[ $supervision == phones ]]; then
     pretrain.mask_prob=0.4 train.init="${hubert_init:-$exp/hubert/it2/model}" data.augment="$augment" $speed_arg \
     out="$exp/phone_hubert" $phone_args
 fi
-if run_stage kmeans && [[ $tokenizer == phones ]]; then
-  $PY -m speechkit.units.phones "$exp/k$k/encoder"
-elif run_stage kmeans; then
-  for K in $ks; do
-    # shellcheck disable=SC2086  # km_preset is one optional override
-    $SK train kmeans $km_preset data="$exp/hubert/train.tsv" features=hubert hubert="$hubert" layer="$layer" \
-      k="$K" out="$exp/k$K"
-  done
+if run_stage kmeans; then
+  if [[ $tokenizer == phones ]]; then  # no k-means: the encoder folder of pocketsphinx's phones
+    $PY -m speechkit.units.phones "$exp/k$k/encoder"
+  else
+    for K in $ks; do
+      # shellcheck disable=SC2086  # km_preset is one optional override
+      $SK train kmeans $km_preset data="$exp/hubert/train.tsv" features=hubert hubert="$hubert" layer="$layer" \
+        k="$K" out="$exp/k$K"
+    done
+  fi
 fi
 if run_stage units; then
   for K in $ks; do

@@ -143,6 +143,7 @@ def test_default_recipe_phone_tokenizer_skips_the_hubert_stages_and_trains_on_po
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not (exp / "hubert").exists() and not (exp / "phone_hubert").exists()   # nothing of HuBERT trained
+    assert proc.stdout.count("== kmeans") == 1
     from speechkit.units import SpeechEncoder
     from speechkit.units.phones import PhoneEncoder
 
