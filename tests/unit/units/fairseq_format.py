@@ -142,3 +142,15 @@ def write_fairseq_checkpoint(path, variant: str, seed: int = 0, sd: dict | None 
             else:
                 sys.modules[name] = mod
     return sd
+
+
+def tiny_speech_encoder(path, seed: int, k: int, rng: np.random.Generator, layer: int = 2):
+    """A speech encoder on a random fairseq HuBERT written to ``path``: layer ``layer``, k-means with ``k`` centres
+    fitted on its features of three seconds of ``rng``'s noise."""
+    from speechkit.units import HubertFeatureReader, KMeansQuantizer, SpeechEncoder
+
+    write_fairseq_checkpoint(path, "base", seed=seed)
+    reader = HubertFeatureReader.from_pretrained(path, layer=layer)
+    feats = torch.cat([reader(torch.from_numpy(rng.standard_normal(16000).astype(np.float32) * 0.2))
+                       for _ in range(3)])
+    return SpeechEncoder(reader, KMeansQuantizer.fit(feats.numpy(), k, seed=0))

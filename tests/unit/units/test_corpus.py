@@ -10,11 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from speechkit.audio import io
 from speechkit.errors import SpeechkitError
-from speechkit.units import HubertFeatureReader, KMeansQuantizer, SpeechEncoder
 from speechkit.units.corpus import encode_corpus
 from tests.unit.units import fairseq_format as ff
 
@@ -34,11 +32,7 @@ def corpus(tmp_path_factory):
         io.save(audio / f"spk{i % 2}" / f"utt{i:02d}.wav", wav.astype(np.float32), sr)
     (audio / "spk0" / "broken.wav").write_bytes(b"not audio" * 50)
     io.save(audio / "spk1" / "tiny.wav", np.zeros(100, np.float32), 16000)  # too short for one frame
-    ff.write_fairseq_checkpoint(root / "hubert.pt", "base", seed=7)
-    reader = HubertFeatureReader.from_pretrained(root / "hubert.pt", layer=2)
-    feats = torch.cat([reader(torch.from_numpy(rng.standard_normal(16000).astype(np.float32) * 0.2))
-                       for _ in range(3)])
-    enc = SpeechEncoder(reader, KMeansQuantizer.fit(feats.numpy(), 16, seed=0))
+    enc = ff.tiny_speech_encoder(root / "hubert.pt", 7, 16, rng)
     enc.save_pretrained(root / "encoder")
     return root, enc
 
