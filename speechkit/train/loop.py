@@ -285,14 +285,18 @@ class TrainLoop:
     # ------------------------------------------------------------------------------------------------ checkpoints
     def save(self, model: nn.Module, optimizers: dict | None = None, schedulers: dict | None = None, *,
              extra: dict | None = None, export: Callable[[], None] | None = None) -> None:
-        """Writes ``checkpoint_last.pt`` (model, optimizers, schedulers, step, epoch position, ``extra``, RNG) and
-        runs ``export`` (the released model folder) on rank 0, the export off the training RNG; all processes
-        wait for it."""
+        """Runs ``export`` (the released model folder), then writes ``checkpoint_last.pt`` (model, optimizers,
+        schedulers, step, epoch position, ``extra``, RNG), on rank 0, the export off the training RNG; all
+        processes wait for it.
+
+        The export comes first so that a checkpoint never runs ahead of its export: killed between the two, the
+        run resumes from the previous checkpoint and exports again. (The other order lost the last export when
+        a kill landed after the final checkpoint: the resumed run was already done and never exported.)"""
         if self.is_main:
-            save_training_state(self.out, step=self.step, model=model, config=self.config or {},
-                                optimizers=optimizers, schedulers=schedulers,
-                                extra={"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, **(extra or {})})
             if export is not None:
                 with torch.random.fork_rng(devices=[]):  # building export modules must not move the training RNG
                     export()
+            save_training_state(self.out, step=self.step, model=model, config=self.config or {},
+                                optimizers=optimizers, schedulers=schedulers,
+                                extra={"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, **(extra or {})})
         self.barrier()
