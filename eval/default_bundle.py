@@ -40,13 +40,13 @@ def _nanmean(values) -> float | None:
     return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else None
 
 
-def _test_items(data: Path, limit: int) -> list[dict]:
-    """Read test utterances, interleaved over speakers and styles (the first ``limit``)."""
+def _test_items(data: Path, limit: int, split: str = "test") -> list[dict]:
+    """Read utterances of ``split`` (test by default), interleaved over speakers and styles (the first ``limit``)."""
     from speechkit.data.corpora import expresso
 
     texts = expresso.read_transcriptions(data)
     groups: dict[tuple, list] = defaultdict(list)
-    for e in expresso.read_splits(data)["test"]:
+    for e in expresso.read_splits(data)[split]:
         if e.stem in texts:
             info = expresso.parse_stem(e.stem)
             groups[(info.speaker, info.style)].append({"stem": e.stem, "text": texts[e.stem], "speaker": info.speaker,

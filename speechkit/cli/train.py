@@ -18,6 +18,8 @@ TASKS: dict[str, tuple[str, str]] = {
     "kmeans": ("speechkit.train.kmeans", "speechkit train kmeans data=train.tsv features=mfcc k=100 out=runs/km"),
     "ulm": ("speechkit.train.ulm", "speechkit train ulm preset=debug data.train=train.jsonl data.valid=valid.jsonl "
             "data.num_units=100 model.text_lm=runs/textlm/model out=runs/ulm"),
+    "dpo": ("speechkit.train.dpo", "speechkit train dpo preset=debug data.train=pairs/train.jsonl "
+            "data.valid=pairs/valid.jsonl model.init=checkpoints/default/ulm out=runs/dpo"),
     "textlm": ("speechkit.train.textlm", "speechkit train textlm preset=debug data.train=data/text/train.txt "
                "data.valid=data/text/valid.txt out=runs/textlm"),
     "vocoder": ("speechkit.train.vocoder", "speechkit train vocoder preset=debug data.units=units.jsonl "
@@ -38,6 +40,7 @@ SCHEMAS: dict[str, str] = {
     "hubert": "speechkit.units.hubert.train_config:HubertTrainConfig",
     "kmeans": "speechkit.units.train_config:KMeansTrainConfig",
     "ulm": "speechkit.train.ulm:UlmConfig",
+    "dpo": "speechkit.train.dpo:DpoConfig",
     "textlm": "speechkit.train.textlm:TextLMConfig",
     "vocoder": "speechkit.vocoders.hifigan.train_config:VocoderTrainConfig",
     "unit_mel": "speechkit.vocoders.unitmel.train_config:UnitMelTrainConfig",

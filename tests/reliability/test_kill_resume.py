@@ -1,8 +1,8 @@
 """SIGKILL at random points, then resume: every long job ends as an uninterrupted run would, loses and duplicates
 nothing, and never leaves a corrupt checkpoint as the latest.
 
-Covered: unit-LM, CodeHiFiGAN, unit-to-mel, mel HiFi-GAN, Vocos, VDTTS and HuBERT training, k-means, ``eval folder``,
-``prepare own-data`` and bundle export (``data_prep/make_bundle.py``). Training runs are
+Covered: unit-LM, DPO, CodeHiFiGAN, unit-to-mel, mel HiFi-GAN, Vocos, VDTTS and HuBERT training, k-means,
+``eval folder``, ``prepare own-data`` and bundle export (``data_prep/make_bundle.py``). Training runs are
 deterministic on a CPU (same seeds, same data order, RNG state in the checkpoint), so the resumed
 model must equal the uninterrupted one bit for bit, and the training log must hold each step once. Corpus encoding
 has its own kill test (``tests/unit/units/test_corpus.py::test_sigkill_then_resume_via_cli``).
@@ -27,7 +27,8 @@ KILLS = iterations(3)
 def _steps(log: Path) -> list[int]:
     """Training steps in a ``log.jsonl``, in order (header and validation lines excluded)."""
     rows = [json.loads(line) for line in log.read_text().splitlines()]
-    return [r["step"] for r in rows if "train_loss" in r or "loss_g" in r or "loss_mel" in r or "total" in r]
+    keys = ("train_loss", "loss_g", "loss_mel", "total", "reward_accuracy")
+    return [r["step"] for r in rows if any(k in r for k in keys)]
 
 
 def _latest_checkpoint_loads(run_dir: Path) -> None:
@@ -99,6 +100,25 @@ def test_unit_lm_training(tmp_path, ulm_corpus):
                 "train.save_every=2", "train.valid_every=6"]
 
     _kill_resume_train(tmp_path, argv, 0, "unit-LM training")
+
+
+def test_dpo_training(tmp_path):
+    from speechkit.ulm import UnitLM
+    from speechkit.ulm.dpo import PreferencePair, append_pairs
+    from tests.unit.ulm.conftest import tiny_config
+
+    UnitLM.cold_start(tiny_config("llama", max_position_embeddings=256), num_units=20).save_pretrained(tmp_path / "lm")
+    rng = np.random.default_rng(0)
+    append_pairs(tmp_path / "pairs.jsonl", [PreferencePair(
+        id=f"p{i}", prompt=rng.integers(0, 20, 6).tolist(), chosen=rng.integers(0, 10, 5).tolist(),
+        rejected=rng.integers(10, 20, 5).tolist()) for i in range(24)])
+
+    def argv(out):
+        return ["train", "dpo", "preset=debug", f"data.train={tmp_path / 'pairs.jsonl'}",
+                f"data.valid={tmp_path / 'pairs.jsonl'}", f"model.init={tmp_path / 'lm'}", f"out={out}",
+                "optim.max_steps=16", "train.save_every=2", "train.valid_every=4"]
+
+    _kill_resume_train(tmp_path, argv, 8, "DPO training")
 
 
 @pytest.mark.parametrize("task,seed,what", [("vocoder", 1, "vocoder training"),
