@@ -15,8 +15,9 @@ the one that later judges GenPPL (else the judge rewards what the ranker taught)
 ``OUTPUT/candidates.<shard>.jsonl``, flushed as it goes: a killed job resumes where it stopped (``--shard i/n``
 splits the prompts among processes).
 
-``pairs``: every prompt whose best candidate has words and beats its worst becomes a pair (chosen = best,
-rejected = worst); every ``--valid-every``-th prompt goes to ``valid.jsonl``, the rest to ``train.jsonl``.
+``pairs``: each of a prompt's ``--top`` best candidates against each of its ``--top`` worst becomes a pair where
+the better one has words and a higher score (``--top 1``: best vs worst); every ``--valid-every``-th prompt's
+pairs go to ``valid.jsonl``, the rest to ``train.jsonl``.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def candidates(args) -> int:
     return 0
 
 
+def _score(candidate: dict) -> float:
+    return -math.inf if candidate["score"] is None else candidate["score"]
+
+
 def pairs(args) -> int:
     from speechkit.ulm.dpo import PreferencePair, append_pairs
 
@@ -96,20 +101,23 @@ def pairs(args) -> int:
     rows.sort(key=lambda r: r["order"])
     split = {"train": [], "valid": []}
     for r in rows:
-        scores = [-math.inf if c["score"] is None else c["score"] for c in r["candidates"]]
-        best, worst = max(range(len(scores)), key=scores.__getitem__), min(range(len(scores)), key=scores.__getitem__)
-        if not math.isfinite(scores[best]) or scores[best] <= scores[worst]:
-            continue  # nothing to prefer: no candidate has words, or all score the same
-        c, w = r["candidates"][best], r["candidates"][worst]
-        pair = PreferencePair(id=r["id"], prompt=r["prompt"], chosen=c["units"], rejected=w["units"],
-                              chosen_score=c["score"], rejected_score=w["score"] if math.isfinite(w["score"]) else None)
-        split["valid" if r["order"] % args.valid_every == 0 else "train"].append(pair)
+        ranked = sorted(range(len(r["candidates"])), key=lambda j: _score(r["candidates"][j]), reverse=True)
+        n = min(args.top, len(ranked) // 2)
+        for a in ranked[:n]:
+            for b in ranked[len(ranked) - n:]:
+                c, w = r["candidates"][a], r["candidates"][b]
+                if c["score"] is None or _score(c) <= _score(w):
+                    continue  # nothing to prefer: no words in the better one, or the same score
+                pair = PreferencePair(id=r["id"] if n == 1 else f"{r['id']}#{a}-{b}", prompt=r["prompt"],
+                                      chosen=c["units"], rejected=w["units"], chosen_score=c["score"],
+                                      rejected_score=w["score"])
+                split["valid" if r["order"] % args.valid_every == 0 else "train"].append(pair)
     for name, ps in split.items():
         path = args.output / f"{name}.jsonl"
         path.unlink(missing_ok=True)
         append_pairs(path, ps)
         print(f"{path}: {len(ps)} pairs")
-    print(f"{len(rows)} prompts, {len(rows) - sum(len(v) for v in split.values())} without a preference")
+    print(f"{len(rows)} prompts")
     return 0
 
 
@@ -129,7 +137,9 @@ def main() -> int:
     c.add_argument("--shard", default="0/1", help="i/n: this process takes prompts i, i + n, ...")
     c.add_argument("-o", "--output", type=Path, required=True)
     q = sub.add_parser("pairs", help="best vs worst candidate of each prompt -> train.jsonl / valid.jsonl")
-    q.add_argument("--valid-every", type=int, default=10)
+    q.add_argument("--valid-every", type=int, default=10, help="every n-th prompt's pairs are held out")
+    q.add_argument("--top", type=int, default=1,
+                   help="pairs per prompt: each of the n best candidates against each of the n worst (n x n)")
     q.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args()
     return candidates(args) if args.step == "candidates" else pairs(args)

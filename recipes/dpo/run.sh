@@ -13,7 +13,8 @@
 #                 smaller Llama than the judge's
 #   1 candidates  --k continuations of --prompts train prompts, spoken,     data_prep/dpo_pairs.py candidates
 #                 transcribed and ranked (--jobs processes)
-#   2 pairs       best vs worst candidate -> train.jsonl / valid.jsonl       data_prep/dpo_pairs.py pairs
+#   2 pairs       the --top best vs the --top worst candidates of each       data_prep/dpo_pairs.py pairs
+#                 prompt -> train.jsonl / valid.jsonl
 #   3 train       DPO from --model's ulm/ (also the reference)              speechkit train dpo
 #   4 eval        before / after on test prompts -> EXP/eval/results.md     eval/dpo.py
 #
@@ -24,13 +25,14 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 STAGES=(ranker candidates pairs train eval)
-OPTIONS=(preset data model exp prompts k jobs ranker_docs eval_prompts samples dpo_args)
+OPTIONS=(preset data model exp prompts k top jobs ranker_docs eval_prompts samples dpo_args)
 preset=mini
 data=""
 model=checkpoints/default
 exp=exp/dpo
 prompts=500
 k=8
+top=2
 jobs=2
 ranker_docs=10000
 eval_prompts=100
@@ -62,7 +64,7 @@ if run_stage candidates; then
   for pid in "${pids[@]}"; do wait "$pid" || die "a candidates job failed (rerun the stage: it resumes)"; done
 fi
 if run_stage pairs; then
-  $PY "$ROOT/data_prep/dpo_pairs.py" pairs -o "$exp/pairs"
+  $PY "$ROOT/data_prep/dpo_pairs.py" pairs --top "$top" -o "$exp/pairs"
 fi
 if run_stage train; then
   # shellcheck disable=SC2086  # dpo_args holds several Hydra overrides

@@ -29,7 +29,7 @@ def test_dpo_recipe_debug(tmp_path, mini_expresso):
            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     exp = tmp_path / "exp"
     cmd = ["bash", str(RECIPE), "--preset", "debug", "--data", str(mini_expresso), "--exp", str(exp),
-           "--prompts", "10", "--k", "2", "--ranker-docs", "200", "--eval-prompts", "2", "--samples", "1",
+           "--prompts", "10", "--k", "2", "--top", "1", "--ranker-docs", "200", "--eval-prompts", "2", "--samples", "1",
            "--dpo-args", "optim.batch_size=2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
