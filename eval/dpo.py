@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Before and after DPO: GenPPL, diversity and StoryCloze-free checks of two unit LMs on the same test prompts.
+"""Before and after DPO: GenPPL and diversity of two unit LMs' continuations of the same test prompts.
 
     .venv/bin/python eval/dpo.py --model checkpoints/default --aligned exp/dpo/run/model \\
         --data data/mini_expresso_120 --prompts 100 --samples 3 -o eval/dpo
