@@ -52,9 +52,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=Path("checkpoints/default"), help="bundle: encoder, vocoder, ulm")
     p.add_argument("--reference", type=Path, default=None, help="the LM before DPO (default: MODEL/ulm)")
-    p.add_argument("--aligned", type=Path, required=True, help="the LM after DPO (same units)")
+    p.add_argument("--aligned", type=Path, help="the LM after DPO (same units; required unless --from-rows)")
     p.add_argument("--judge", type=Path, default=None, help="GenPPL's text LM (default: MODEL/textlm)")
-    p.add_argument("--data", type=Path, required=True, help="the mini-Expresso (test-split prompts)")
+    p.add_argument("--data", type=Path, help="the mini-Expresso (test-split prompts; required unless --from-rows)")
     p.add_argument("--prompts", type=int, default=100)
     p.add_argument("--samples", type=int, default=3)
     p.add_argument("--prompt-seconds", type=float, default=1.5)
@@ -68,6 +68,8 @@ def main() -> int:
         saved = json.loads((out / "results.json").read_text())
         summarize(json.loads((out / "rows.json").read_text()), saved["meta"], out)
         return 0
+    if args.aligned is None or args.data is None:
+        p.error("--aligned and --data are required (unless --from-rows)")
 
     from default_bundle import _test_items
 
