@@ -27,7 +27,6 @@ dropped), so a re-run adds only what is missing and never duplicates a record.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import sys
@@ -66,13 +65,9 @@ def perturb(wav: torch.Tensor, sample_rate: int, rng: random.Random, speed: tupl
 
 def _existing(path: Path) -> set[str]:
     """Ids already written; a torn last line (a killed run) is cut off the file."""
-    if not path.is_file():
-        return set()
-    raw = path.read_bytes()
-    good = raw[: raw.rfind(b"\n") + 1] if not raw.endswith(b"\n") else raw
-    if len(good) != len(raw):
-        path.write_bytes(good)
-    return {json.loads(line)["id"] for line in good.decode("utf-8").splitlines() if line.strip()}
+    from speechkit.utils.files import jsonl_ids
+
+    return jsonl_ids(path, "units record")
 
 
 def main(argv: list[str] | None = None) -> int:

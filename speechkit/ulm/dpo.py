@@ -96,23 +96,9 @@ def read_pairs(path: str | os.PathLike, num_units: int | None = None) -> list[Pr
 
 def pairs_done(path: str | os.PathLike) -> set[str]:
     """Ids already written to a pairs file (resuming a job that writes one); a torn last line is cut off."""
-    p = Path(path)
-    if not p.exists():
-        return set()
-    data = p.read_bytes()
-    cut = data.rfind(b"\n") + 1
-    if cut != len(data):
-        log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", p, len(data) - cut)
-        with open(p, "r+b") as f:
-            f.truncate(cut)
-    done = set()
-    for n, line in enumerate(data[:cut].decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise PairsError(f"{p}:{n}: not a pair record; cannot resume into this file") from None
-    return done
+    from speechkit.utils.files import jsonl_ids
+
+    return jsonl_ids(path, "pair record", PairsError)
 
 
 def append_pairs(path: str | os.PathLike, rows: list[PreferencePair | dict]) -> None:

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from speechkit.data.manifest import AUDIO_EXTENSIONS, UnitRecord, read_tsv
 from speechkit.errors import SpeechkitError
-from speechkit.utils.files import exclusive
+from speechkit.utils.files import complete_lines, exclusive, jsonl_ids
 
 __all__ = ["EncodeStats", "list_corpus", "encode_corpus"]
 
@@ -79,34 +78,12 @@ def list_corpus(source: str | os.PathLike) -> list[dict]:
 
 
 def _recover(path: Path) -> set[str]:
-    """Ids already in a jsonl; a torn last line (killed mid-write) is cut off the file."""
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    cut = data.rfind(b"\n") + 1
-    if cut != len(data):
-        log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(data) - cut)
-        with open(path, "r+b") as f:
-            f.truncate(cut)
-    done = set()
-    for n, line in enumerate(data[:cut].decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                raise SpeechkitError(f"{path}:{n}: not a units record; cannot resume into this file") from None
-    return done
+    """Ids already in a units jsonl; a torn last line (killed mid-write) is cut off the file."""
+    return jsonl_ids(path, "units record")
 
 
 def _recover_errors(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    cut = data.rfind(b"\n") + 1
-    if cut != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(cut)
-    return {line.split("\t", 1)[0] for line in data[:cut].decode("utf-8").splitlines() if line.strip()}
+    return {line.split("\t", 1)[0] for line in complete_lines(path) if line.strip()}
 
 
 def _batches(stream: Iterator[dict], batch_samples: int, max_batch: int) -> Iterator[list[dict]]:

@@ -233,3 +233,42 @@ def write_json(path: str | os.PathLike, value, indent: int | None = 2) -> Path:
     with atomic_open(path) as f:
         f.write(json.dumps(value, indent=indent))
     return Path(path)
+
+
+def complete_lines(path: str | os.PathLike) -> list[str]:
+    """The complete lines of an append-only text file that a killed job may have left mid-line (resuming it): a
+    torn last line (no newline) is cut off the file, with a warning. A missing file has none."""
+    import logging
+
+    p = Path(path)
+    if not p.exists():
+        return []
+    data = p.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut != len(data):
+        logging.getLogger(__name__).warning("%s: dropping a torn last line (%d bytes) left by an interrupted run",
+                                            p, len(data) - cut)
+        with open(p, "r+b") as f:
+            f.truncate(cut)
+    return data[:cut].decode("utf-8").splitlines()
+
+
+def jsonl_ids(path: str | os.PathLike, what: str = "record", error: type[Exception] | None = None) -> set[str]:
+    """The ``"id"`` of every JSON line already in an append-only jsonl (after :func:`complete_lines`).
+
+    Raises:
+        error (default :class:`~speechkit.errors.SpeechkitError`): a line that is not a JSON object with an id,
+            naming the file, the line and ``what`` the file should hold.
+    """
+    import json
+
+    from speechkit.errors import SpeechkitError
+
+    done = set()
+    for n, line in enumerate(complete_lines(path), start=1):
+        if line.strip():
+            try:
+                done.add(json.loads(line)["id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise (error or SpeechkitError)(f"{path}:{n}: not a {what}; cannot resume into this file") from None
+    return done

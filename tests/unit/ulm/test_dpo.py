@@ -86,6 +86,9 @@ def test_pairs_roundtrip_and_resume_cuts_a_torn_line(tmp_path):
     assert pairs_done(path) == {"p0", "p1"}
     got = read_pairs(path, num_units=K)
     assert [p.id for p in got] == ["p0", "p1"] and got[0].chosen_score == -1.5 and got[1].rejected == [4]
+    (tmp_path / "other.jsonl").write_text('{"id": "p0"}\n[1, 2]\n')  # not this job's file: refused, not resumed
+    with pytest.raises(PairsError, match="other.jsonl:2: not a pair record"):
+        pairs_done(tmp_path / "other.jsonl")
 
 
 @pytest.mark.parametrize("line,rule", [
