@@ -333,30 +333,53 @@ def prepare_storycloze(root: str | Path, *, pairs: int = 200, seed: int = 0, voi
 
 
 def prepare_story_speech(root: str | Path, *, stories: int = 300, seed: int = 0,
-                         voices: tuple[str, ...] = ("us1", "us2", "us3", "en1")) -> Path:
+                         voices: tuple[str, ...] = ("us1", "us2", "us3", "en1"),
+                         shard: tuple[int, int] = (0, 1)) -> Path:
     """Speech of train stories (never test ones) for unit-LM training: ``audio/{voice}_{i:05d}.wav`` and
     ``transcripts.tsv`` (``id<TAB>text``); voices take turns.
+
+    Args:
+        shard: ``(i, n)``: speak only stories ``k`` with ``k % n == i``, so ``n`` processes share the work. Every
+            shard writes the whole ``transcripts.tsv`` (it depends on the settings only); the folder is marked
+            complete by whichever shard finds every file there.
+
+    A killed run resumes where it stopped: each wav is written atomically and stories already spoken are skipped.
 
     Returns:
         ``root``. Re-running with the same settings returns at once.
     """
     from speechkit.audio import io as audio_io
+    from speechkit.errors import SpeechkitError
     from speechkit.synth.tts import MBROLA_VOICES
     from speechkit.utils.files import atomic_open
 
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise SpeechkitError(f"shard {index}/{count}: needs 0 <= i < n")
+    unknown = [v for v in voices if v not in MBROLA_VOICES]
+    if unknown:
+        raise SpeechkitError(f"voices {unknown}: not MBROLA voices of speechkit ({sorted(MBROLA_VOICES)})")
     root = Path(root)
     settings = {"stories": stories, "seed": seed, "voices": list(voices), "version": 2}
     if _complete(root, settings):
         return root
     caches: dict[str, dict] = {v: {} for v in voices}
-    lines = []
+    lines, utts = [], []
     for i, story in enumerate(generate_stories(stories, seed, split="train")):
         voice = voices[i % len(voices)]
-        wav, sr = _speak([*story.context, story.ending], MBROLA_VOICES[voice], caches[voice])
         utt = f"{voice}_{i:05d}"
-        audio_io.save(root / "audio" / f"{utt}.wav", wav, sr)
         lines.append(f"{utt}\t{story.text}\n")
+        utts.append(utt)
+        path = root / "audio" / f"{utt}.wav"
+        if i % count != index or path.is_file():
+            continue
+        if len(caches[voice]) > 2000:  # sentences recur across stories; bound the memory of long runs
+            caches[voice].clear()
+        wav, sr = _speak([*story.context, story.ending], MBROLA_VOICES[voice], caches[voice])
+        audio_io.save(path, wav, sr)
     with atomic_open(root / "transcripts.tsv") as f:
         f.writelines(lines)
+    if not all((root / "audio" / f"{u}.wav").is_file() for u in utts):
+        return root  # other shards still speaking
     (root / ".complete").write_text(json.dumps(settings))
     return root

@@ -77,3 +77,29 @@ def test_ssc_negatives_are_familiar_sentences_that_contradict_the_story():
     for s in test:
         _, branches = SCENARIOS[s.scenario]
         assert s.branch in (0, 1) and s.context[1] != s.ending
+
+
+def test_story_speech_shards_split_the_work_and_resume(tmp_path, mbrola):
+    from speechkit.errors import SpeechkitError
+
+    whole = prepare_story_speech(tmp_path / "whole", stories=4, voices=("us1", "en1"))
+    root = tmp_path / "sharded"
+    prepare_story_speech(root, stories=4, voices=("us1", "en1"), shard=(1, 2))
+    assert sorted(p.stem for p in (root / "audio").glob("*.wav")) == ["en1_00001", "en1_00003"]
+    assert not (root / ".complete").exists()  # shard 0 has not spoken yet
+    prepare_story_speech(root, stories=4, voices=("us1", "en1"), shard=(0, 2))
+    assert (root / ".complete").is_file()
+    assert (root / "transcripts.tsv").read_text() == (whole / "transcripts.tsv").read_text()
+    for wav in (whole / "audio").glob("*.wav"):
+        assert (root / "audio" / wav.name).read_bytes() == wav.read_bytes()
+    # a run killed before the end: the files already written are kept, the missing one is spoken again
+    (root / ".complete").unlink()
+    (root / "audio" / "us1_00002.wav").unlink()
+    kept = (root / "audio" / "us1_00000.wav").stat().st_mtime_ns
+    prepare_story_speech(root, stories=4, voices=("us1", "en1"))
+    assert (root / "audio" / "us1_00002.wav").read_bytes() == (whole / "audio" / "us1_00002.wav").read_bytes()
+    assert (root / "audio" / "us1_00000.wav").stat().st_mtime_ns == kept
+    with pytest.raises(SpeechkitError, match="shard 2/2"):
+        prepare_story_speech(root, stories=4, shard=(2, 2))
+    with pytest.raises(SpeechkitError, match="not MBROLA voices"):
+        prepare_story_speech(tmp_path / "x", stories=1, voices=("nobody",))
