@@ -99,6 +99,9 @@ class LoopConfig:
     """Steps between progress lines (also appended to ``out/log.jsonl``)."""
     save_every: int = 1000
     """Steps between checkpoints (0: only at the end)."""
+    keep_every: int = 0
+    """Also export ``out/model_<step>`` (six digits) every this many steps (0: only ``out/model``), as the Vocos
+    trainer does: the models of a learning curve, for probes such as StoryCloze at several token counts."""
     resume: bool = True
     """Continue from ``out/checkpoint_last.pt`` when it exists."""
     seed: int = 0
@@ -112,7 +115,7 @@ class LoopConfig:
             raise ConfigError(f"train.block_size must be >= 2. Found {self.block_size}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"train.precision must be auto, bf16 or fp32. Found {self.precision!r}")
-        for name in ("valid_every", "save_every", "eval_blocks"):
+        for name in ("valid_every", "save_every", "eval_blocks", "keep_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0. Found {getattr(self, name)}")
         if self.log_every < 1:
@@ -324,6 +327,8 @@ def train_causal_lm(model, train_blocks, valid_blocks, *, out: str | Path, optim
                 core.barrier()
             metrics.update(valid_loss=valid_loss, best_valid_loss=best)
             core.log({"step": core.step, "valid_loss": valid_loss})
+        if loop.keep_every and core.step % loop.keep_every == 0 and core.is_main:
+            save_model(core.out / f"model_{core.step:06d}")  # re-exported, identical, if a resume re-runs it
         if core.due(core.save_every):
             checkpoint()
     if core.step == 0 or not (core.out / "model").is_dir():  # nothing to train (already done) but no model folder

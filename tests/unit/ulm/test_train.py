@@ -90,7 +90,7 @@ def _train(corpus, out, *extra):
 
 
 def test_debug_preset_trains_a_loadable_unit_lm_and_lowers_validation_loss(corpus, tmp_path):
-    history = _train(corpus, tmp_path / "run", "optim.max_steps=30", "train.valid_every=10")
+    history = _train(corpus, tmp_path / "run", "optim.max_steps=30", "train.valid_every=10", "train.keep_every=10")
     valid = [h["valid_loss"] for h in history if "valid_loss" in h]
     assert len(valid) == 3 and valid[-1] < valid[0] - 0.3, valid
     lm = UnitLM.from_pretrained(tmp_path / "run" / "model")
@@ -102,6 +102,15 @@ def test_debug_preset_trains_a_loadable_unit_lm_and_lowers_validation_loss(corpu
     best = json.loads((tmp_path / "run" / "best" / "valid_loss.json").read_text())
     assert best["valid_loss"] == min(valid) and best["step"] == 10 * (1 + valid.index(min(valid)))
     assert UnitLM.from_pretrained(tmp_path / "run" / "best").num_units == 20
+    # train.keep_every: the model of every 10th step is kept beside model/; the one of the best step is best/
+    kept = sorted(p.name for p in (tmp_path / "run").glob("model_*"))
+    assert kept == ["model_000010", "model_000020", "model_000030"]
+    weights = {name: load_file(next((tmp_path / "run" / name).glob("*.safetensors"))) for name in kept}
+    best_weights = load_file(next((tmp_path / "run" / "best").glob("*.safetensors")))
+    at_best = weights[f"model_{best['step']:06d}"]
+    assert all(torch.equal(at_best[k], best_weights[k]) for k in best_weights)
+    key = "model.embed_tokens.weight"
+    assert not torch.equal(weights["model_000010"][key], weights["model_000030"][key])
 
 
 def test_resume_after_interruption_equals_an_uninterrupted_run(corpus, tmp_path):
