@@ -4,7 +4,7 @@
 # tokens); with --text-lm, also a TWIST warm start in the text LM's shape beside its cold twin.
 #
 #   nice -n 5 bash recipes/ulm_scale/run.sh --storycloze exp/dpo/storycloze --sc-units exp/dpo/sc_units \
-#       --text-lm checkpoints/default/textlm --minutes 40              # the docs' study (2-core CPU, about 2.5 h)
+#       --text-lm checkpoints/default/textlm                           # the docs' study (2-core CPU, about 2 h)
 #   bash recipes/ulm_scale/run.sh --preset debug --data D --exp E --stories 8 --storycloze S --sc-units SU \
 #       --sizes "a:16:1:2:32 b:32:2:2:64" --minutes 0.05 --points 3       # a CI smoke run of every stage
 #
@@ -41,9 +41,9 @@ voices="us1 us2 us3 en1"
 encoder=checkpoints/default/encoder
 num_units=200
 jobs=2
-sizes="s:128:4:4:512 m:256:6:4:1024 l:384:8:6:1536"
+sizes="m:256:6:4:1024 l:384:8:6:1536"  # the text LM's shape (0.9 M) comes with --text-lm
 text_lm=""
-minutes=40
+minutes=30
 budget_steps=20
 points=8
 storycloze=""
@@ -56,6 +56,8 @@ one_of --preset "$preset" mini debug
 for spec in $sizes; do
   [[ $spec =~ ^[a-z0-9_]+:[0-9]+:[0-9]+:[0-9]+:[0-9]+$ ]] ||
     usage_error "--sizes: '$spec' is not NAME:HIDDEN:LAYERS:HEADS:FFN (e.g. m:256:6:4:1024)"
+  [[ ${spec%%:*} != warm && ${spec%%:*} != cold_text ]] ||
+    usage_error "--sizes: '${spec%%:*}' is the name of a --text-lm run; choose another"
 done
 
 # the runs: one cold start per size; with --text-lm, the TWIST pair in the text LM's shape
