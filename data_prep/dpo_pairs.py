@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from speechkit.cli.formatting import shard
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
 
@@ -46,9 +48,7 @@ def candidates(args) -> int:
     from speechkit.ulm.dpo import append_pairs, pairs_done
 
     torch.set_num_threads(1)
-    index, count = (int(x) for x in args.shard.split("/"))
-    if not 0 <= index < count:
-        raise SystemExit(f"--shard {args.shard}: expected i/n with 0 <= i < n")
+    index, count = args.shard
     args.output.mkdir(parents=True, exist_ok=True)
     out = args.output / f"candidates.{index}.jsonl"
     done = pairs_done(out)
@@ -134,7 +134,7 @@ def main() -> int:
     c.add_argument("--k", type=int, default=4, help="continuations per prompt")
     c.add_argument("--prompt-seconds", type=float, default=1.5)
     c.add_argument("--seconds", type=float, default=3.0)
-    c.add_argument("--shard", default="0/1", help="i/n: this process takes prompts i, i + n, ...")
+    c.add_argument("--shard", type=shard, default="0/1", help="i/n: this process takes prompts i, i + n, ...")
     c.add_argument("-o", "--output", type=Path, required=True)
     q = sub.add_parser("pairs", help="best vs worst candidate of each prompt -> train.jsonl / valid.jsonl")
     q.add_argument("--valid-every", type=int, default=10, help="every n-th prompt's pairs are held out")

@@ -15,7 +15,7 @@ Failures are listed in OUTPUT.errors.tsv and the job goes on."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.formatting import HelpFormatter, renamed
+    from speechkit.cli.formatting import HelpFormatter, renamed, shard
 
     p = sub.add_parser("encode", help="audio -> units jsonl (HuBERT + k-means)", formatter_class=HelpFormatter,
                        description="Encode a folder or a fairseq tsv manifest into a units jsonl "
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kmeans", type=Path, default=None, help="km.bin / .npy / .safetensors (with --hubert)")
     p.add_argument("--no-dedup", action="store_true", help="keep repeated units (every duration 1)")
     p.add_argument("--f0", action="store_true", help="also write per-unit F0 (pYIN, slow)")
-    p.add_argument("--shard", default="0/1", help="i/n: encode the i-th of n shards (0-based)")
+    p.add_argument("--shard", type=shard, default="0/1", help="i/n: encode the i-th of n shards (0-based)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run into the same output")
     p.add_argument("--batch-seconds", type=float, default=60.0,
                    help="padded audio per batch (0 = one utterance at a time; units are the same either way)")
@@ -65,19 +65,14 @@ def build_encoder(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from speechkit.errors import SpeechkitError
     from speechkit.units.corpus import encode_corpus
 
-    try:
-        index, count = (int(v) for v in args.shard.split("/"))
-    except ValueError:
-        raise SpeechkitError(f"--shard must look like i/n (e.g. 0/4). Found {args.shard!r}") from None
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     encoder = build_encoder(args).to(args.device)
     if args.fast:
         encoder.reader.autocast = torch.bfloat16
-    stats = encode_corpus(encoder, args.input, args.output, shard=(index, count), resume=args.resume,
+    stats = encode_corpus(encoder, args.input, args.output, shard=args.shard, resume=args.resume,
                           batch_seconds=args.batch_seconds, loader=args.loader, workers=args.workers)
     print(f"wrote {args.output}: {stats.encoded} new, {stats.skipped} already done, {stats.failed} failed, "
           f"{stats.seconds / 60:.1f} min of audio encoded")

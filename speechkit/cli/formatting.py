@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
-__all__ = ["HelpFormatter", "renamed"]
+__all__ = ["HelpFormatter", "renamed", "shard"]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -29,3 +29,14 @@ def renamed(parser: argparse.ArgumentParser, old: str, new: str) -> None:
             parser.error(f"{old} is now {new} (one name for it across the commands)")
 
     parser.add_argument(old, nargs="?", action=_Renamed, help=argparse.SUPPRESS)
+
+
+def shard(value: str) -> tuple[int, int]:
+    """The argparse type of every ``--shard i/n`` option: ``(i, n)`` with ``0 <= i < n``, or a usage error."""
+    try:
+        index, count = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like i/n (e.g. 0/4). Found {value!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"{value}: needs 0 <= i < n")
+    return index, count

@@ -31,7 +31,7 @@ utterance ids and --seed."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from speechkit.cli.formatting import HelpFormatter
+    from speechkit.cli.formatting import HelpFormatter, shard
 
     prep = sub.add_parser("prepare", help="build corpora and manifests", formatter_class=HelpFormatter,
                           description="Build corpora and manifests.",
@@ -108,7 +108,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ss.add_argument("--stories", type=int, default=1000, help="train stories to speak")
     ss.add_argument("--voices", nargs="+", default=["us1", "us2", "us3", "en1"], help="voices taking turns")
     ss.add_argument("--seed", type=int, default=0)
-    ss.add_argument("--shard", default="0/1", help="i/n: speak the i-th of n shards (0-based; run n at once)")
+    ss.add_argument("--shard", type=shard, default="0/1",
+                    help="i/n: speak the i-th of n shards (0-based; run n at once)")
     ss.set_defaults(func=_story_speech)
     tc = corpora.add_parser("text-corpus", help="the project's text corpus, for the small text LM",
                             formatter_class=HelpFormatter, description="Train stories + everyday sentences, one "
@@ -189,15 +190,11 @@ def _storycloze(args: argparse.Namespace) -> int:
 
 
 def _story_speech(args: argparse.Namespace) -> int:
-    from speechkit.errors import SpeechkitError
     from speechkit.synth.storycloze import prepare_story_speech
 
-    try:
-        index, count = (int(v) for v in args.shard.split("/"))
-    except ValueError:
-        raise SpeechkitError(f"--shard must look like i/n (e.g. 0/4). Found {args.shard!r}") from None
+    index, count = args.shard
     root = prepare_story_speech(args.output, stories=args.stories, seed=args.seed, voices=tuple(args.voices),
-                                shard=(index, count))
+                                shard=args.shard)
     done = "" if (root / ".complete").is_file() else f", shard {index}/{count} (other shards still to finish)"
     print(f"train-story speech ready in {root}/audio ({args.stories} stories{done})")
     return 0

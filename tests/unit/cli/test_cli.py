@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from speechkit.audio import io
 from speechkit.data.manifest import read_tsv
@@ -168,3 +169,16 @@ def test_train_help_and_unknown_options_after_the_task():
     assert r.returncode == 0 and "--print-config" in r.stdout
     r = run("train", "vocos", "out=x", "--nope")
     assert r.returncode == 1 and "unknown option --nope" in r.stderr
+
+
+def test_shard_option_is_one_parser_for_every_command(capsys):
+    """encode, prepare story-speech and data_prep/dpo_pairs.py share speechkit.cli.formatting.shard: i/n or a usage
+    error naming the rule, never a traceback."""
+    from speechkit.cli.formatting import shard
+    from speechkit.cli.main import main
+
+    assert shard("2/4") == (2, 4) and shard("0/1") == (0, 1)
+    for bad, why in (("3", "must look like i/n"), ("a/b", "must look like i/n"), ("4/4", "needs 0 <= i < n")):
+        with pytest.raises(SystemExit) as e:
+            main(["prepare", "story-speech", "out", "--shard", bad])
+        assert e.value.code == 2 and why in capsys.readouterr().err
