@@ -69,7 +69,7 @@ def budget(exp: Path, runs: list[str], minutes: float) -> dict:
     return out
 
 
-def wilson(p: float, n: int) -> float:
+def binomial_ci(p: float, n: int) -> float:
     """Half-width of the 95% normal interval of an accuracy over ``n`` pairs."""
     return 1.96 * math.sqrt(max(p * (1 - p), 0.0) / n) if n else math.nan
 
@@ -111,7 +111,7 @@ def table(exp: Path, runs: list[str]) -> tuple[str, dict]:
         curves[run] = curve(exp, run)
         best = min((row["valid_loss"] for row in curves[run]), default=math.nan)
         for row in curves[run]:
-            acc = [f"{row[k]:.3f} ± {wilson(row[k], row[f'{k}_pairs']):.3f}" if k in row else ""
+            acc = [f"{row[k]:.3f} ± {binomial_ci(row[k], row[f'{k}_pairs']):.3f}" if k in row else ""
                    for k in ("sSC", "tSC")]
             loss = f"**{row['valid_loss']:.3f}**" if row["valid_loss"] == best else f"{row['valid_loss']:.3f}"
             lines.append(f"| {run} | {row['step']:,} | {row['tokens'] / 1e6:.2f} M | {loss} | {acc[0]} | {acc[1]} |")
